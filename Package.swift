@@ -1,0 +1,113 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+let package = Package(
+    name: "swift-model-registry",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "registry", targets: ["registry"]),
+        .library(name: "RegistryCore", targets: ["RegistryCore"]),
+        .library(name: "RegistrySQLite", targets: ["RegistrySQLite"]),
+        .library(name: "RegistryFileStore", targets: ["RegistryFileStore"]),
+        .library(name: "RegistryServer", targets: ["RegistryServer"]),
+        .library(name: "RegistryClient", targets: ["RegistryClient"]),
+        .library(name: "RegistryTesting", targets: ["RegistryTesting"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        .target(
+            name: "RegistryCore",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .target(
+            name: "RegistrySQLite",
+            dependencies: [
+                "RegistryCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .target(
+            name: "RegistryFileStore",
+            dependencies: [
+                "RegistryCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .target(
+            name: "RegistryServer",
+            dependencies: [
+                "RegistryCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "RegistryClient",
+            dependencies: [
+                "RegistryCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "RegistryTesting",
+            dependencies: ["RegistryCore", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .executableTarget(
+            name: "registry",
+            dependencies: [
+                "RegistryCore", "RegistrySQLite", "RegistryFileStore", "RegistryServer", "RegistryClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "RegistryBenchmark",
+            dependencies: [
+                "RegistryCore", "RegistrySQLite", "RegistryFileStore", "RegistryServer", "RegistryClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            path: "Benchmarks/RegistryBenchmark"
+        ),
+        .testTarget(name: "RegistryCoreTests", dependencies: ["RegistryCore", "RegistryTesting"]),
+        .testTarget(name: "RegistrySQLiteTests", dependencies: ["RegistrySQLite", "RegistryTesting"]),
+        .testTarget(name: "RegistryFileStoreTests", dependencies: ["RegistryFileStore", "RegistryTesting"]),
+        .testTarget(
+            name: "RegistryServerTests",
+            dependencies: [
+                "RegistryCore", "RegistrySQLite", "RegistryFileStore", "RegistryServer", "RegistryClient",
+                "RegistryTesting",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
+    ]
+)
+
+for target in package.targets {
+    var settings = target.swiftSettings ?? []
+    settings.append(.swiftLanguageMode(.v6))
+    settings.append(.enableUpcomingFeature("ExistentialAny"))
+    target.swiftSettings = settings
+}

@@ -1,0 +1,49 @@
+import Crypto
+import NIOCore
+import Synchronization
+
+/// A `BlobStore` held in memory, for tests.
+public final class InMemoryBlobStore: BlobStore {
+    private let blobs = Mutex<[Digest: [UInt8]]>([:])
+
+    public init() {}
+
+    public func size(of digest: Digest) async throws -> Int64? {
+        blobs.withLock { $0[digest].map { Int64($0.count) } }
+    }
+
+    public func put(_ digest: Digest, expectedSize: Int64?, body: ByteStream) async throws -> Int64 {
+        var bytes: [UInt8] = []
+        var hasher = SHA256()
+        for try await buffer in body {
+            buffer.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+            bytes.append(contentsOf: buffer.readableBytesView)
+        }
+        let actual = Digest(finalized: hasher.finalize())
+        guard actual == digest else {
+            throw RegistryError(
+                .digestMismatch, "The bytes hash to \(actual), not \(digest).",
+                details: ["expected": .string(digest.description), "actual": .string(actual.description)])
+        }
+        if let expectedSize, expectedSize != Int64(bytes.count) {
+            throw RegistryError(.sizeMismatch, "Expected \(expectedSize) bytes, received \(bytes.count).")
+        }
+        blobs.withLock { $0[digest] = bytes }
+        return Int64(bytes.count)
+    }
+
+    public func get(_ digest: Digest, range: Range<Int64>?) async throws -> ByteStream {
+        guard let bytes = blobs.withLock({ $0[digest] }) else { throw Self.notFound(digest) }
+        try checkRange(range, size: Int64(bytes.count))
+        let slice = range.map { Array(bytes[Int($0.lowerBound)..<Int($0.upperBound)]) } ?? bytes
+        return .bytes(slice)
+    }
+
+    public func delete(_ digest: Digest) async throws {
+        _ = blobs.withLock { $0.removeValue(forKey: digest) }
+    }
+
+    public func list() async throws -> [Digest] {
+        blobs.withLock { Array($0.keys) }
+    }
+}

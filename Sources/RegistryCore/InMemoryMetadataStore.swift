@@ -1,0 +1,291 @@
+import Synchronization
+
+/// A `MetadataStore` held in memory: for tests and as the reference the conformance suite is written against.
+/// Each mutation works on a copy of the state and publishes it only when everything succeeded.
+public final class InMemoryMetadataStore: MetadataStore {
+    struct State {
+        var models: [String: Model] = [:]
+        var versions: [String: [Int: ModelVersion]] = [:]
+        var references: [Digest: Set<String>] = [:]
+        var stages: [String: [String: Stage]] = [:]
+        var history: [String: [String: [StageHistoryEntry]]] = [:]
+        var tokens: [AccessToken] = []
+        var audit: [AuditEntry] = []
+        var events: [Event] = []
+    }
+
+    private let state = Mutex(State())
+    private let signal = ChangeSignal()
+
+    public init() {}
+
+    public func ping() async throws {}
+
+    /// Runs `body` on a copy of the state, then commits the copy; the audit drafts and events it returns are
+    /// appended in the same step.
+    private func write<T>(
+        _ context: MutationContext, _ body: (inout State) throws -> (T, AuditDraft, [EventDraft])
+    ) throws -> T {
+        let (result, lastEvent) = try state.withLock { committed -> (T, Int64) in
+            var copy = committed
+            let (result, audit, events) = try body(&copy)
+            Self.append(audit: audit, events: events, to: &copy, context: context)
+            committed = copy
+            return (result, copy.events.last?.id ?? 0)
+        }
+        signal.advance(to: lastEvent)
+        return result
+    }
+
+    private static func append(audit: AuditDraft, events: [EventDraft], to state: inout State, context: MutationContext) {
+        let previous = state.audit.last
+        state.audit.append(
+            AuditChain.seal(
+                audit, sequence: (previous?.sequence ?? 0) + 1, previousHash: previous?.hash ?? AuditChain.genesis,
+                context: context))
+        for draft in events {
+            let id = (state.events.last?.id ?? 0) + 1
+            state.events.append(Event(id: id, type: draft.type, time: context.time, model: draft.model, data: draft.data))
+        }
+    }
+
+    // MARK: Models
+
+    public func createModel(_ model: Model, context: MutationContext) async throws -> Model {
+        try write(context) { state in
+            guard state.models[model.name] == nil else {
+                throw RegistryError(.modelExists, "Model '\(model.name)' already exists.", details: ["model": .string(model.name)])
+            }
+            var created = model
+            created.revision = 1
+            state.models[model.name] = created
+            let (audit, events) = try Transitions.modelCreated(created)
+            return (created, audit, events)
+        }
+    }
+
+    public func model(named name: String) async throws -> Model? {
+        state.withLock { $0.models[name] }
+    }
+
+    public func models(_ query: ModelQuery) async throws -> Page<Model> {
+        let all = state.withLock { Array($0.models.values) }
+        let matching = all.filter { model in
+            if let prefix = query.prefix, !model.name.hasPrefix(prefix) { return false }
+            if let tag = query.tag, model.tags[tag.key] != tag.value { return false }
+            if let subject = query.visibleTo, !model.grants.contains(where: { $0.subject == subject }) { return false }
+            if let after = query.after, model.name <= after { return false }
+            return true
+        }.sorted { $0.name < $1.name }
+        let items = Array(matching.prefix(query.limit))
+        let next = matching.count > query.limit ? items.last.map { PageToken.make($0.name) } : nil
+        return Page(items: items, nextPageToken: next)
+    }
+
+    public func updateModel(
+        named name: String, expectedRevision: Int, context: MutationContext,
+        _ change: @Sendable (inout Model) throws -> Transitions.ModelChange
+    ) async throws -> Model {
+        try write(context) { state in
+            guard let current = state.models[name] else { throw RegistryError.modelNotFound(name) }
+            guard current.revision == expectedRevision else {
+                throw RegistryError.revisionMismatch(expected: expectedRevision, current: current, revision: current.revision)
+            }
+            var updated = current
+            let kind = try change(&updated)
+            updated.name = current.name
+            updated.createdAt = current.createdAt
+            updated.createdBy = current.createdBy
+            updated.revision = current.revision + 1
+            updated.updatedAt = context.time
+            state.models[name] = updated
+            let (audit, events) = try Transitions.modelChanged(before: current, after: updated, change: kind)
+            return (updated, audit, events)
+        }
+    }
+
+    // MARK: Versions
+
+    public func createVersion(_ draft: ModelVersion, artifacts: [Digest], context: MutationContext) async throws
+        -> ModelVersion
+    {
+        try write(context) { state in
+            guard state.models[draft.model] != nil else { throw RegistryError.modelNotFound(draft.model) }
+            var version = draft
+            version.version = (state.versions[draft.model]?.keys.max() ?? 0) + 1
+            version.status = .pending
+            version.revision = 1
+            version.approvals = []
+            version.createdBy = context.actor
+            version.createdAt = context.time
+            version.updatedAt = context.time
+            state.versions[draft.model, default: [:]][version.version] = version
+            for digest in artifacts { state.references[digest, default: []].insert(draft.model) }
+            let (audit, events) = try Transitions.versionCreated(version)
+            return (version, audit, events)
+        }
+    }
+
+    public func version(model: String, number: Int) async throws -> ModelVersion? {
+        state.withLock { $0.versions[model]?[number] }
+    }
+
+    public func versions(_ query: VersionQuery) async throws -> Page<ModelVersion> {
+        let all = state.withLock { Array(($0.versions[query.model] ?? [:]).values) }
+        let matching = all.filter { version in
+            if let status = query.status, version.status != status { return false }
+            if let tag = query.tag, version.tags[tag.key] != tag.value { return false }
+            if let before = query.before, version.version >= before { return false }
+            return true
+        }.sorted { $0.version > $1.version }
+        let items = Array(matching.prefix(query.limit))
+        let next = matching.count > query.limit ? items.last.map { PageToken.make(String($0.version)) } : nil
+        return Page(items: items, nextPageToken: next)
+    }
+
+    public func updateVersion(
+        model: String, number: Int, expectedRevision: Int, context: MutationContext,
+        _ change: @Sendable (inout ModelVersion, VersionChangeContext) throws -> Transitions.VersionChange
+    ) async throws -> ModelVersion {
+        try write(context) { state in
+            guard let owner = state.models[model] else { throw RegistryError.modelNotFound(model) }
+            guard let current = state.versions[model]?[number] else { throw RegistryError.versionNotFound(model, number) }
+            guard current.revision == expectedRevision else {
+                throw RegistryError.revisionMismatch(expected: expectedRevision, current: current, revision: current.revision)
+            }
+            let pointing = (state.stages[model] ?? [:]).values.filter { $0.version == number }.map(\.stage).sorted()
+            var updated = current
+            let kind = try change(&updated, VersionChangeContext(model: owner, stagesPointingAtVersion: pointing))
+            updated.model = current.model
+            updated.version = current.version
+            updated.manifestDigest = current.manifestDigest
+            updated.createdBy = current.createdBy
+            updated.createdAt = current.createdAt
+            updated.revision = current.revision + 1
+            updated.updatedAt = context.time
+            state.versions[model]?[number] = updated
+            let (audit, events) = try Transitions.versionChanged(before: current, after: updated, change: kind)
+            return (updated, audit, events)
+        }
+    }
+
+    public func models(referencing digest: Digest) async throws -> [String] {
+        state.withLock { Array($0.references[digest] ?? []).sorted() }
+    }
+
+    // MARK: Stages
+
+    public func stage(model: String, name: String) async throws -> Stage? {
+        state.withLock { $0.stages[model]?[name] }
+    }
+
+    public func stages(model: String) async throws -> [Stage] {
+        state.withLock { ($0.stages[model] ?? [:]).values.sorted { $0.stage < $1.stage } }
+    }
+
+    public func history(model: String, stage: String, after: Int?, limit: Int) async throws -> Page<StageHistoryEntry> {
+        let all = state.withLock { $0.history[model]?[stage] ?? [] }
+        let matching = all.filter { $0.sequence > (after ?? 0) }
+        let items = Array(matching.prefix(limit))
+        let next = matching.count > limit ? items.last.map { PageToken.make(String($0.sequence)) } : nil
+        return Page(items: items, nextPageToken: next)
+    }
+
+    public func promote(
+        model: String, stage: String, precondition: Transitions.StagePrecondition, version: Int, reason: String?,
+        context: MutationContext
+    ) async throws -> Stage {
+        try write(context) { state in
+            guard state.models[model] != nil else { throw RegistryError.modelNotFound(model) }
+            let current = state.stages[model]?[stage]
+            try Transitions.check(precondition, current: current, model: model, stage: stage)
+            guard let target = state.versions[model]?[version] else { throw RegistryError.versionNotFound(model, version) }
+            let history = state.history[model]?[stage] ?? []
+            let (next, entry, audit, events) = try Transitions.promote(
+                current: current, model: model, stage: stage, target: target, reason: reason,
+                lastSequence: history.last?.sequence ?? 0, context: context)
+            state.stages[model, default: [:]][stage] = next
+            state.history[model, default: [:]][stage, default: []].append(entry)
+            return (next, audit, events)
+        }
+    }
+
+    public func rollback(
+        model: String, stage: String, expectedRevision: Int, reason: String?, context: MutationContext
+    ) async throws -> Stage {
+        try write(context) { state in
+            guard state.models[model] != nil else { throw RegistryError.modelNotFound(model) }
+            let current = state.stages[model]?[stage]
+            try Transitions.check(.revision(expectedRevision), current: current, model: model, stage: stage)
+            let history = state.history[model]?[stage] ?? []
+            let targetNumber = try Transitions.rollbackTarget(history: history, model: model, stage: stage)
+            guard let current, let target = state.versions[model]?[targetNumber] else {
+                throw RegistryError.versionNotFound(model, targetNumber)
+            }
+            let (next, entry, audit, events) = try Transitions.rollback(
+                current: current, to: target, reason: reason, lastSequence: history.last?.sequence ?? 0,
+                context: context)
+            state.stages[model]?[stage] = next
+            state.history[model]?[stage]?.append(entry)
+            return (next, audit, events)
+        }
+    }
+
+    // MARK: Tokens
+
+    public func createToken(_ token: AccessToken, context: MutationContext) async throws {
+        try write(context) { state in
+            guard !state.tokens.contains(where: { $0.id == token.id || $0.tokenHash == token.tokenHash }) else {
+                throw RegistryError.invalidArgument("A token with this id or secret already exists.")
+            }
+            state.tokens.append(token)
+            let (audit, events) = try Transitions.tokenCreated(token)
+            return ((), audit, events)
+        }
+    }
+
+    public func token(hash: String) async throws -> AccessToken? {
+        state.withLock { state in state.tokens.first { TokenSecret.constantTimeEquals($0.tokenHash, hash) } }
+    }
+
+    public func tokens() async throws -> [AccessToken] {
+        state.withLock { $0.tokens }
+    }
+
+    public func revokeToken(id: String, context: MutationContext) async throws {
+        try write(context) { state in
+            guard let index = state.tokens.firstIndex(where: { $0.id == id }) else {
+                throw RegistryError(.notFound, "No token has id '\(id)'.")
+            }
+            let token = state.tokens.remove(at: index)
+            let (audit, events) = try Transitions.tokenRevoked(token)
+            return ((), audit, events)
+        }
+    }
+
+    // MARK: Audit and events
+
+    public func recordAudit(_ draft: AuditDraft, context: MutationContext) async throws {
+        try write(context) { _ in ((), draft, []) }
+    }
+
+    public func auditEntries(_ query: AuditQuery) async throws -> Page<AuditEntry> {
+        let all = state.withLock { $0.audit }
+        let matching = all.filter { $0.sequence > query.after && (query.model == nil || $0.model == query.model) }
+        let items = Array(matching.prefix(query.limit))
+        let next = matching.count > query.limit ? items.last.map { PageToken.make(String($0.sequence)) } : nil
+        return Page(items: items, nextPageToken: next)
+    }
+
+    public func auditHead() async throws -> (sequence: Int64, hash: String)? {
+        state.withLock { $0.audit.last.map { ($0.sequence, $0.hash) } }
+    }
+
+    public func events(after: Int64, limit: Int) async throws -> [Event] {
+        state.withLock { Array($0.events.lazy.filter { $0.id > after }.prefix(limit)) }
+    }
+
+    public func waitForEvents(after: Int64, timeout: Duration) async throws {
+        await signal.wait(after: after, timeout: timeout)
+    }
+}

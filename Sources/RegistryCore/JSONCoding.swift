@@ -1,0 +1,84 @@
+import Foundation
+
+/// The JSON encoder and decoder every module uses: camelCase keys, sorted output, RFC 3339 UTC times with milliseconds.
+public enum JSONCoding {
+    public static var encoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(Timestamp.format(date))
+        }
+        return encoder
+    }
+
+    public static var decoder: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let container = try decoder.singleValueContainer()
+            let text = try container.decode(String.self)
+            guard let date = Timestamp.parse(text) else {
+                throw DecodingError.dataCorruptedError(
+                    in: container, debugDescription: "expected an RFC 3339 time, got \(text)")
+            }
+            return date
+        }
+        return decoder
+    }
+
+    /// Encodes `value` as canonical JSON bytes (sorted keys).
+    public static func encode(_ value: some Encodable) throws -> [UInt8] {
+        Array(try encoder.encode(value))
+    }
+
+    /// Decodes `T` from JSON bytes, reporting malformed input as `RegistryError.malformedJSON`.
+    public static func decode<T: Decodable>(_ type: T.Type, from bytes: some Collection<UInt8>) throws -> T {
+        do {
+            return try decoder.decode(T.self, from: Data(bytes))
+        } catch let error as DecodingError {
+            throw RegistryError(decoding: error)
+        }
+    }
+}
+
+/// Times in the registry: UTC, millisecond precision, RFC 3339 on the wire.
+public enum Timestamp {
+    /// The current time truncated to whole milliseconds, so it survives storage unchanged.
+    public static func now() -> Date {
+        fromMilliseconds(milliseconds(Date()))
+    }
+
+    public static func milliseconds(_ date: Date) -> Int64 {
+        Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+    }
+
+    public static func fromMilliseconds(_ ms: Int64) -> Date {
+        Date(timeIntervalSince1970: Double(ms) / 1000)
+    }
+
+    public static func format(_ date: Date) -> String {
+        let ms = milliseconds(date)
+        var seconds = ms / 1000
+        var millis = ms % 1000
+        if millis < 0 {
+            millis += 1000
+            seconds -= 1
+        }
+        var time = time_t(seconds)
+        var parts = tm()
+        gmtime_r(&time, &parts)
+        func pad(_ value: Int32, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(millis), 3))Z"
+    }
+
+    public static func parse(_ text: String) -> Date? {
+        if let date = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) {
+            return date
+        }
+        return try? Date(text, strategy: Date.ISO8601FormatStyle())
+    }
+}

@@ -1,0 +1,207 @@
+/// The control plane's strongly consistent store. Every mutation is one transaction that writes the change, its
+/// audit entry and its events together, using the rules in `Transitions`, so that all backends behave alike.
+/// Implementations: `InMemoryMetadataStore`, `SQLiteMetadataStore`; each passes `MetadataStoreConformance`.
+public protocol MetadataStore: ModelStore, VersionStore, StageStore, TokenStore, AuditStore, EventStore {
+    /// Throws when the store cannot serve requests (for readiness probes).
+    func ping() async throws
+}
+
+/// Models and their access lists.
+public protocol ModelStore: Sendable {
+    /// Creates `model` (revision 1) with its grants. Throws `MODEL_EXISTS` when the name is taken.
+    func createModel(_ model: Model, context: MutationContext) async throws -> Model
+
+    func model(named name: String) async throws -> Model?
+
+    /// Models in name order, filtered by `query`.
+    func models(_ query: ModelQuery) async throws -> Page<Model>
+
+    /// Applies `change` to the model if it is at `expectedRevision`, then bumps the revision.
+    ///
+    /// Throws `MODEL_NOT_FOUND`, or `REVISION_MISMATCH` with the current model in `details.current`; errors
+    /// thrown by `change` abort the transaction and nothing is written.
+    func updateModel(
+        named name: String, expectedRevision: Int, context: MutationContext,
+        _ change: @Sendable (inout Model) throws -> Transitions.ModelChange
+    ) async throws -> Model
+}
+
+/// Versions, their reviews and the artifacts they reference.
+public protocol VersionStore: Sendable {
+    /// Creates a version numbered one past the model's highest, race-free, with `status: pending`.
+    /// `draft.version` is ignored. Records that the model references `artifacts`. Throws `MODEL_NOT_FOUND`.
+    func createVersion(_ draft: ModelVersion, artifacts: [Digest], context: MutationContext) async throws -> ModelVersion
+
+    func version(model: String, number: Int) async throws -> ModelVersion?
+
+    /// Versions of one model, newest first, filtered by `query`.
+    func versions(_ query: VersionQuery) async throws -> Page<ModelVersion>
+
+    /// Applies `change` to the version if it is at `expectedRevision`, then bumps the revision. `change` sees the
+    /// model and the names of the stages that point at the version.
+    ///
+    /// Throws `MODEL_NOT_FOUND`, `VERSION_NOT_FOUND`, or `REVISION_MISMATCH` with the current version.
+    func updateVersion(
+        model: String, number: Int, expectedRevision: Int, context: MutationContext,
+        _ change: @Sendable (inout ModelVersion, VersionChangeContext) throws -> Transitions.VersionChange
+    ) async throws -> ModelVersion
+
+    /// Names of the models whose versions reference `digest` (a manifest or a chunk).
+    func models(referencing digest: Digest) async throws -> [String]
+}
+
+/// What a version change may consult besides the version itself.
+public struct VersionChangeContext: Sendable {
+    public var model: Model
+    public var stagesPointingAtVersion: [String]
+
+    public init(model: Model, stagesPointingAtVersion: [String]) {
+        self.model = model
+        self.stagesPointingAtVersion = stagesPointingAtVersion
+    }
+}
+
+/// Stages: named pointers to approved versions, with their history.
+public protocol StageStore: Sendable {
+    func stage(model: String, name: String) async throws -> Stage?
+
+    /// Every stage of a model, in name order.
+    func stages(model: String) async throws -> [Stage]
+
+    /// A stage's moves, oldest first, starting after sequence `after`.
+    func history(model: String, stage: String, after: Int?, limit: Int) async throws -> Page<StageHistoryEntry>
+
+    /// Points `stage` at `version` (which must be approved) under `precondition`, appending to its history.
+    ///
+    /// Throws `MODEL_NOT_FOUND`, `VERSION_NOT_FOUND`, `STAGE_NOT_FOUND` (If-Match on a missing stage),
+    /// `REVISION_MISMATCH` with the current stage, or `VERSION_NOT_APPROVED`.
+    func promote(
+        model: String, stage: String, precondition: Transitions.StagePrecondition, version: Int, reason: String?,
+        context: MutationContext
+    ) async throws -> Stage
+
+    /// Points `stage` back at its previous version (`Transitions.rollbackTarget`).
+    ///
+    /// Throws `STAGE_NOT_FOUND`, `REVISION_MISMATCH` with the current stage, or `NO_PREVIOUS_VERSION`.
+    func rollback(
+        model: String, stage: String, expectedRevision: Int, reason: String?, context: MutationContext
+    ) async throws -> Stage
+}
+
+/// Bearer tokens, kept as hashes.
+public protocol TokenStore: Sendable {
+    /// Stores `token`. Throws `INVALID_ARGUMENT` if a token with the same id or hash exists.
+    func createToken(_ token: AccessToken, context: MutationContext) async throws
+
+    /// The token whose secret hashes to `hash`, if any.
+    func token(hash: String) async throws -> AccessToken?
+
+    /// Every token, oldest first.
+    func tokens() async throws -> [AccessToken]
+
+    /// Removes the token with `id`. Throws `NOT_FOUND` when there is none.
+    func revokeToken(id: String, context: MutationContext) async throws
+}
+
+/// The append-only, hash-chained audit log.
+public protocol AuditStore: Sendable {
+    /// Appends an entry that does not go with a change (a denied request).
+    func recordAudit(_ draft: AuditDraft, context: MutationContext) async throws
+
+    /// Entries in sequence order after `query.after`, optionally for one model.
+    func auditEntries(_ query: AuditQuery) async throws -> Page<AuditEntry>
+
+    /// The last entry's sequence and hash as recorded beside the log, nil when the log is empty.
+    func auditHead() async throws -> (sequence: Int64, hash: String)?
+}
+
+/// The durable, ordered event log.
+public protocol EventStore: Sendable {
+    /// Events with id greater than `after`, in id order, at most `limit`.
+    func events(after: Int64, limit: Int) async throws -> [Event]
+
+    /// Returns once an event with id greater than `after` has committed, or when `timeout` has passed.
+    func waitForEvents(after: Int64, timeout: Duration) async throws
+}
+
+public struct ModelQuery: Sendable, Equatable {
+    public var prefix: String?
+    public var tag: Tag?
+    /// Only models on which this subject holds a grant; nil for all models (admins).
+    public var visibleTo: String?
+    /// Name of the last model of the previous page.
+    public var after: String?
+    public var limit: Int
+
+    public init(prefix: String? = nil, tag: Tag? = nil, visibleTo: String? = nil, after: String? = nil, limit: Int = 100) {
+        self.prefix = prefix
+        self.tag = tag
+        self.visibleTo = visibleTo
+        self.after = after
+        self.limit = limit
+    }
+}
+
+public struct VersionQuery: Sendable, Equatable {
+    public var model: String
+    public var status: VersionStatus?
+    public var tag: Tag?
+    /// Number of the last version of the previous page (pages go newest first).
+    public var before: Int?
+    public var limit: Int
+
+    public init(model: String, status: VersionStatus? = nil, tag: Tag? = nil, before: Int? = nil, limit: Int = 100) {
+        self.model = model
+        self.status = status
+        self.tag = tag
+        self.before = before
+        self.limit = limit
+    }
+}
+
+public struct AuditQuery: Sendable, Equatable {
+    public var model: String?
+    public var after: Int64
+    public var limit: Int
+
+    public init(model: String? = nil, after: Int64 = 0, limit: Int = 100) {
+        self.model = model
+        self.after = after
+        self.limit = limit
+    }
+}
+
+/// A `key:value` tag filter.
+public struct Tag: Sendable, Hashable {
+    public var key: String
+    public var value: String
+
+    public init(key: String, value: String) {
+        self.key = key
+        self.value = value
+    }
+
+    /// Parses `key:value`; throws `INVALID_ARGUMENT` otherwise.
+    public init(parsing text: String) throws {
+        guard let colon = text.firstIndex(of: ":"), colon != text.startIndex else {
+            throw RegistryError.invalidArgument("A tag filter is written key:value.", field: "tag")
+        }
+        key = String(text[..<colon])
+        value = String(text[text.index(after: colon)...])
+    }
+}
+
+extension AuditStore {
+    /// Checks the whole chain in pages of 1000 and reports the first entry that was altered, inserted or removed.
+    public func verifyAudit() async throws -> AuditChain.Verification {
+        var verifier = AuditChain.Verifier()
+        var after: Int64 = 0
+        while true {
+            let page = try await auditEntries(AuditQuery(after: after, limit: 1000))
+            for entry in page.items { verifier.check(entry) }
+            guard let last = page.items.last, page.nextPageToken != nil else { break }
+            after = last.sequence
+        }
+        return verifier.result(recordedHead: try await auditHead())
+    }
+}

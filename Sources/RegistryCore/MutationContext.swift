@@ -1,0 +1,76 @@
+import Foundation
+
+/// Who is changing something, as part of which request, and when; recorded with every change.
+public struct MutationContext: Sendable, Equatable {
+    public var actor: String
+    public var requestId: String
+    public var time: Date
+
+    public init(actor: String, requestId: String, time: Date = Timestamp.now()) {
+        self.actor = actor
+        self.requestId = requestId
+        self.time = time
+    }
+}
+
+/// A page of a list, with the token that fetches the next page (nil on the last page).
+public struct Page<Item: Sendable>: Sendable {
+    public var items: [Item]
+    public var nextPageToken: String?
+
+    public init(items: [Item], nextPageToken: String?) {
+        self.items = items
+        self.nextPageToken = nextPageToken
+    }
+}
+
+extension Page {
+    enum CodingKeys: String, CodingKey { case items, nextPageToken }
+}
+
+extension Page: Encodable where Item: Encodable {
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(items, forKey: .items)
+        // The contract spells the last page as an explicit null.
+        try container.encode(nextPageToken, forKey: .nextPageToken)
+    }
+}
+
+extension Page: Decodable where Item: Decodable {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        items = try container.decode([Item].self, forKey: .items)
+        nextPageToken = try container.decodeIfPresent(String.self, forKey: .nextPageToken)
+    }
+}
+
+/// Opaque page tokens: the last key of a page, wrapped so clients do not build them by hand.
+public enum PageToken {
+    public static func make(_ key: String) -> String {
+        Data(("k:" + key).utf8).base64EncodedString()
+    }
+
+    public static func parse(_ token: String?) throws -> String? {
+        guard let token, !token.isEmpty else { return nil }
+        guard let data = Data(base64Encoded: token), let text = String(data: data, encoding: .utf8),
+            text.hasPrefix("k:")
+        else {
+            throw RegistryError(.invalidPageToken, "The page token is not one this registry issued.")
+        }
+        return String(text.dropFirst(2))
+    }
+
+    public static func parseInt(_ token: String?) throws -> Int64? {
+        guard let key = try parse(token) else { return nil }
+        guard let value = Int64(key) else {
+            throw RegistryError(.invalidPageToken, "The page token is not one this registry issued.")
+        }
+        return value
+    }
+
+    /// Clamps a requested page size to 1…1000, defaulting to 100.
+    public static func limit(_ requested: Int?) -> Int {
+        min(max(requested ?? 100, 1), 1000)
+    }
+}
