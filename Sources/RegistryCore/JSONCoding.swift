@@ -43,13 +43,15 @@ public enum JSONCoding {
 
 /// Times in the registry: UTC, millisecond precision, RFC 3339 on the wire.
 public enum Timestamp {
-    /// The current time truncated to whole milliseconds, so it survives storage unchanged.
+    /// The current time in whole milliseconds, so it survives storage unchanged.
     public static func now() -> Date {
         fromMilliseconds(milliseconds(Date()))
     }
 
+    /// Whole milliseconds since 1970, rounded to nearest: `ms / 1000 * 1000` is not always exactly `ms` in
+    /// floating point, so rounding down would turn 999 into 998.
     public static func milliseconds(_ date: Date) -> Int64 {
-        Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        Int64((date.timeIntervalSince1970 * 1000).rounded())
     }
 
     public static func fromMilliseconds(_ ms: Int64) -> Date {
@@ -75,10 +77,11 @@ public enum Timestamp {
             + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(millis), 3))Z"
     }
 
+    /// Parses an RFC 3339 time to whole milliseconds, so that `parse(format(date)) == date` for stored dates.
     public static func parse(_ text: String) -> Date? {
-        if let date = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) {
-            return date
-        }
-        return try? Date(text, strategy: Date.ISO8601FormatStyle())
+        let parsed =
+            (try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
+            ?? (try? Date(text, strategy: Date.ISO8601FormatStyle()))
+        return parsed.map { fromMilliseconds(milliseconds($0)) }
     }
 }

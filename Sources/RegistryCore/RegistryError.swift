@@ -46,6 +46,8 @@ public struct RegistryError: Error, Sendable, Equatable, CustomStringConvertible
         public static let artifactIncomplete: Code = "ARTIFACT_INCOMPLETE"
         public static let digestMismatch: Code = "DIGEST_MISMATCH"
         public static let sizeMismatch: Code = "SIZE_MISMATCH"
+        public static let signatureInvalid: Code = "SIGNATURE_INVALID"
+        public static let signatureRequired: Code = "SIGNATURE_REQUIRED"
         // Operations
         public static let unavailable: Code = "UNAVAILABLE"
         public static let internalError: Code = "INTERNAL"
