@@ -1,0 +1,138 @@
+import GRDB
+
+extension SQLiteMetadataStore {
+    /// The versioned schema; a migration, once shipped, is never edited, only followed by a new one.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            // JSON columns (tags, grants order, approvals, metadata) are read with their row, so lists need no
+            // extra queries; the *_tags and grants tables exist to index the filters.
+            try db.execute(
+                sql: """
+                    CREATE TABLE models (
+                        name TEXT PRIMARY KEY NOT NULL,
+                        description TEXT NOT NULL,
+                        tags TEXT NOT NULL,
+                        created_by TEXT NOT NULL,
+                        approval_policy TEXT NOT NULL,
+                        revision INTEGER NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        updated_at INTEGER NOT NULL
+                    ) WITHOUT ROWID;
+                    CREATE TABLE model_tags (
+                        model TEXT NOT NULL REFERENCES models(name),
+                        key TEXT NOT NULL,
+                        value TEXT NOT NULL,
+                        PRIMARY KEY (model, key)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX model_tags_by_value ON model_tags(key, value, model);
+                    CREATE TABLE grants (
+                        model TEXT NOT NULL REFERENCES models(name),
+                        position INTEGER NOT NULL,
+                        subject TEXT NOT NULL,
+                        role TEXT NOT NULL,
+                        PRIMARY KEY (model, position)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX grants_by_subject ON grants(subject, model);
+
+                    CREATE TABLE versions (
+                        model TEXT NOT NULL REFERENCES models(name),
+                        version INTEGER NOT NULL,
+                        status TEXT NOT NULL,
+                        manifest_digest TEXT NOT NULL,
+                        size INTEGER NOT NULL,
+                        signature TEXT,
+                        metadata TEXT NOT NULL,
+                        tags TEXT NOT NULL,
+                        source TEXT NOT NULL,
+                        created_by TEXT NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        updated_at INTEGER NOT NULL,
+                        approvals TEXT NOT NULL,
+                        revision INTEGER NOT NULL,
+                        PRIMARY KEY (model, version)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX versions_by_status ON versions(model, status, version);
+                    CREATE TABLE version_tags (
+                        model TEXT NOT NULL,
+                        version INTEGER NOT NULL,
+                        key TEXT NOT NULL,
+                        value TEXT NOT NULL,
+                        PRIMARY KEY (model, version, key),
+                        FOREIGN KEY (model, version) REFERENCES versions(model, version)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX version_tags_by_value ON version_tags(model, key, value, version);
+                    CREATE TABLE artifact_references (
+                        digest TEXT NOT NULL,
+                        model TEXT NOT NULL REFERENCES models(name),
+                        PRIMARY KEY (digest, model)
+                    ) WITHOUT ROWID;
+
+                    CREATE TABLE stages (
+                        model TEXT NOT NULL REFERENCES models(name),
+                        stage TEXT NOT NULL,
+                        version INTEGER NOT NULL,
+                        revision INTEGER NOT NULL,
+                        updated_by TEXT NOT NULL,
+                        updated_at INTEGER NOT NULL,
+                        PRIMARY KEY (model, stage),
+                        FOREIGN KEY (model, version) REFERENCES versions(model, version)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX stages_by_version ON stages(model, version);
+                    CREATE TABLE stage_history (
+                        model TEXT NOT NULL,
+                        stage TEXT NOT NULL,
+                        sequence INTEGER NOT NULL,
+                        action TEXT NOT NULL,
+                        from_version INTEGER,
+                        to_version INTEGER NOT NULL,
+                        revision INTEGER NOT NULL,
+                        actor TEXT NOT NULL,
+                        reason TEXT,
+                        time INTEGER NOT NULL,
+                        PRIMARY KEY (model, stage, sequence),
+                        FOREIGN KEY (model, stage) REFERENCES stages(model, stage)
+                    ) WITHOUT ROWID;
+
+                    CREATE TABLE tokens (
+                        position INTEGER PRIMARY KEY AUTOINCREMENT,
+                        id TEXT NOT NULL UNIQUE,
+                        subject TEXT NOT NULL,
+                        admin INTEGER NOT NULL,
+                        token_hash TEXT NOT NULL UNIQUE,
+                        created_by TEXT NOT NULL,
+                        created_at INTEGER NOT NULL
+                    );
+
+                    CREATE TABLE audit (
+                        sequence INTEGER PRIMARY KEY,
+                        time INTEGER NOT NULL,
+                        actor TEXT NOT NULL,
+                        action TEXT NOT NULL,
+                        target TEXT NOT NULL,
+                        model TEXT,
+                        before TEXT,
+                        after TEXT,
+                        request_id TEXT NOT NULL,
+                        previous_hash TEXT NOT NULL,
+                        hash TEXT NOT NULL
+                    );
+                    CREATE INDEX audit_by_model ON audit(model, sequence);
+                    CREATE TABLE audit_head (
+                        id INTEGER PRIMARY KEY CHECK (id = 1),
+                        sequence INTEGER NOT NULL,
+                        hash TEXT NOT NULL
+                    );
+
+                    CREATE TABLE events (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        type TEXT NOT NULL,
+                        time INTEGER NOT NULL,
+                        model TEXT,
+                        data TEXT NOT NULL
+                    );
+                    """)
+        }
+        return migrator
+    }
+}

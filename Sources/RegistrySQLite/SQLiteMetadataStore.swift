@@ -1,0 +1,134 @@
+import Foundation
+import GRDB
+import RegistryCore
+
+/// A `MetadataStore` in one SQLite file (WAL, `synchronous = FULL`): the registry's embedded default.
+///
+/// Every mutation is one write transaction that loads what it needs, applies the rules in `Transitions`, and writes
+/// the change, its hash-chained audit entry and its events together. Writes are serialized by GRDB's writer, so
+/// version numbers (`MAX + 1`) and revisions are race-free; reads run concurrently on WAL snapshots.
+public final class SQLiteMetadataStore: MetadataStore {
+    let pool: DatabasePool
+    let signal: ChangeSignal
+
+    /// Opens (creating it and its parent directories if needed) and migrates the database at `path`.
+    public init(path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        do {
+            try FileManager.default.createDirectory(
+                at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            var configuration = Configuration()
+            configuration.foreignKeysEnabled = true
+            configuration.busyMode = .timeout(10)
+            configuration.label = "registry.metadata"
+            pool = try DatabasePool(path: path, configuration: configuration)
+            // Durable commits: a commit has reached the disk before the call returns. GRDB sets NORMAL when it
+            // enables WAL, so this goes on the one writer connection after the pool has opened it.
+            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+            try Self.migrator.migrate(pool)
+            let lastEvent = try pool.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM events") } ?? 0
+            signal = ChangeSignal(position: lastEvent)
+        } catch {
+            throw Self.translate(error)
+        }
+    }
+
+    public func ping() async throws {
+        try await read { db in try db.execute(sql: "SELECT 1") }
+    }
+
+    /// Closes the database; the store must not be used afterwards.
+    public func close() throws {
+        do { try pool.close() } catch { throw Self.translate(error) }
+    }
+
+    // MARK: Transactions
+
+    /// Runs `body` in one write transaction, then seals and appends the audit draft and events it returns.
+    func write<T: Sendable>(
+        _ context: MutationContext, _ body: @Sendable (Database) throws -> (T, AuditDraft, [EventDraft])
+    ) async throws -> T {
+        let (result, lastEvent): (T, Int64?)
+        do {
+            (result, lastEvent) = try await pool.write { db in
+                let (result, audit, events) = try body(db)
+                let lastEvent = try Self.append(audit: audit, events: events, context: context, db)
+                return (result, lastEvent)
+            }
+        } catch {
+            throw Self.translate(error)
+        }
+        if let lastEvent { signal.advance(to: lastEvent) }
+        return result
+    }
+
+    func read<T: Sendable>(_ body: @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.read(body)
+        } catch {
+            throw Self.translate(error)
+        }
+    }
+
+    /// Appends the sealed audit entry, moves the recorded head, and inserts the events; returns the last event id.
+    private static func append(
+        audit draft: AuditDraft, events: [EventDraft], context: MutationContext, _ db: Database
+    ) throws -> Int64? {
+        let head = try Row.fetchOne(db.cachedStatement(sql: "SELECT sequence, hash FROM audit_head WHERE id = 1"))
+        let sequence = (head?["sequence"] as Int64? ?? 0) + 1
+        let previousHash = head?["hash"] as String? ?? AuditChain.genesis
+        let entry = AuditChain.seal(draft, sequence: sequence, previousHash: previousHash, context: context)
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO audit (sequence, time, actor, action, target, model, before, after, request_id,
+                    previous_hash, hash)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        ).execute(arguments: [
+            entry.sequence, Rows.time(entry.time), entry.actor, entry.action, entry.target, entry.model, entry.before,
+            entry.after, entry.requestId, entry.previousHash, entry.hash,
+        ])
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO audit_head (id, sequence, hash) VALUES (1, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET sequence = excluded.sequence, hash = excluded.hash
+                """
+        ).execute(arguments: [entry.sequence, entry.hash])
+        var lastEvent: Int64?
+        let insertEvent = try db.cachedStatement(sql: "INSERT INTO events (type, time, model, data) VALUES (?, ?, ?, ?)")
+        for event in events {
+            try insertEvent.execute(arguments: [
+                event.type, Rows.time(context.time), event.model, try Rows.json(event.data),
+            ])
+            lastEvent = db.lastInsertedRowID
+        }
+        return lastEvent
+    }
+
+    /// Maps driver errors to registry errors at the boundary; registry errors and cancellation pass through.
+    static func translate(_ error: any Error) -> any Error {
+        if error is RegistryError || error is CancellationError { return error }
+        guard let error = error as? DatabaseError else {
+            return RegistryError(.internalError, "The metadata database failed: \(error)")
+        }
+        switch error.resultCode {
+        case .SQLITE_BUSY, .SQLITE_LOCKED:
+            return RegistryError(.unavailable, "The metadata database is busy; retry shortly.")
+        case .SQLITE_FULL:
+            return RegistryError(.storageFull, "The metadata database's disk is full.")
+        case .SQLITE_CONSTRAINT:
+            return RegistryError(
+                .invalidArgument, "The change conflicts with stored data: \(error.message ?? "constraint failed").")
+        default:
+            return RegistryError(
+                .internalError, "The metadata database failed: \(error.message ?? error.resultCode.description).")
+        }
+    }
+
+    /// Rows `[0, limit)` and the page token for the next page when a row beyond `limit` was fetched.
+    static func page<Item>(_ items: [Item], limit: Int, key: (Item) -> String) -> Page<Item> {
+        guard items.count > limit else { return Page(items: items, nextPageToken: nil) }
+        let kept = Array(items.prefix(limit))
+        return Page(items: kept, nextPageToken: kept.last.map { PageToken.make(key($0)) })
+    }
+}
