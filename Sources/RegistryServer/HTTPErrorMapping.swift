@@ -1,0 +1,85 @@
+import Hummingbird
+import RegistryCore
+
+/// The one place that turns `RegistryError` codes into HTTP statuses and error bodies.
+enum HTTPErrorMapping {
+    /// The HTTP status for `code`; unknown codes fall back on their naming convention, then on 500.
+    static func status(for code: RegistryError.Code) -> HTTPResponse.Status {
+        switch code {
+        case .invalidName, .invalidArgument, .malformedJSON, .invalidPageToken, .invalidDigest, .invalidManifest,
+            .digestMismatch, .sizeMismatch:
+            .badRequest
+        case .unauthenticated: .unauthorized
+        case .permissionDenied, .selfApprovalForbidden: .forbidden
+        case .notFound, .modelNotFound, .versionNotFound, .stageNotFound, .blobNotFound, .manifestNotFound: .notFound
+        case .methodNotAllowed: .methodNotAllowed
+        case .modelExists, .versionNotApproved, .versionInUse, .invalidTransition, .alreadyDecided, .noPreviousVersion:
+            .conflict
+        case .revisionMismatch: .preconditionFailed
+        case .payloadTooLarge: .contentTooLarge
+        case .unsupportedMediaType: .unsupportedMediaType
+        case .rangeNotSatisfiable: .rangeNotSatisfiable
+        case .artifactIncomplete: .unprocessableContent
+        case .preconditionRequired: .preconditionRequired
+        case .unavailable: .serviceUnavailable
+        case .storageFull: HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
+        case .internalError: .internalServerError
+        default:
+            if code.rawValue.hasPrefix("INVALID_") {
+                .badRequest
+            } else if code.rawValue.hasSuffix("NOT_FOUND") {
+                .notFound
+            } else {
+                .internalServerError
+            }
+        }
+    }
+
+    /// The `RegistryError` for an error Hummingbird raised itself (unknown route, oversized body, …).
+    static func registryError(for error: any HTTPResponseError) -> RegistryError {
+        switch error.status {
+        case .notFound: RegistryError(.notFound, "No such resource.")
+        case .methodNotAllowed: RegistryError(.methodNotAllowed, "This method is not allowed on this resource.")
+        case .contentTooLarge: RegistryError(.payloadTooLarge, "The request body is too large.")
+        case .unsupportedMediaType: RegistryError(.unsupportedMediaType, "Unsupported content type.")
+        case .badRequest: RegistryError(.invalidArgument, "The request is not valid.")
+        case .unauthorized: RegistryError(.unauthenticated, "Authentication is required.")
+        case .forbidden: RegistryError(.permissionDenied, "Permission denied.")
+        default: RegistryError(.internalError, "The server could not complete the request.")
+        }
+    }
+
+    /// The error response: `{"error": {"code", "message", "details"}}` with the status of its code.
+    static func response(for error: RegistryError) -> Response {
+        let status = status(for: error.code)
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        switch error.code {
+        case .unauthenticated:
+            headers[.wwwAuthenticate] = "Bearer realm=\"registry\""
+        case .rangeNotSatisfiable:
+            if case .number(let size)? = error.details["size"] {
+                headers[.contentRange] = "bytes */\(Int64(size))"
+            }
+        case .methodNotAllowed:
+            if case .string(let allow)? = error.details["allow"] {
+                headers[.allow] = allow
+            }
+        default:
+            break
+        }
+        let body = ErrorBody(error: .init(code: error.code.rawValue, message: error.message, details: error.details))
+        let bytes =
+            (try? JSONCoding.encode(body)) ?? Array(#"{"error":{"code":"INTERNAL","message":"","details":{}}}"#.utf8)
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    struct ErrorBody: Encodable {
+        struct Payload: Encodable {
+            let code: String
+            let message: String
+            let details: [String: JSONValue]
+        }
+        let error: Payload
+    }
+}

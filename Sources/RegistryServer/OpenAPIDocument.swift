@@ -1,0 +1,471 @@
+import Hummingbird
+import RegistryCore
+
+/// The hand-written OpenAPI 3.1 description of API v1, served at `/openapi.json`.
+enum OpenAPIDocument {
+    static let bytes: ByteBuffer = ByteBuffer(bytes: (try? JSONCoding.encode(document)) ?? [])
+
+    static var document: JSONValue {
+        .object([
+            "openapi": "3.1.0",
+            "info": [
+                "title": "swift-model-registry",
+                "version": "1",
+                "description": .string(
+                    "Model registry API v1. Authenticate with 'Authorization: Bearer <token>'. Mutations of existing "
+                        + "resources need If-Match with the resource's ETag (428 without, 412 when stale). Every "
+                        + "response carries X-Request-Id. Token lookups are cached for a few seconds, so a revoked "
+                        + "token may keep working on other servers for that long."),
+            ],
+            "security": .array([["bearer": .array([])]]),
+            "paths": .object(paths),
+            "components": components,
+        ])
+    }
+
+    // MARK: Paths
+
+    static var paths: [String: JSONValue] {
+        let model = param("model", "Model name, ^[a-z0-9][a-z0-9._-]{0,127}$")
+        let version = param("version", "Version number (1, 2, …)", type: "integer")
+        let stage = param("stage", "Stage name, ^[a-z0-9][a-z0-9._-]{0,127}$")
+        let digest = param("digest", "sha256:<64 lowercase hex digits>")
+        let paging = [
+            query("limit", "Page size, 1–1000 (default 100)", type: "integer"),
+            query("pageToken", "From nextPageToken"),
+        ]
+        return [
+            "/v1/models": [
+                "get": op(
+                    "listModels", "Models the caller holds a grant on (all for admins).",
+                    parameters: [query("prefix", "Name prefix"), query("tag", "key:value")] + paging,
+                    responses: ["200": json("ModelPage")]),
+                "post": op(
+                    "createModel", "Creates a model; the caller becomes its owner.", body: "CreateModel",
+                    responses: ["201": json("Model", etag: true), "409": error("MODEL_EXISTS")]),
+            ],
+            "/v1/models/{model}": [
+                "get": op(
+                    "getModel", "A model (read).", parameters: [model], responses: ["200": json("Model", etag: true)]),
+                "patch": op(
+                    "updateModel", "Updates description, tags or approval policy (owner).",
+                    parameters: [model, ifMatch], body: "UpdateModel", responses: ["200": json("Model", etag: true)]),
+            ],
+            "/v1/models/{model}/acl": [
+                "get": op(
+                    "getAccessList", "The access list (owner).", parameters: [model],
+                    responses: ["200": json("AccessList", etag: true)]),
+                "put": op(
+                    "replaceAccessList", "Replaces the access list; If-Match takes the model's ETag (owner).",
+                    parameters: [model, ifMatch], body: "AccessListUpdate",
+                    responses: ["200": json("AccessList", etag: true)]),
+            ],
+            "/v1/models/{model}/versions": [
+                "get": op(
+                    "listVersions", "Versions, newest first (read).",
+                    parameters: [
+                        model, query("status", "pending, approved, rejected or archived"), query("tag", "key:value"),
+                    ]
+                        + paging,
+                    responses: ["200": json("VersionPage")]),
+                "post": op(
+                    "createVersion", "Registers a version from an uploaded manifest (writer).", parameters: [model],
+                    body: "CreateVersion",
+                    responses: [
+                        "201": json("Version", etag: true),
+                        "422": error("ARTIFACT_INCOMPLETE: details.missing lists the absent blobs"),
+                    ]),
+            ],
+            "/v1/models/{model}/versions/{version}": [
+                "get": op(
+                    "getVersion", "One version (read).", parameters: [model, version],
+                    responses: ["200": json("Version", etag: true)]),
+                "patch": op(
+                    "updateVersion",
+                    "Edits tags/metadata (writer) or archives (owner; 409 VERSION_IN_USE while a stage points at it).",
+                    parameters: [model, version, ifMatch], body: "UpdateVersion",
+                    responses: ["200": json("Version", etag: true)]),
+            ],
+            "/v1/models/{model}/versions/{version}/approvals": [
+                "post": op(
+                    "decideVersion",
+                    "Records an approval or rejection with the version's ETag (approver); 403 SELF_APPROVAL_FORBIDDEN, "
+                        + "409 ALREADY_DECIDED or INVALID_TRANSITION.",
+                    parameters: [model, version, ifMatch], body: "Decision",
+                    responses: ["200": json("Version", etag: true)])
+            ],
+            "/v1/models/{model}/stages": [
+                "get": op(
+                    "listStages", "Every stage of the model (read).", parameters: [model],
+                    responses: ["200": json("StageList")])
+            ],
+            "/v1/models/{model}/stages/{stage}": [
+                "get": op(
+                    "getStage", "A stage (read).", parameters: [model, stage],
+                    responses: ["200": json("Stage", etag: true)]),
+                "put": op(
+                    "promote",
+                    "Points the stage at an approved version (deployer). Needs If-Match, or If-None-Match: * to create "
+                        + "the stage; 409 VERSION_NOT_APPROVED.",
+                    parameters: [model, stage, ifMatch, ifNoneMatch], body: "Promotion",
+                    responses: ["200": json("Stage", etag: true)]),
+            ],
+            "/v1/models/{model}/stages/{stage}/history": [
+                "get": op(
+                    "stageHistory", "Every promotion and rollback, oldest first (read).",
+                    parameters: [model, stage] + paging,
+                    responses: ["200": json("HistoryPage")])
+            ],
+            "/v1/models/{model}/stages/{stage}/rollback": [
+                "post": op(
+                    "rollback", "Points the stage back at its previous version (deployer); 409 NO_PREVIOUS_VERSION.",
+                    parameters: [model, stage, ifMatch], body: "Rollback", bodyRequired: false,
+                    responses: ["200": json("Stage", etag: true)])
+            ],
+            "/v1/resolve/{model}/{stage}": [
+                "get": op(
+                    "resolve", "What serving systems should load; cache for ttlSeconds (read).",
+                    parameters: [model, stage, ifNoneMatch],
+                    responses: [
+                        "200": json("Resolution", etag: true, extra: ["Cache-Control": header("max-age=<ttlSeconds>")]),
+                        "304": ["description": "Not modified: If-None-Match matched the current ETag."],
+                    ])
+            ],
+            "/v1/blobs/check": [
+                "post": op(
+                    "checkBlobs", "Which digests still have to be uploaded (writer on any model).", body: "BlobCheck",
+                    responses: ["200": json("BlobCheckResult")])
+            ],
+            "/v1/blobs/{digest}": [
+                "put": op(
+                    "uploadBlob",
+                    "Stores one chunk, streamed; idempotent (writer on any model). 400 DIGEST_MISMATCH, "
+                        + "413 beyond the chunk limit.",
+                    parameters: [digest], rawBody: "application/octet-stream",
+                    responses: ["201": json("BlobInfo"), "200": json("BlobInfo")]),
+                "get": op(
+                    "downloadBlob",
+                    "The chunk, streamed; one Range (bytes=a-b, a-, -n) gives 206 (reader of a model using it).",
+                    parameters: [digest, header("Range", "bytes=a-b | a- | -n")],
+                    responses: [
+                        "200": binary(), "206": binary(),
+                        "416": error("RANGE_NOT_SATISFIABLE, with Content-Range: bytes */<size>"),
+                    ]),
+                "head": op(
+                    "headBlob", "Size and ETag of a chunk.", parameters: [digest],
+                    responses: ["200": ["description": "Exists; Content-Length is its size."]]),
+            ],
+            "/v1/manifests": [
+                "put": op(
+                    "uploadManifest",
+                    "Validates and stores a manifest (writer on any model); 400 MANIFEST_INVALID, "
+                        + "422 ARTIFACT_INCOMPLETE.",
+                    body: "Manifest", responses: ["201": json("ManifestInfo")])
+            ],
+            "/v1/manifests/{digest}": [
+                "get": op(
+                    "getManifest", "The stored manifest bytes (reader of a model using it).", parameters: [digest],
+                    responses: ["200": json("Manifest")])
+            ],
+            "/v1/events": [
+                "get": op(
+                    "events",
+                    "The durable event log after a cursor; with wait>0 the call returns as soon as an event commits. "
+                        + "Non-admins see only events of models they can read; nextCursor still advances.",
+                    parameters: [
+                        query("after", "Cursor (nextCursor of the previous call; 0 for the start)"),
+                        query("wait", "Seconds to wait for new events (long-poll)", type: "integer"),
+                        query("limit", "At most this many events, 1–1000", type: "integer"),
+                    ],
+                    responses: ["200": json("EventPage")])
+            ],
+            "/v1/audit": [
+                "get": op(
+                    "audit", "Audit entries in sequence order (admin, or owner with ?model=).",
+                    parameters: [
+                        query("model", "Only this model"), query("after", "Sequence to start after", type: "integer"),
+                    ] + paging,
+                    responses: ["200": json("AuditPage")])
+            ],
+            "/v1/audit/verify": [
+                "get": op(
+                    "verifyAudit", "Checks the audit hash chain end to end (admin).",
+                    responses: ["200": json("AuditVerification")])
+            ],
+            "/v1/tokens": [
+                "get": op("listTokens", "Every token, without secrets (admin).", responses: ["200": json("TokenList")]),
+                "post": op(
+                    "createToken", "Creates a token; the secret is in this response only (admin).", body: "CreateToken",
+                    responses: ["201": json("CreatedToken")]),
+            ],
+            "/v1/tokens/{id}": [
+                "delete": op(
+                    "revokeToken", "Revokes a token (admin).", parameters: [param("id", "Token id")],
+                    responses: ["204": ["description": "Revoked."]])
+            ],
+            "/healthz": ["get": publicOp("health", "Liveness.", json("Status"))],
+            "/readyz": [
+                "get": publicOp(
+                    "ready", "Readiness: 503 UNAVAILABLE when the metadata store is unreachable.", json("Status"))
+            ],
+            "/metrics": [
+                "get": publicOp(
+                    "metrics", "Prometheus text exposition.",
+                    ["description": "Metrics", "content": ["text/plain": ["schema": ["type": "string"]]]])
+            ],
+            "/openapi.json": ["get": publicOp("openapi", "This document.", ["description": "OpenAPI 3.1 document"])],
+        ]
+    }
+
+    // MARK: Building blocks
+
+    static let ifMatch: JSONValue = header("If-Match", "The resource's current ETag, e.g. \"7\"")
+    static let ifNoneMatch: JSONValue = header("If-None-Match", "* (create a stage) or an ETag (conditional GET)")
+
+    static func op(
+        _ id: String, _ summary: String, parameters: [JSONValue] = [], body: String? = nil, bodyRequired: Bool = true,
+        rawBody: String? = nil, responses: [String: JSONValue]
+    ) -> JSONValue {
+        var responses = responses
+        for (status, code) in [
+            ("400", "INVALID_NAME, INVALID_ARGUMENT, MALFORMED_JSON, INVALID_DIGEST, …"),
+            ("401", "UNAUTHENTICATED"), ("403", "PERMISSION_DENIED (audited)"),
+            ("404", "MODEL_NOT_FOUND, VERSION_NOT_FOUND, STAGE_NOT_FOUND, BLOB_NOT_FOUND, NOT_FOUND"),
+            ("500", "INTERNAL"),
+        ] where responses[status] == nil {
+            responses[status] = error(code)
+        }
+        if body != nil || rawBody != nil {
+            responses["413"] = responses["413"] ?? error("PAYLOAD_TOO_LARGE")
+            responses["415"] = responses["415"] ?? error("UNSUPPORTED_MEDIA_TYPE")
+        }
+        if parameters.contains(ifMatch) {
+            responses["412"] = error("REVISION_MISMATCH; details.current holds the current resource")
+            responses["428"] = error("PRECONDITION_REQUIRED")
+        }
+        var operation: [String: JSONValue] = [
+            "operationId": .string(id), "summary": .string(summary), "responses": .object(responses),
+        ]
+        if !parameters.isEmpty { operation["parameters"] = .array(parameters) }
+        if let body {
+            operation["requestBody"] = [
+                "required": .bool(bodyRequired), "content": ["application/json": ["schema": ref(body)]],
+            ]
+        }
+        if let rawBody {
+            operation["requestBody"] = [
+                "required": .bool(true),
+                "content": [.init(stringLiteral: rawBody): ["schema": ["type": "string", "format": "binary"]]],
+            ]
+        }
+        return .object(operation)
+    }
+
+    static func publicOp(_ id: String, _ summary: String, _ ok: JSONValue) -> JSONValue {
+        ["operationId": .string(id), "summary": .string(summary), "security": .array([]), "responses": ["200": ok]]
+    }
+
+    static func param(_ name: String, _ description: String, type: String = "string") -> JSONValue {
+        [
+            "name": .string(name), "in": "path", "required": .bool(true), "description": .string(description),
+            "schema": ["type": .string(type)],
+        ]
+    }
+
+    static func query(_ name: String, _ description: String, type: String = "string") -> JSONValue {
+        ["name": .string(name), "in": "query", "description": .string(description), "schema": ["type": .string(type)]]
+    }
+
+    static func header(_ name: String, _ description: String) -> JSONValue {
+        ["name": .string(name), "in": "header", "description": .string(description), "schema": ["type": "string"]]
+    }
+
+    static func header(_ description: String) -> JSONValue {
+        ["description": .string(description), "schema": ["type": "string"]]
+    }
+
+    static func ref(_ schema: String) -> JSONValue { ["$ref": .string("#/components/schemas/\(schema)")] }
+
+    static func json(_ schema: String, etag: Bool = false, extra: [String: JSONValue] = [:]) -> JSONValue {
+        var headers = extra
+        if etag { headers["ETag"] = header("The revision as a strong ETag, e.g. \"7\"") }
+        var response: [String: JSONValue] = [
+            "description": .string(schema), "content": ["application/json": ["schema": ref(schema)]],
+        ]
+        if !headers.isEmpty { response["headers"] = .object(headers) }
+        return .object(response)
+    }
+
+    static func binary() -> JSONValue {
+        [
+            "description": "The bytes",
+            "content": ["application/octet-stream": ["schema": ["type": "string", "format": "binary"]]],
+            "headers": [
+                "ETag": header("\"<digest>\""), "Accept-Ranges": header("bytes"),
+                "Content-Range": header("bytes a-b/size (206 only)"),
+            ],
+        ]
+    }
+
+    static func error(_ codes: String) -> JSONValue {
+        ["description": .string(codes), "content": ["application/json": ["schema": ref("Error")]]]
+    }
+
+    // MARK: Schemas
+
+    static func object(_ properties: [String: JSONValue], required: [String] = []) -> JSONValue {
+        var schema: [String: JSONValue] = ["type": "object", "properties": .object(properties)]
+        if !required.isEmpty { schema["required"] = .array(required.map(JSONValue.string)) }
+        return .object(schema)
+    }
+
+    static func page(_ item: String) -> JSONValue {
+        object(
+            ["items": ["type": "array", "items": ref(item)], "nextPageToken": ["type": .array(["string", "null"])]],
+            required: ["items", "nextPageToken"])
+    }
+
+    static let string: JSONValue = ["type": "string"]
+    static let integer: JSONValue = ["type": "integer"]
+    static let boolean: JSONValue = ["type": "boolean"]
+    static let time: JSONValue = ["type": "string", "format": "date-time"]
+    static let tags: JSONValue = ["type": "object", "additionalProperties": ["type": "string"]]
+    static let anyObject: JSONValue = ["type": "object"]
+    static let null: JSONValue = ["type": "null"]
+
+    static var components: JSONValue {
+        [
+            "securitySchemes": ["bearer": ["type": "http", "scheme": "bearer"]],
+            "schemas": .object(schemas),
+        ]
+    }
+
+    static var schemas: [String: JSONValue] {
+        let role: JSONValue = [
+            "type": "string", "enum": .array(["reader", "writer", "approver", "deployer", "owner"]),
+        ]
+        let grant = object(["subject": string, "role": role], required: ["subject", "role"])
+        let policy = object(["requiredApprovals": integer, "allowSelfApproval": boolean])
+        let status: JSONValue = ["type": "string", "enum": .array(["pending", "approved", "rejected", "archived"])]
+        let chunk = object(["digest": string, "size": integer], required: ["digest", "size"])
+        return [
+            "Error": object(
+                [
+                    "error": object(
+                        ["code": string, "message": string, "details": anyObject],
+                        required: ["code", "message", "details"])
+                ], required: ["error"]),
+            "Status": object(["status": string]),
+            "Model": object(
+                [
+                    "name": string, "description": string, "tags": tags, "createdBy": string, "approvalPolicy": policy,
+                    "revision": integer, "createdAt": time, "updatedAt": time,
+                ], required: ["name", "revision"]),
+            "ModelPage": page("Model"),
+            "CreateModel": object(
+                ["name": string, "description": string, "tags": tags, "approvalPolicy": policy], required: ["name"]),
+            "UpdateModel": object(["description": string, "tags": tags, "approvalPolicy": policy]),
+            "AccessList": object(
+                ["model": string, "grants": ["type": "array", "items": grant], "revision": integer],
+                required: ["grants", "revision"]),
+            "AccessListUpdate": object(["grants": ["type": "array", "items": grant]], required: ["grants"]),
+            "Version": object(
+                [
+                    "model": string, "version": integer, "status": status, "manifestDigest": string, "size": integer,
+                    "signature": string, "metadata": anyObject, "tags": tags,
+                    "source": object(["runId": string, "dataset": string, "commit": string, "repository": string]),
+                    "createdBy": string, "createdAt": time, "updatedAt": time, "revision": integer,
+                    "approvals": [
+                        "type": "array",
+                        "items": object([
+                            "subject": string, "decision": ["type": "string", "enum": .array(["approve", "reject"])],
+                            "comment": string, "time": time,
+                        ]),
+                    ],
+                ], required: ["model", "version", "status", "manifestDigest", "revision"]),
+            "VersionPage": page("Version"),
+            "CreateVersion": object(
+                [
+                    "manifestDigest": string, "signature": string, "metadata": anyObject, "tags": tags,
+                    "source": object(["runId": string, "dataset": string, "commit": string, "repository": string]),
+                ], required: ["manifestDigest"]),
+            "UpdateVersion": object([
+                "tags": tags, "metadata": anyObject, "status": ["type": "string", "enum": .array(["archived"])],
+            ]),
+            "Decision": object(
+                ["decision": ["type": "string", "enum": .array(["approve", "reject"])], "comment": string],
+                required: ["decision"]),
+            "Stage": object(
+                [
+                    "model": string, "stage": string, "version": integer, "revision": integer, "updatedBy": string,
+                    "updatedAt": time, "rollout": null,
+                ], required: ["stage", "version", "revision"]),
+            "StageList": object(["items": ["type": "array", "items": ref("Stage")]], required: ["items"]),
+            "Promotion": object(["version": integer, "reason": string], required: ["version"]),
+            "Rollback": object(["reason": string]),
+            "HistoryEntry": object([
+                "sequence": integer, "model": string, "stage": string,
+                "action": ["type": "string", "enum": .array(["promote", "rollback"])],
+                "fromVersion": ["type": .array(["integer", "null"])],
+                "toVersion": integer, "revision": integer, "actor": string, "reason": string, "time": time,
+            ]),
+            "HistoryPage": page("HistoryEntry"),
+            "Resolution": object(
+                [
+                    "model": string, "stage": string, "revision": integer,
+                    "stable": object(["version": integer, "manifestDigest": string, "size": integer]),
+                    "candidate": null, "rolloutId": null, "ttlSeconds": integer,
+                ], required: ["model", "stage", "revision", "stable", "candidate", "rolloutId", "ttlSeconds"]),
+            "BlobCheck": object(["digests": ["type": "array", "items": string]], required: ["digests"]),
+            "BlobCheckResult": object(["missing": ["type": "array", "items": string]], required: ["missing"]),
+            "BlobInfo": object(["digest": string, "size": integer], required: ["digest", "size"]),
+            "ManifestInfo": object(["digest": string, "size": integer], required: ["digest"]),
+            "Manifest": object(
+                [
+                    "schemaVersion": integer, "mediaType": string, "annotations": tags,
+                    "files": [
+                        "type": "array",
+                        "items": object(
+                            [
+                                "path": string, "size": integer, "digest": string,
+                                "chunks": ["type": "array", "items": chunk],
+                            ], required: ["path", "size", "digest", "chunks"]),
+                    ],
+                ], required: ["schemaVersion", "files"]),
+            "Event": object(
+                [
+                    "id": string, "type": string, "time": time, "model": ["type": .array(["string", "null"])],
+                    "data": anyObject,
+                ],
+                required: ["id", "type", "time", "model", "data"]),
+            "EventPage": object(
+                ["items": ["type": "array", "items": ref("Event")], "nextCursor": string],
+                required: ["items", "nextCursor"]),
+            "AuditEntry": object([
+                "sequence": integer, "time": time, "actor": string, "action": string, "target": string,
+                "model": ["type": .array(["string", "null"])], "before": [:], "after": [:], "requestId": string,
+                "previousHash": string, "hash": string,
+            ]),
+            "AuditPage": page("AuditEntry"),
+            "AuditVerification": object(
+                [
+                    "ok": boolean, "entries": integer, "headHash": string, "firstBadSequence": integer,
+                    "problem": string,
+                ],
+                required: ["ok", "entries", "headHash"]),
+            "CreateToken": object(["subject": string, "admin": boolean], required: ["subject"]),
+            "CreatedToken": object(
+                ["id": string, "subject": string, "admin": boolean, "token": string, "createdAt": time],
+                required: ["id", "subject", "admin", "token"]),
+            "TokenList": object(
+                [
+                    "items": [
+                        "type": "array",
+                        "items": object([
+                            "id": string, "subject": string, "admin": boolean, "createdBy": string, "createdAt": time,
+                        ]),
+                    ]
+                ], required: ["items"]),
+        ]
+    }
+}

@@ -1,0 +1,70 @@
+import Hummingbird
+import Logging
+import RegistryCore
+
+/// Wraps every route: assigns the request id, turns every error into the registry's error body, counts metrics.
+struct RegistryMiddleware: RouterMiddleware {
+    typealias Context = RegistryRequestContext
+
+    let metrics: ServerMetrics
+    let routes: RouteTable
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        let start = ContinuousClock.now
+        var context = context
+        context.requestId = Self.requestId(from: request)
+        context.logger[metadataKey: "request.id"] = .string(context.requestId)
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as RegistryError {
+            response = HTTPErrorMapping.response(for: error)
+        } catch let error as any HTTPResponseError {
+            var mapped = HTTPErrorMapping.registryError(for: error)
+            if mapped.code == .notFound, let allowed = routes.allowedMethods(for: request.uri.path),
+                !allowed.isEmpty
+            {
+                mapped = RegistryError(
+                    .methodNotAllowed, "\(request.method.rawValue) is not allowed here; use \(allowed).",
+                    details: ["allow": .string(allowed)])
+            }
+            response = HTTPErrorMapping.response(for: mapped)
+        } catch is CancellationError {
+            response = HTTPErrorMapping.response(for: RegistryError(.unavailable, "The server is shutting down."))
+        } catch {
+            context.logger.error("Unexpected error", metadata: ["error": "\(String(reflecting: error))"])
+            response = HTTPErrorMapping.response(
+                for: RegistryError(.internalError, "The server could not complete the request."))
+        }
+        response.headers[.requestID] = context.requestId
+        if request.method == .head { response = response.createHeadResponse() }
+        metrics.record(
+            method: request.method.rawValue, route: context.endpointPath ?? "NotFound", status: response.status.code,
+            duration: ContinuousClock.now - start)
+        return response
+    }
+
+    /// The caller's `X-Request-Id` when it is 1–128 safe characters, otherwise a new random id.
+    static func requestId(from request: Request) -> String {
+        if let incoming = request.headers[.requestID], !incoming.isEmpty, incoming.utf8.count <= 128,
+            incoming.utf8.allSatisfy(isSafe)
+        {
+            return incoming
+        }
+        var generator = SystemRandomNumberGenerator()
+        return Hex.encode((0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) })
+    }
+
+    private static func isSafe(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."),
+            UInt8(ascii: ":"):
+            true
+        default:
+            false
+        }
+    }
+}

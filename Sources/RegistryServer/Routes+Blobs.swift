@@ -1,0 +1,159 @@
+import Foundation
+import Hummingbird
+import RegistryCore
+
+extension RegistryRoutes {
+    struct CheckBody: Decodable, Sendable {
+        var digests: [Digest]
+    }
+
+    struct CheckResponse: Encodable {
+        var missing: [Digest]
+    }
+
+    struct BlobResponse: Encodable {
+        var digest: Digest
+        var size: Int64
+    }
+
+    /// The content-addressed chunk store: check, upload (streamed), download (streamed, with ranges).
+    func registerBlobs(on router: Router<RegistryRequestContext>) {
+        add(router, .post, "/v1/blobs/check") { request, context in
+            let principal = try await authenticate(request)
+            try await authorizeUpload(principal, request, context)
+            let body = try await request.decodeJSON(CheckBody.self, maxBytes: configuration.maxJSONBodyBytes)
+            guard body.digests.count <= 10_000 else {
+                throw RegistryError.invalidArgument("At most 10000 digests can be checked at once.", field: "digests")
+            }
+            var seen = Set<Digest>()
+            let digests = body.digests.filter { seen.insert($0).inserted }
+            return try .json(CheckResponse(missing: try await missingBlobs(digests)))
+        }
+
+        add(router, .put, "/v1/blobs/:digest") { request, context in
+            let digest = try Digest(parsing: context.parameters.required("digest"))
+            let principal = try await authenticate(request)
+            try await authorizeUpload(principal, request, context)
+            let limit = configuration.maxBlobBytes
+            let declared = request.headers[.contentLength].flatMap { Int64($0) }
+            if let declared, declared > limit {
+                throw RegistryError(.payloadTooLarge, "A chunk is at most \(limit) bytes; send larger files in chunks.")
+            }
+            let existed = try await blobs.size(of: digest) != nil
+            let size = try await blobs.put(digest, expectedSize: declared, body: Self.limited(request.body, to: limit))
+            var headers = HTTPFields()
+            headers[.location] = "/v1/blobs/\(digest)"
+            return try .json(
+                BlobResponse(digest: digest, size: size), status: existed ? .ok : .created, headers: headers)
+        }
+
+        add(router, .get, "/v1/blobs/:digest") { request, context in
+            try await download(request, context, includeBody: true)
+        }
+
+        add(router, .head, "/v1/blobs/:digest") { request, context in
+            try await download(request, context, includeBody: false)
+        }
+    }
+
+    private func download(
+        _ request: Request, _ context: RegistryRequestContext, includeBody: Bool
+    ) async throws -> Response {
+        let digest = try Digest(parsing: context.parameters.required("digest"))
+        let principal = try await authenticate(request)
+        try await authorizeDownload(digest, principal, request, context)
+        guard let size = try await blobs.size(of: digest) else { throw Self.blobNotFound(digest) }
+        var headers = HTTPFields()
+        headers[.eTag] = "\"\(digest)\""
+        headers[.acceptRanges] = "bytes"
+        headers[.contentType] = "application/octet-stream"
+        if let tags = request.headers[.ifNoneMatch], tags.contains(digest.description) {
+            return Response(status: .notModified, headers: headers)
+        }
+        let range = try request.headers[.range].flatMap { try Self.byteRange($0, size: size) }
+        let length = range.map { $0.upperBound - $0.lowerBound } ?? size
+        headers[.contentLength] = String(length)
+        var status = HTTPResponse.Status.ok
+        if let range {
+            status = .partialContent
+            headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound - 1)/\(size)"
+        }
+        guard includeBody else { return Response(status: status, headers: headers) }
+        let stream = try await blobs.get(digest, range: range)
+        let body = ResponseBody(contentLength: Int(length)) { writer in
+            for try await buffer in stream { try await writer.write(buffer) }
+            try await writer.finish(nil)
+        }
+        return Response(status: status, headers: headers, body: body)
+    }
+
+    /// The range of one `Range: bytes=a-b | a- | -n` header within `size` bytes; nil for the whole blob (no
+    /// header, a multi-range or a header this server ignores). Throws `RANGE_NOT_SATISFIABLE` outside the blob.
+    static func byteRange(_ header: String, size: Int64) throws -> Range<Int64>? {
+        guard header.hasPrefix("bytes="), !header.contains(",") else { return nil }
+        let spec = header.dropFirst(6).trimmingCharacters(in: .whitespaces)
+        guard let dash = spec.firstIndex(of: "-") else { return nil }
+        let first = spec[..<dash]
+        let last = spec[spec.index(after: dash)...]
+        let unsatisfiable = RegistryError(
+            .rangeNotSatisfiable, "The range \(spec) lies outside the \(size) bytes.",
+            details: ["size": .number(Double(size))])
+        if first.isEmpty {
+            guard let suffix = Int64(last) else { return nil }
+            guard suffix > 0, size > 0 else { throw unsatisfiable }
+            return max(0, size - suffix)..<size
+        }
+        guard let start = Int64(first), start >= 0 else { return nil }
+        guard start < size else { throw unsatisfiable }
+        if last.isEmpty { return start..<size }
+        guard let end = Int64(last), end >= start else { return nil }
+        return start..<min(end + 1, size)
+    }
+
+    /// Uploads need write permission on at least one model (or admin); denials are audited.
+    func authorizeUpload(_ principal: Principal, _ request: Request, _ context: RegistryRequestContext) async throws {
+        if principal.admin { return }
+        if try await authenticator.access(of: principal).writesAnywhere { return }
+        let error = RegistryError(
+            .permissionDenied, "Uploading artifacts needs the writer role on at least one model.",
+            details: ["requiredRole": "writer"])
+        await auditDenial(error, model: nil, principal, request, context)
+        throw error
+    }
+
+    /// Downloads need read permission on a model whose versions reference `digest`, or write permission on any model
+    /// (to read back an upload before its version exists), or admin; denials are audited.
+    func authorizeDownload(
+        _ digest: Digest, _ principal: Principal, _ request: Request, _ context: RegistryRequestContext
+    ) async throws {
+        if principal.admin { return }
+        let access = try await authenticator.access(of: principal)
+        if access.writesAnywhere { return }
+        if try await metadata.models(referencing: digest).contains(where: access.readable.contains) { return }
+        let error = RegistryError(
+            .permissionDenied, "No model you can read references \(digest).",
+            details: ["digest": .string(digest.description), "requiredRole": "reader"])
+        await auditDenial(error, model: nil, principal, request, context)
+        throw error
+    }
+
+    static func blobNotFound(_ digest: Digest) -> RegistryError {
+        RegistryError(.blobNotFound, "No blob \(digest) is stored.", details: ["digest": .string(digest.description)])
+    }
+
+    /// The request body as a `ByteStream` that fails with `PAYLOAD_TOO_LARGE` past `limit` bytes.
+    static func limited(_ body: RequestBody, to limit: Int64) -> ByteStream {
+        ByteStream(makeNext: {
+            var iterator = body.makeAsyncIterator()
+            var total: Int64 = 0
+            return {
+                guard let buffer = try await iterator.next() else { return nil }
+                total += Int64(buffer.readableBytes)
+                guard total <= limit else {
+                    throw RegistryError(.payloadTooLarge, "A chunk is at most \(limit) bytes.")
+                }
+                return buffer
+            }
+        })
+    }
+}

@@ -1,0 +1,52 @@
+import Hummingbird
+import RegistryCore
+import ServiceLifecycle
+
+extension RegistryRoutes {
+    struct EventsResponse: Encodable {
+        var items: [Event]
+        /// The id of the last event looked at (also of events the caller may not see), as a string cursor.
+        var nextCursor: String
+    }
+
+    /// `GET /v1/events?after=&wait=&limit=`: the durable event log, with long-polling.
+    func registerEvents(on router: Router<RegistryRequestContext>) {
+        add(router, .get, "/v1/events") { request, context in
+            let principal = try await authenticate(request)
+            var cursor: Int64 = 0
+            if let text = request.query("after") {
+                guard let value = Int64(text), value >= 0 else {
+                    throw RegistryError.invalidArgument(
+                        "after must be a cursor returned as nextCursor (a non-negative integer).", field: "after")
+                }
+                cursor = value
+            }
+            let wait = min(try request.intQuery("wait") ?? 0, configuration.maxEventWaitSeconds)
+            let limit = try request.pageLimit()
+            let readable = principal.admin ? nil : try await authenticator.access(of: principal).readable
+            let deadline = ContinuousClock.now.advanced(by: .seconds(wait))
+            while true {
+                let events = try await metadata.events(after: cursor, limit: limit)
+                if let last = events.last { cursor = last.id }
+                let visible =
+                    readable.map { readable in events.filter { $0.model.map(readable.contains) ?? false } }
+                    ?? events
+                // A full page of invisible events: look further at once, unless the caller did not want to wait.
+                let done = !visible.isEmpty || (events.count == limit && wait == 0)
+                let remaining = deadline - ContinuousClock.now
+                if done || (events.count < limit && (remaining <= .zero || Task.isShuttingDownGracefully)) {
+                    return try .json(EventsResponse(items: visible, nextCursor: String(cursor)))
+                }
+                if events.count < limit {
+                    let metadata = self.metadata
+                    let after = cursor
+                    // Returns as soon as an event commits; a graceful shutdown ends the wait early.
+                    try? await cancelWhenGracefulShutdown {
+                        try await metadata.waitForEvents(after: after, timeout: remaining)
+                    }
+                    try Task.checkCancellation()
+                }
+            }
+        }
+    }
+}

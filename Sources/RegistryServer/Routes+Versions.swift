@@ -1,0 +1,173 @@
+import Hummingbird
+import RegistryCore
+
+extension RegistryRoutes {
+    struct CreateVersionBody: Decodable, Sendable {
+        var manifestDigest: Digest
+        var signature: String?
+        var metadata: JSONValue?
+        var tags: [String: String]?
+        var source: VersionSource?
+    }
+
+    struct UpdateVersionBody: Decodable, Sendable {
+        var tags: [String: String]?
+        var metadata: JSONValue?
+        var status: VersionStatus?
+    }
+
+    struct DecisionBody: Decodable, Sendable {
+        var decision: Decision
+        var comment: String?
+    }
+
+    /// Versions of a model and their reviews.
+    func registerVersions(on router: Router<RegistryRequestContext>) {
+        add(router, .post, "/v1/models/:model/versions") { request, context in
+            let (principal, model) = try await authorizedModel(.write, request, context)
+            let body = try await request.decodeJSON(CreateVersionBody.self, maxBytes: configuration.maxJSONBodyBytes)
+            try validate(metadata: body.metadata, tags: body.tags)
+            if let signature = body.signature, signature.utf8.count > 16384 {
+                throw RegistryError.invalidArgument("The signature is at most 16384 bytes.", field: "signature")
+            }
+            let manifest = try await completeManifest(body.manifestDigest)
+            let draft = ModelVersion(
+                model: model.name, version: 0, manifestDigest: body.manifestDigest, size: manifest.totalSize,
+                signature: body.signature, metadata: body.metadata ?? .emptyObject, tags: body.tags ?? [:],
+                source: body.source ?? .init(), createdBy: principal.subject, createdAt: Timestamp.now())
+            let version = try await metadata.createVersion(
+                draft, artifacts: [body.manifestDigest] + manifest.chunkDigests, context: mutation(principal, context))
+            var headers = HTTPFields()
+            headers[.location] = "/v1/models/\(model.name)/versions/\(version.version)"
+            return try .json(version, status: .created, revision: version.revision, headers: headers)
+        }
+
+        add(router, .get, "/v1/models/:model/versions") { request, context in
+            let (_, model) = try await authorizedModel(.read, request, context)
+            let before = try PageToken.parseInt(request.query("pageToken")).map { Int($0) }
+            let query = VersionQuery(
+                model: model.name, status: try request.query("status").map(parseStatus),
+                tag: try request.query("tag").map(Tag.init(parsing:)), before: before, limit: try request.pageLimit())
+            return try .json(try await metadata.versions(query))
+        }
+
+        add(router, .get, "/v1/models/:model/versions/:version") { request, context in
+            let (_, model) = try await authorizedModel(.read, request, context)
+            let number = try intParameter("version", context)
+            guard let version = try await metadata.version(model: model.name, number: number) else {
+                throw RegistryError.versionNotFound(model.name, number)
+            }
+            return try .json(version, revision: version.revision)
+        }
+
+        add(router, .patch, "/v1/models/:model/versions/:version") { request, context in
+            let principal = try await authenticate(request)
+            let model = try await model(context)
+            let number = try intParameter("version", context)
+            let body = try await request.decodeJSON(UpdateVersionBody.self, maxBytes: configuration.maxJSONBodyBytes)
+            if let status = body.status, status != .archived {
+                throw RegistryError.invalidArgument(
+                    "Only status 'archived' can be set here; approvals decide the other states.", field: "status")
+            }
+            let archive = body.status == .archived
+            if archive { try await require(.manage, on: model, principal, request, context) }
+            if body.tags != nil || body.metadata != nil || !archive {
+                try await require(.write, on: model, principal, request, context)
+            }
+            let revision = try request.requiredIfMatch()
+            try validate(metadata: body.metadata, tags: body.tags)
+            let updated = try await metadata.updateVersion(
+                model: model.name, number: number, expectedRevision: revision, context: mutation(principal, context)
+            ) { version, change in
+                if let tags = body.tags { version.tags = tags }
+                if let metadata = body.metadata { version.metadata = metadata }
+                if archive {
+                    return try Transitions.archive(&version, stagesPointingAtIt: change.stagesPointingAtVersion)
+                }
+                return .update
+            }
+            return try .json(updated, revision: updated.revision)
+        }
+
+        add(router, .post, "/v1/models/:model/versions/:version/approvals") { request, context in
+            let (principal, model) = try await authorizedModel(.approve, request, context)
+            let number = try intParameter("version", context)
+            let revision = try request.requiredIfMatch()
+            let body = try await request.decodeJSON(DecisionBody.self, maxBytes: configuration.maxJSONBodyBytes)
+            if let comment = body.comment, comment.utf8.count > 4096 {
+                throw RegistryError.invalidArgument("The comment is at most 4096 bytes.", field: "comment")
+            }
+            let mutation = mutation(principal, context)
+            let updated = try await metadata.updateVersion(
+                model: model.name, number: number, expectedRevision: revision, context: mutation
+            ) { version, change in
+                try Transitions.decide(
+                    &version, decision: body.decision, comment: body.comment, by: principal.subject,
+                    policy: change.model.approvalPolicy, context: mutation)
+            }
+            return try .json(updated, revision: updated.revision)
+        }
+    }
+
+    /// The parsed manifest `digest` after checking it and every chunk it lists are stored; 422
+    /// `ARTIFACT_INCOMPLETE` with `details.missing` otherwise.
+    func completeManifest(_ digest: Digest) async throws -> Manifest {
+        guard try await blobs.size(of: digest) != nil else {
+            throw Self.incomplete([digest], what: "The manifest")
+        }
+        let bytes: [UInt8]
+        do {
+            bytes = try await blobs.read(digest, maxBytes: configuration.maxManifestBytes)
+        } catch let error as RegistryError where error.code == .blobNotFound {
+            throw Self.incomplete([digest], what: "The manifest")
+        }
+        let manifest = try Manifest.parse(bytes)
+        let missing = try await missingBlobs(manifest.chunkDigests)
+        guard missing.isEmpty else { throw Self.incomplete(missing, what: "Chunks of the manifest") }
+        return manifest
+    }
+
+    /// Which of `digests` the blob store lacks, in their order; checks run a few at a time.
+    func missingBlobs(_ digests: [Digest]) async throws -> [Digest] {
+        let blobs = self.blobs
+        var missing: [Int: Digest] = [:]
+        try await withThrowingTaskGroup(of: (Int, Digest?).self) { group in
+            var next = 0
+            func schedule() {
+                guard next < digests.count else { return }
+                let index = next
+                let digest = digests[index]
+                next += 1
+                group.addTask { (index, try await blobs.size(of: digest) == nil ? digest : nil) }
+            }
+            for _ in 0..<16 { schedule() }
+            while let (index, digest) = try await group.next() {
+                if let digest { missing[index] = digest }
+                schedule()
+            }
+        }
+        return missing.keys.sorted().compactMap { missing[$0] }
+    }
+
+    static func incomplete(_ missing: [Digest], what: String) -> RegistryError {
+        RegistryError(
+            .artifactIncomplete, "\(what) must be uploaded first: \(missing.count) blob(s) are missing.",
+            details: ["missing": .array(missing.map { .string($0.description) })])
+    }
+
+    private func parseStatus(_ text: String) throws -> VersionStatus {
+        guard let status = VersionStatus(rawValue: text) else {
+            throw RegistryError.invalidArgument(
+                "Unknown status '\(text.prefix(40))'; expected pending, approved, rejected or archived.",
+                field: "status")
+        }
+        return status
+    }
+
+    private func validate(metadata: JSONValue?, tags: [String: String]?) throws {
+        if let metadata, !metadata.isObject {
+            throw RegistryError.invalidArgument("metadata must be a JSON object.", field: "metadata")
+        }
+        if let tags { try Tags.validate(tags) }
+    }
+}

@@ -1,0 +1,39 @@
+import Prometheus
+
+/// Request counts and latencies of one server, kept in its own Prometheus registry (no global bootstrap, so that
+/// many servers can run in one process).
+final class ServerMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+
+    private static var requests: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "registry", metricName: "http_requests", unitName: "total",
+            helpText: "HTTP requests by method, route and status.")
+    }
+
+    private static var latency: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "registry", metricName: "http_request_duration", unitName: "seconds",
+            helpText: "Time to produce the response head, by route.")
+    }
+
+    private static let buckets: [Duration] = [
+        .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
+        .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
+        .seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
+    ]
+
+    /// Counts one request; `route` is the route template, never the raw path, to bound cardinality.
+    func record(method: String, route: String, status: Int, duration: Duration) {
+        registry.makeCounter(
+            descriptor: Self.requests, labels: [("method", method), ("route", route), ("status", String(status))]
+        ).increment()
+        registry.makeDurationHistogram(descriptor: Self.latency, labels: [("route", route)], buckets: Self.buckets)
+            .record(duration)
+    }
+
+    /// The Prometheus text exposition.
+    func render() -> [UInt8] {
+        registry.emitToBuffer()
+    }
+}

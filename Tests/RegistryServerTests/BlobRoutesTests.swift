@@ -1,0 +1,142 @@
+import RegistryCore
+import Testing
+
+@Suite struct BlobRoutesTests {
+    @Test func uploadIsIdempotentAndCheckReportsMissing() async throws {
+        try await TestRegistry.with { registry in
+            let world = try await World.make(registry)
+            let writer = world.tokens["writer"]
+            let bytes = Array("a fresh chunk".utf8)
+            let digest = Digest(of: bytes)
+            let absent = Digest(of: Array("absent".utf8))
+            let check = try await registry.send(
+                .POST, "/v1/blobs/check", token: writer,
+                json: ["digests": .array([.string(digest.description), .string(absent.description)])])
+            #expect(check.status == 200)
+            #expect(check.json["missing"] == .array([.string(digest.description), .string(absent.description)]))
+            let first = try await registry.send(.PUT, "/v1/blobs/\(digest)", token: writer, body: bytes)
+            #expect(first.status == 201)
+            #expect(first.json["digest"] == .string(digest.description))
+            #expect(first.int("size") == bytes.count)
+            let second = try await registry.send(.PUT, "/v1/blobs/\(digest)", token: writer, body: bytes)
+            #expect(second.status == 200)
+            let after = try await registry.send(
+                .POST, "/v1/blobs/check", token: writer,
+                json: ["digests": .array([.string(digest.description), .string(absent.description)])])
+            #expect(after.json["missing"] == .array([.string(absent.description)]))
+            let badDigest = try await registry.send(
+                .POST, "/v1/blobs/check", token: writer, json: ["digests": .array(["md5:abc"])])
+            #expect(badDigest.status == 400)
+            #expect(badDigest.errorCode == "INVALID_DIGEST")
+        }
+    }
+
+    @Test func digestMismatchLeavesNothingBehind() async throws {
+        try await TestRegistry.with { registry in
+            let world = try await World.make(registry)
+            let claimed = Digest(of: Array("what the client claims".utf8))
+            let response = try await registry.send(
+                .PUT, "/v1/blobs/\(claimed)", token: world.tokens["writer"], body: Array("something else".utf8))
+            #expect(response.status == 400)
+            #expect(response.errorCode == "DIGEST_MISMATCH")
+            let head = try await registry.send(.HEAD, "/v1/blobs/\(claimed)", token: world.tokens["writer"])
+            #expect(head.status == 404)
+            let invalid = try await registry.send(.GET, "/v1/blobs/sha256:xyz", token: world.tokens["writer"])
+            #expect(invalid.status == 400)
+            #expect(invalid.errorCode == "INVALID_DIGEST")
+        }
+    }
+
+    @Test func oversizedChunksAreRefused() async throws {
+        try await TestRegistry.with(configuration: .init(maxBlobBytes: 8)) { registry in
+            let bytes = Array("more than eight bytes".utf8)
+            let response = try await registry.send(
+                .PUT, "/v1/blobs/\(Digest(of: bytes))", token: registry.adminToken, body: bytes)
+            #expect(response.status == 413)
+            #expect(response.errorCode == "PAYLOAD_TOO_LARGE")
+        }
+    }
+
+    @Test func downloadsSupportHeadAndSingleRanges() async throws {
+        try await TestRegistry.with { registry in
+            let world = try await World.make(registry)
+            let reader = world.tokens["reader"]
+            let digest = Digest(of: world.chunk)
+            let path = "/v1/blobs/\(digest)"
+            let whole = try await registry.send(.GET, path, token: reader)
+            #expect(whole.status == 200)
+            #expect(whole.body == world.chunk)
+            #expect(whole.header("Accept-Ranges") == "bytes")
+            #expect(whole.header("ETag") == "\"\(digest)\"")
+            #expect(whole.header("Content-Length") == String(world.chunk.count))
+            let head = try await registry.send(.HEAD, path, token: reader)
+            #expect(head.status == 200)
+            #expect(head.header("Content-Length") == String(world.chunk.count))
+            #expect(head.body.isEmpty)
+
+            let size = world.chunk.count
+            let middle = try await registry.send(.GET, path, token: reader, headers: [("Range", "bytes=2-5")])
+            #expect(middle.status == 206)
+            #expect(middle.body == Array(world.chunk[2...5]))
+            #expect(middle.header("Content-Range") == "bytes 2-5/\(size)")
+            let open = try await registry.send(.GET, path, token: reader, headers: [("Range", "bytes=10-")])
+            #expect(open.status == 206)
+            #expect(open.body == Array(world.chunk[10...]))
+            let suffix = try await registry.send(.GET, path, token: reader, headers: [("Range", "bytes=-4")])
+            #expect(suffix.status == 206)
+            #expect(suffix.body == Array(world.chunk.suffix(4)))
+            #expect(suffix.header("Content-Range") == "bytes \(size - 4)-\(size - 1)/\(size)")
+            let beyond = try await registry.send(.GET, path, token: reader, headers: [("Range", "bytes=\(size)-")])
+            #expect(beyond.status == 416)
+            #expect(beyond.header("Content-Range") == "bytes */\(size)")
+            #expect(beyond.errorCode == "RANGE_NOT_SATISFIABLE")
+        }
+    }
+
+    @Test func downloadNeedsReadOnAReferencingModel() async throws {
+        try await TestRegistry.with { registry in
+            let world = try await World.make(registry)
+            let path = "/v1/blobs/\(Digest(of: world.chunk))"
+            #expect(try await registry.send(.GET, path, token: world.tokens["reader"]).status == 200)
+            let denied = try await registry.send(.GET, path, token: world.tokens["stranger"])
+            #expect(denied.status == 403)
+            #expect(denied.errorCode == "PERMISSION_DENIED")
+            #expect(try await registry.send(.GET, path, token: nil).status == 401)
+        }
+    }
+
+    @Test func manifestsAreValidatedStoredAndServed() async throws {
+        try await TestRegistry.with { registry in
+            let world = try await World.make(registry)
+            let writer = world.tokens["writer"]
+            let fetched = try await registry.send(
+                .GET, "/v1/manifests/\(world.manifest)", token: world.tokens["reader"])
+            #expect(fetched.status == 200)
+            #expect(fetched.header("Content-Type") == "application/json")
+            #expect(Digest(of: fetched.body) == world.manifest)
+            #expect(try Manifest.parse(fetched.body).files.first?.path == "model.bin")
+
+            let invalid = try await registry.send(
+                .PUT, "/v1/manifests", token: writer, body: Array(#"{"schemaVersion":1,"files":[]}"#.utf8),
+                headers: [("Content-Type", "application/json")])
+            #expect(invalid.status == 400)
+            #expect(invalid.errorCode == "MANIFEST_INVALID")
+
+            let ghost = Digest(of: Array("ghost chunk".utf8))
+            let incomplete = Manifest(files: [
+                .init(path: "g.bin", size: 11, digest: ghost, chunks: [.init(digest: ghost, size: 11)])
+            ])
+            let missing = try await registry.send(
+                .PUT, "/v1/manifests", token: writer, body: try JSONCoding.encode(incomplete),
+                headers: [("Content-Type", "application/json")])
+            #expect(missing.status == 422)
+            #expect(missing.errorCode == "ARTIFACT_INCOMPLETE")
+            #expect(missing.json["error"]?["details"]?["missing"] == .array([.string(ghost.description)]))
+
+            let absent = Digest(of: Array("no such manifest".utf8))
+            let notFound = try await registry.send(.GET, "/v1/manifests/\(absent)", token: writer)
+            #expect(notFound.status == 404)
+            #expect(notFound.errorCode == "MANIFEST_NOT_FOUND")
+        }
+    }
+}

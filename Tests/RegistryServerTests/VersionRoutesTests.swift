@@ -1,0 +1,165 @@
+import RegistryCore
+import Testing
+
+@Suite struct VersionRoutesTests {
+    @Test func versionCreationReadsTheManifestAndStartsPending() async throws {
+        try await TestRegistry.with { registry in
+            let world = try await World.make(registry)
+            let writer = world.tokens["writer"]
+            let digest = try await registry.upload(["a.bin": [1, 2, 3], "b.bin": [4, 5]], token: writer!)
+            let created = try await registry.send(
+                .POST, "/v1/models/demo/versions", token: writer,
+                json: [
+                    "manifestDigest": .string(digest.description), "tags": ["framework": "onnx"],
+                    "metadata": ["accuracy": .number(0.93)], "source": ["commit": "abc123"],
+                ])
+            #expect(created.status == 201)
+            #expect(created.int("version") == 2)
+            #expect(created.json["status"] == "pending")
+            #expect(created.int("size") == 5)
+            #expect(created.header("ETag") == "\"1\"")
+            #expect(created.header("Location") == "/v1/models/demo/versions/2")
+            #expect(created.json["createdBy"] == "writer")
+            #expect(created.json["source"]?["commit"] == "abc123")
+
+            let fetched = try await registry.send(.GET, "/v1/models/demo/versions/2", token: world.tokens["reader"])
+            #expect(fetched.status == 200)
+            #expect(fetched.json["manifestDigest"] == .string(digest.description))
+            #expect(fetched.json["approvals"] == .array([]))
+
+            let missing = try await registry.send(.GET, "/v1/models/demo/versions/99", token: world.tokens["reader"])
+            #expect(missing.status == 404)
+            #expect(missing.errorCode == "VERSION_NOT_FOUND")
+            let bad = try await registry.send(.GET, "/v1/models/demo/versions/abc", token: world.tokens["reader"])
+            #expect(bad.status == 400)
+        }
+    }
+
+    @Test func versionCreationWithAMissingManifestIsIncomplete() async throws {
+        try await TestRegistry.with { registry in
+            let world = try await World.make(registry)
+            let absent = Digest(of: Array("never uploaded".utf8))
+            let response = try await registry.send(
+                .POST, "/v1/models/demo/versions", token: world.tokens["writer"],
+                json: ["manifestDigest": .string(absent.description)])
+            #expect(response.status == 422)
+            #expect(response.errorCode == "ARTIFACT_INCOMPLETE")
+            #expect(response.json["error"]?["details"]?["missing"] == .array([.string(absent.description)]))
+        }
+    }
+
+    @Test func versionCreationWithAMissingChunkIsIncomplete() async throws {
+        try await TestRegistry.with { registry in
+            let world = try await World.make(registry)
+            let chunk = Array("chunk that was never sent".utf8)
+            let chunkDigest = Digest(of: chunk)
+            let manifest = Manifest(files: [
+                .init(
+                    path: "x.bin", size: Int64(chunk.count), digest: chunkDigest,
+                    chunks: [
+                        .init(digest: chunkDigest, size: Int64(chunk.count))
+                    ])
+            ])
+            // Stored behind the server's back: the manifest route itself refuses incomplete manifests.
+            let manifestDigest = try await registry.blobs.put(bytes: try JSONCoding.encode(manifest))
+            let response = try await registry.send(
+                .POST, "/v1/models/demo/versions", token: world.tokens["writer"],
+                json: ["manifestDigest": .string(manifestDigest.description)])
+            #expect(response.status == 422)
+            #expect(response.json["error"]?["details"]?["missing"] == .array([.string(chunkDigest.description)]))
+        }
+    }
+
+    @Test func fiftyConcurrentCreationsAreNumberedOneToFifty() async throws {
+        try await TestRegistry.with { registry in
+            let token = try await registry.token(for: "owner")
+            _ = try await registry.send(.POST, "/v1/models", token: token, json: ["name": "busy"])
+            let digest = try await registry.upload(["m.bin": [9, 9, 9]], token: token)
+            let numbers = try await withThrowingTaskGroup(of: Int?.self) { group in
+                for _ in 0..<50 {
+                    group.addTask {
+                        let response = try await registry.send(
+                            .POST, "/v1/models/busy/versions", token: token,
+                            json: ["manifestDigest": .string(digest.description)])
+                        return response.status == 201 ? response.int("version") : nil
+                    }
+                }
+                var numbers: [Int] = []
+                for try await number in group { if let number { numbers.append(number) } }
+                return numbers
+            }
+            #expect(numbers.sorted() == Array(1...50))
+        }
+    }
+
+    @Test func approvalsFollowThePolicyAndForbidSelfApproval() async throws {
+        try await TestRegistry.with { registry in
+            let world = try await World.make(registry)
+            let owner = world.tokens["owner"]
+            let digest = try await registry.upload(["o.bin": [7]], token: owner!)
+            _ = try await registry.send(
+                .POST, "/v1/models/demo/versions", token: owner, json: ["manifestDigest": .string(digest.description)])
+            let noMatch = try await registry.send(
+                .POST, "/v1/models/demo/versions/2/approvals", token: world.tokens["approver"],
+                json: ["decision": "approve"])
+            #expect(noMatch.status == 428)
+            let selfApproval = try await registry.send(
+                .POST, "/v1/models/demo/versions/2/approvals", token: owner, json: ["decision": "approve"],
+                headers: [("If-Match", "\"1\"")])
+            #expect(selfApproval.status == 403)
+            #expect(selfApproval.errorCode == "SELF_APPROVAL_FORBIDDEN")
+            let unknownDecision = try await registry.send(
+                .POST, "/v1/models/demo/versions/2/approvals", token: world.tokens["approver"],
+                json: ["decision": "maybe"], headers: [("If-Match", "\"1\"")])
+            #expect(unknownDecision.status == 400)
+            #expect(unknownDecision.errorCode == "INVALID_ARGUMENT")
+            let approved = try await registry.send(
+                .POST, "/v1/models/demo/versions/2/approvals", token: world.tokens["approver"],
+                json: ["decision": "approve", "comment": "looks good"], headers: [("If-Match", "\"1\"")])
+            #expect(approved.status == 200)
+            #expect(approved.json["status"] == "approved")
+            #expect(approved.header("ETag") == "\"2\"")
+            let again = try await registry.send(
+                .POST, "/v1/models/demo/versions/2/approvals", token: world.tokens["approver"],
+                json: ["decision": "approve"], headers: [("If-Match", "\"2\"")])
+            #expect(again.status == 409)
+            #expect(again.errorCode == "INVALID_TRANSITION")
+        }
+    }
+
+    @Test func patchUpdatesTagsAndArchivesUnusedVersions() async throws {
+        try await TestRegistry.with { registry in
+            let world = try await World.make(registry)
+            let tagged = try await registry.send(
+                .PATCH, "/v1/models/demo/versions/1", token: world.tokens["writer"], json: ["tags": ["stage": "gold"]],
+                headers: [("If-Match", "\"2\"")])
+            #expect(tagged.status == 200)
+            #expect(tagged.json["tags"]?["stage"] == "gold")
+            let writerArchive = try await registry.send(
+                .PATCH, "/v1/models/demo/versions/1", token: world.tokens["writer"], json: ["status": "archived"],
+                headers: [("If-Match", "\"3\"")])
+            #expect(writerArchive.status == 403)
+            let inUse = try await registry.send(
+                .PATCH, "/v1/models/demo/versions/1", token: world.tokens["owner"], json: ["status": "archived"],
+                headers: [("If-Match", "\"3\"")])
+            #expect(inUse.status == 409)
+            #expect(inUse.errorCode == "VERSION_IN_USE")
+            let v2 = try await world.approvedVersion("second")
+            let archived = try await registry.send(
+                .PATCH, "/v1/models/demo/versions/\(v2)", token: world.tokens["owner"], json: ["status": "archived"],
+                headers: [("If-Match", "\"2\"")])
+            #expect(archived.status == 200)
+            #expect(archived.json["status"] == "archived")
+            let list = try await registry.send(
+                .GET, "/v1/models/demo/versions?status=archived", token: world.tokens["reader"])
+            #expect(
+                list.json["items"].map { items -> Int in
+                    if case .array(let array) = items { return array.count }
+                    return -1
+                } == 1)
+            let badStatus = try await registry.send(
+                .GET, "/v1/models/demo/versions?status=gone", token: world.tokens["reader"])
+            #expect(badStatus.status == 400)
+        }
+    }
+}
