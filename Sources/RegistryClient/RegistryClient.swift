@@ -1,0 +1,155 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import RegistryCore
+
+/// A typed client for the registry's HTTP API v1.
+///
+/// Every method throws `RegistryError`: the server's error body decoded (code, message, details), or
+/// `UNAVAILABLE` when the registry cannot be reached.
+public struct RegistryClient: Sendable {
+    /// The registry's base URL without a trailing slash, e.g. `http://127.0.0.1:8080`.
+    public let baseURL: String
+    public let token: String?
+    public let httpClient: HTTPClient
+    /// How long one request may take, including its body.
+    public var timeout: TimeAmount
+    /// The largest JSON response the client reads into memory.
+    public var maxResponseBytes: Int
+
+    public init(
+        baseURL: String, token: String?, httpClient: HTTPClient = .shared, timeout: TimeAmount = .seconds(300),
+        maxResponseBytes: Int = 64 * 1024 * 1024
+    ) {
+        var base = baseURL
+        while base.hasSuffix("/") { base.removeLast() }
+        self.baseURL = base
+        self.token = token
+        self.httpClient = httpClient
+        self.timeout = timeout
+        self.maxResponseBytes = maxResponseBytes
+    }
+
+    // MARK: Request plumbing
+
+    /// One request's method, path, query, headers and body.
+    struct Call {
+        var method: HTTPMethod
+        var path: String
+        var query: [(String, String?)] = []
+        var headers: [(String, String)] = []
+        var body: HTTPClientRequest.Body?
+
+        init(_ method: HTTPMethod, _ path: String, query: [(String, String?)] = []) {
+            self.method = method
+            self.path = path
+            self.query = query
+        }
+
+        mutating func json(_ value: some Encodable) throws {
+            body = .bytes(ByteBuffer(bytes: try JSONCoding.encode(value)))
+            headers.append(("Content-Type", "application/json"))
+        }
+
+        mutating func ifMatch(_ revision: Int) {
+            headers.append(("If-Match", "\"\(revision)\""))
+        }
+    }
+
+    /// Sends `call` and returns the response once its status is a success; the body is still to be read.
+    func send(_ call: Call) async throws -> HTTPClientResponse {
+        var request = HTTPClientRequest(url: baseURL + call.path + Self.queryString(call.query))
+        request.method = call.method
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        request.headers.add(name: "Accept", value: "application/json")
+        for (name, value) in call.headers { request.headers.add(name: name, value: value) }
+        if let body = call.body { request.body = body }
+        let response: HTTPClientResponse
+        do {
+            response = try await httpClient.execute(request, timeout: timeout)
+        } catch {
+            throw Self.transportError(error, call: call)
+        }
+        guard (200..<400).contains(response.status.code) else {
+            throw await decodeError(response)
+        }
+        return response
+    }
+
+    /// Sends `call` and decodes the JSON response as `T`.
+    func request<T: Decodable>(_ call: Call, as type: T.Type = T.self) async throws -> T {
+        let response = try await send(call)
+        let bytes = try await collect(response)
+        do {
+            return try JSONCoding.decode(T.self, from: bytes.readableBytesView)
+        } catch let error as RegistryError {
+            throw RegistryError(
+                .internalError, "The registry sent a response the client cannot read: \(error.message)",
+                details: ["path": .string(call.path)])
+        }
+    }
+
+    /// Sends `call` and discards the response body.
+    func perform(_ call: Call) async throws {
+        _ = try await collect(try await send(call))
+    }
+
+    func collect(_ response: HTTPClientResponse) async throws -> ByteBuffer {
+        do {
+            return try await response.body.collect(upTo: maxResponseBytes)
+        } catch {
+            throw Self.transportError(error, call: nil)
+        }
+    }
+
+    private func decodeError(_ response: HTTPClientResponse) async -> RegistryError {
+        struct Envelope: Decodable {
+            struct Body: Decodable {
+                var code: String
+                var message: String
+                var details: [String: JSONValue]?
+            }
+            var error: Body
+        }
+        let status = response.status
+        let bytes = try? await response.body.collect(upTo: 1024 * 1024)
+        if let bytes, let envelope = try? JSONCoding.decode(Envelope.self, from: bytes.readableBytesView) {
+            return RegistryError(
+                RegistryError.Code(envelope.error.code), envelope.error.message,
+                details: envelope.error.details ?? [:])
+        }
+        let code: RegistryError.Code =
+            switch status.code {
+            case 401: .unauthenticated
+            case 403: .permissionDenied
+            case 404: .notFound
+            case 502, 503, 504: .unavailable
+            default: .internalError
+            }
+        return RegistryError(
+            code, "The registry answered \(status.code) \(status.reasonPhrase) without an error body.",
+            details: ["status": .number(Double(status.code))])
+    }
+
+    /// Any failure to reach the registry or to read its answer, other than an error it reported.
+    static func transportError(_ error: any Error, call: Call?) -> any Error {
+        if error is RegistryError || error is CancellationError { return error }
+        var details: [String: JSONValue] = ["reason": .string(String(describing: error))]
+        if let call { details["path"] = .string(call.path) }
+        return RegistryError(.unavailable, "The registry could not be reached: \(error).", details: details)
+    }
+
+    static func queryString(_ items: [(String, String?)]) -> String {
+        let present = items.compactMap { name, value in value.map { (name, $0) } }
+        guard !present.isEmpty else { return "" }
+        return "?" + present.map { "\($0)=\(escape($1))" }.joined(separator: "&")
+    }
+
+    /// Percent-encodes a path segment or query value.
+    static func escape(_ text: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+    }
+}

@@ -1,0 +1,56 @@
+import ArgumentParser
+import Foundation
+import Logging
+import RegistryCore
+import RegistryFileStore
+import RegistrySQLite
+import RegistryServer
+import UnixSignals
+
+/// `registry serve`: the composition root that picks the embedded SQLite and file-system backends.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the registry server.")
+
+    @Option(help: "Where metadata and blobs are kept.")
+    var dataDir = "./registry-data"
+
+    @Option(help: "The address to listen on.")
+    var host = "127.0.0.1"
+
+    @Option(help: "The port to listen on (0 picks a free one).")
+    var port = 8080
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535.") }
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "registry")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        do {
+            try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+        } catch {
+            throw RegistryError(.internalError, "Cannot create the data directory \(dataDir): \(error).")
+        }
+        let metadata = try SQLiteMetadataStore(path: dataDir + "/metadata.sqlite")
+        let blobs = try FileSystemBlobStore(root: dataDir + "/blobs")
+        let configured = ProcessInfo.processInfo.environment["REGISTRY_ADMIN_TOKEN"]
+        if let secret = try await AdminBootstrap.ensureAdminToken(in: metadata, configuredSecret: configured) {
+            FileHandle.standardOutput.write(Data("admin token: \(secret)\n".utf8))
+        }
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        let server = try await RegistryApplication.start(
+            configuration: ServerConfiguration(host: host, port: port), metadata: metadata, blobs: blobs,
+            logger: logger)
+        // Written unbuffered: whoever started the server waits for this line on a pipe.
+        FileHandle.standardOutput.write(Data("listening on \(server.baseURL)\n".utf8))
+        for await signal in signals {
+            logger.info("Shutting down gracefully", metadata: ["signal": "\(signal)"])
+            break
+        }
+        await server.shutdown()
+    }
+}
