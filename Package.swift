@@ -66,6 +66,9 @@ let package = Package(
                 "RegistryCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .target(
@@ -79,27 +82,49 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
             name: "RegistryBenchmark",
             dependencies: [
-                "RegistryCore", "RegistrySQLite", "RegistryFileStore", "RegistryServer", "RegistryClient",
+                "RegistryCore", "RegistrySQLite", "RegistryFileStore", "RegistryServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/RegistryBenchmark"
         ),
+        .testTarget(
+            name: "RegistryProcessTests",
+            dependencies: [
+                "registry", "RegistryCore", "RegistryTesting",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
         .testTarget(name: "RegistryCoreTests", dependencies: ["RegistryCore", "RegistryTesting"]),
-        .testTarget(name: "RegistrySQLiteTests", dependencies: ["RegistrySQLite", "RegistryTesting"]),
+        .testTarget(
+            name: "RegistrySQLiteTests",
+            dependencies: ["RegistrySQLite", "RegistryTesting", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         .testTarget(name: "RegistryFileStoreTests", dependencies: ["RegistryFileStore", "RegistryTesting"]),
+        .testTarget(
+            name: "RegistryCLITests",
+            dependencies: [
+                "registry", "RegistryCore", "RegistryClient", "RegistrySQLite", "RegistryFileStore", "RegistryServer",
+                "RegistryTesting",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "RegistryServerTests",
             dependencies: [
-                "RegistryCore", "RegistrySQLite", "RegistryFileStore", "RegistryServer", "RegistryClient",
-                "RegistryTesting",
+                "RegistryCore", "RegistryServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
     ]

@@ -1,0 +1,191 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import Logging
+import RegistryCore
+import RegistryFileStore
+import RegistryServer
+import RegistrySQLite
+
+/// Measures the control plane over real HTTP on loopback against the embedded default (SQLite + files).
+@main
+struct RegistryBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "registry-benchmark",
+        abstract: "Control-plane latency and throughput over HTTP on loopback.")
+
+    @Option(help: "Models to seed.") var models = 300
+    @Option(help: "Versions per model to seed.") var versions = 10
+    @Option(help: "Requests per operation and concurrency level.") var requests = 2000
+    @Option(help: "Concurrency levels, comma separated.") var concurrency = "1,8"
+    @Option(help: "Directory for the registry's data (a fresh temporary one by default).") var dataDir: String?
+
+    func run() async throws {
+        let levels = concurrency.split(separator: ",").compactMap { Int($0) }
+        let directory = dataDir ?? NSTemporaryDirectory() + "registry-bench-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { if dataDir == nil { try? FileManager.default.removeItem(atPath: directory) } }
+
+        let metadata = try SQLiteMetadataStore(path: directory + "/metadata.sqlite")
+        let blobs = try FileSystemBlobStore(root: directory + "/blobs")
+        let adminSecret = "bench-admin-" + UUID().uuidString
+        _ = try await AdminBootstrap.ensureAdminToken(in: metadata, configuredSecret: adminSecret)
+        var logger = Logger(label: "benchmark")
+        logger.logLevel = .error
+        let server = try await RegistryApplication.start(
+            configuration: ServerConfiguration(host: "127.0.0.1", port: 0), metadata: metadata, blobs: blobs,
+            logger: logger)
+
+        var httpConfiguration = HTTPClient.Configuration()
+        httpConfiguration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
+        do {
+            let http = BenchmarkHTTP(client: client, baseURL: server.baseURL, token: adminSecret)
+            let seed = try await Seed.run(http: http, models: models, versions: versions)
+            print(Machine.describe())
+            print("seeded \(models) models × \(versions) versions in \(String(format: "%.1f", seed.seconds)) s\n")
+            print("| operation | concurrency | requests | p50 ms | p95 ms | p99 ms | req/s |")
+            print("|---|---:|---:|---:|---:|---:|---:|")
+            for level in levels {
+                for operation in Operation.allCases {
+                    let result = try await measure(operation, concurrency: level, http: http, seed: seed)
+                    print(
+                        "| \(operation.rawValue) | \(level) | \(requests) | "
+                            + String(
+                                format: "%.2f | %.2f | %.2f | %.0f |", result.latencies.percentile(0.50),
+                                result.latencies.percentile(0.95), result.latencies.percentile(0.99),
+                                result.throughput))
+                }
+            }
+        } catch {
+            try? await client.shutdown()
+            await server.shutdown()
+            throw error
+        }
+        try await client.shutdown()
+        await server.shutdown()
+    }
+
+    enum Operation: String, CaseIterable {
+        case getVersion = "get version"
+        case resolve = "resolve"
+        case listVersions = "list versions"
+        case createVersion = "create version"
+        case promote = "promote (stage PUT + If-Match)"
+    }
+
+    struct Result {
+        var latencies: LatencyRecorder
+        var throughput: Double
+    }
+
+    func measure(_ operation: Operation, concurrency: Int, http: BenchmarkHTTP, seed: Seed) async throws -> Result {
+        let perWorker = max(1, requests / concurrency)
+        let start = ContinuousClock.now
+        let latencies = try await withThrowingTaskGroup(of: LatencyRecorder.self) { group in
+            for worker in 0..<concurrency {
+                group.addTask {
+                    var recorder = LatencyRecorder()
+                    var generator = SystemRandomNumberGenerator()
+                    // Promotions: each worker flips its own stage between two approved versions.
+                    let promoteModel = seed.modelNames[worker % seed.modelNames.count]
+                    let stage = "bench-c\(concurrency)-w\(worker)"
+                    var stageRevision: Int? = nil
+                    for index in 0..<perWorker {
+                        let model = seed.modelNames.randomElement(using: &generator)!
+                        let number = Int.random(in: 1...seed.versionsPerModel, using: &generator)
+                        let began = ContinuousClock.now
+                        switch operation {
+                        case .getVersion:
+                            try await http.expect([200], .GET, "/v1/models/\(model)/versions/\(number)")
+                        case .resolve:
+                            try await http.expect([200], .GET, "/v1/resolve/\(model)/production")
+                        case .listVersions:
+                            try await http.expect([200], .GET, "/v1/models/\(model)/versions?limit=20")
+                        case .createVersion:
+                            try await http.expect(
+                                [201], .POST, "/v1/models/\(model)/versions",
+                                json: ["manifestDigest": seed.manifestDigest, "metadata": ["bench": true]])
+                        case .promote:
+                            let target = index % 2 == 0 ? seed.versionsPerModel - 1 : seed.versionsPerModel
+                            let precondition =
+                                stageRevision.map { ("If-Match", "\"\($0)\"") } ?? ("If-None-Match", "*")
+                            let response = try await http.expect(
+                                [200, 201], .PUT, "/v1/models/\(promoteModel)/stages/\(stage)",
+                                json: ["version": target, "reason": "benchmark"], headers: [precondition])
+                            stageRevision = response.etagRevision
+                        }
+                        recorder.record(ContinuousClock.now - began)
+                    }
+                    return recorder
+                }
+            }
+            var all = LatencyRecorder()
+            for try await recorder in group { all.merge(recorder) }
+            return all
+        }
+        let elapsed = (ContinuousClock.now - start).milliseconds / 1000
+        return Result(latencies: latencies, throughput: Double(latencies.samples.count) / elapsed)
+    }
+}
+
+/// The seeded data set: models with versions, the last two approved, `production` on the last.
+struct Seed: Sendable {
+    var modelNames: [String]
+    var versionsPerModel: Int
+    var manifestDigest: String
+    var seconds: Double
+
+    static func run(http: BenchmarkHTTP, models: Int, versions: Int) async throws -> Seed {
+        let start = ContinuousClock.now
+        let reviewer = try await http.expect(
+            [201], .POST, "/v1/tokens", json: ["subject": "bench-reviewer", "admin": true]
+        ).json()["token"] as? String ?? ""
+        let chunk = (0..<4096).map { _ in UInt8.random(in: 0...255) }
+        let chunkDigest = Digest(of: chunk).description
+        try await http.expect([200, 201], .PUT, "/v1/blobs/\(chunkDigest)", bytes: chunk)
+        let manifest: [String: Any] = [
+            "schemaVersion": 1,
+            "files": [["path": "model.bin", "size": chunk.count, "digest": chunkDigest, "chunks": [["digest": chunkDigest, "size": chunk.count]]]],
+        ]
+        let manifestDigest = try await http.expect([200, 201], .PUT, "/v1/manifests", json: manifest).json()["digest"]
+            as? String ?? ""
+        let names = (0..<models).map { String(format: "bench-model-%04d", $0) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<8 {
+                group.addTask {
+                    for name in names.enumerated().filter({ $0.offset % 8 == worker }).map(\.element) {
+                        try await http.expect([201], .POST, "/v1/models", json: ["name": name, "tags": ["team": "bench"]])
+                        for _ in 1...versions {
+                            try await http.expect(
+                                [201], .POST, "/v1/models/\(name)/versions",
+                                json: ["manifestDigest": manifestDigest, "source": ["runId": "seed"]])
+                        }
+                        for number in max(1, versions - 1)...versions {
+                            try await http.expect(
+                                [200, 201], .POST, "/v1/models/\(name)/versions/\(number)/approvals",
+                                json: ["decision": "approve"], headers: [("If-Match", "\"1\"")], token: reviewer)
+                        }
+                        try await http.expect(
+                            [200, 201], .PUT, "/v1/models/\(name)/stages/production", json: ["version": versions],
+                            headers: [("If-None-Match", "*")])
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        return Seed(
+            modelNames: names, versionsPerModel: versions, manifestDigest: manifestDigest,
+            seconds: (ContinuousClock.now - start).milliseconds / 1000)
+    }
+}
+
+enum Machine {
+    static func describe() -> String {
+        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+            .split(separator: "\n").first { $0.hasPrefix("model name") }?
+            .split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
+        return "machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(cpu), "
+            + "\(ProcessInfo.processInfo.physicalMemory >> 30) GiB"
+    }
+}
