@@ -26,7 +26,7 @@ struct RegistryBenchmark: AsyncParsableCommand {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { if dataDir == nil { try? FileManager.default.removeItem(atPath: directory) } }
 
-        let metadata = try SQLiteMetadataStore(path: directory + "/metadata.sqlite")
+        let metadata = CachedMetadataStore(try SQLiteMetadataStore(path: directory + "/metadata.sqlite"))
         let blobs = try FileSystemBlobStore(root: directory + "/blobs")
         let adminSecret = "bench-admin-" + UUID().uuidString
         _ = try await AdminBootstrap.ensureAdminToken(in: metadata, configuredSecret: adminSecret)

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import RegistryCore
+import Synchronization
 
 /// A `MetadataStore` in one SQLite file (WAL, `synchronous = FULL`): the registry's embedded default.
 ///
@@ -10,6 +11,7 @@ import RegistryCore
 public final class SQLiteMetadataStore: MetadataStore {
     let pool: DatabasePool
     let signal: ChangeSignal
+    private let pendingWrites = Mutex(WriteQueue())
 
     /// Opens (creating it and its parent directories if needed) and migrates the database at `path`.
     public init(path: String) throws {
@@ -44,22 +46,77 @@ public final class SQLiteMetadataStore: MetadataStore {
 
     // MARK: Transactions
 
-    /// Runs `body` in one write transaction, then seals and appends the audit draft and events it returns.
+    /// Runs `body` in a write transaction, then seals and appends the audit draft and events it returns.
+    ///
+    /// Group commit: mutations that arrive while a commit is in flight are run together in the next transaction,
+    /// each inside its own savepoint, so one fsync makes a whole batch durable. A mutation that throws rolls back
+    /// its savepoint only; every caller is answered after the batch has committed (or failed as a whole).
     func write<T: Sendable>(
-        _ context: MutationContext, _ body: @Sendable (Database) throws -> (T, AuditDraft, [EventDraft])
+        _ context: MutationContext, _ body: @Sendable @escaping (Database) throws -> (T, AuditDraft, [EventDraft])
     ) async throws -> T {
-        let (result, lastEvent): (T, Int64?)
-        do {
-            (result, lastEvent) = try await pool.write { db in
-                let (result, audit, events) = try body(db)
-                let lastEvent = try Self.append(audit: audit, events: events, context: context, db)
-                return (result, lastEvent)
-            }
-        } catch {
-            throw Self.translate(error)
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let job = WriteJob(
+                run: { db in
+                    let (result, audit, events) = try body(db)
+                    let lastEvent = try Self.append(audit: audit, events: events, context: context, db)
+                    return (lastEvent, { continuation.resume(returning: result) })
+                },
+                fail: { error in continuation.resume(throwing: Self.translate(error)) })
+            enqueue(job)
         }
-        if let lastEvent { signal.advance(to: lastEvent) }
-        return result
+    }
+
+    /// Queues `job`; the first job of an idle store starts a drain on the writer connection.
+    private func enqueue(_ job: WriteJob) {
+        let startDrain = pendingWrites.withLock { queue -> Bool in
+            queue.jobs.append(job)
+            guard !queue.draining else { return false }
+            queue.draining = true
+            return true
+        }
+        guard startDrain else { return }
+        pool.asyncWriteWithoutTransaction { [self] db in drain(db) }
+    }
+
+    /// Commits queued jobs in batches until the queue is empty.
+    private func drain(_ db: Database) {
+        while true {
+            let jobs = pendingWrites.withLock { queue -> [WriteJob] in
+                let jobs = queue.jobs
+                queue.jobs.removeAll(keepingCapacity: true)
+                if jobs.isEmpty { queue.draining = false }
+                return jobs
+            }
+            guard !jobs.isEmpty else { return }
+            var outcomes: [(lastEvent: Int64?, resume: @Sendable () -> Void)?] = []
+            var failures: [(WriteJob, any Error)] = []
+            do {
+                try db.inTransaction(.immediate) {
+                    for job in jobs {
+                        do {
+                            var outcome: (Int64?, @Sendable () -> Void)?
+                            try db.inSavepoint {
+                                outcome = try job.run(db)
+                                return .commit
+                            }
+                            outcomes.append(outcome)
+                        } catch {
+                            outcomes.append(nil)
+                            failures.append((job, error))
+                        }
+                    }
+                    return .commit
+                }
+            } catch {
+                // The batch did not commit: nothing of it happened, so every caller gets the error.
+                for job in jobs { job.fail(error) }
+                continue
+            }
+            let lastEvent = outcomes.compactMap { $0?.lastEvent }.max()
+            if let lastEvent { signal.advance(to: lastEvent) }
+            for outcome in outcomes { outcome?.resume() }
+            for (job, error) in failures { job.fail(error) }
+        }
     }
 
     func read<T: Sendable>(_ body: @Sendable (Database) throws -> T) async throws -> T {
@@ -131,4 +188,16 @@ public final class SQLiteMetadataStore: MetadataStore {
         let kept = Array(items.prefix(limit))
         return Page(items: kept, nextPageToken: kept.last.map { PageToken.make(key($0)) })
     }
+}
+
+/// One mutation waiting for the writer: `run` applies it inside a savepoint and returns its last event id and how
+/// to answer its caller once the batch has committed; `fail` answers the caller with an error.
+struct WriteJob: Sendable {
+    let run: @Sendable (Database) throws -> (Int64?, @Sendable () -> Void)
+    let fail: @Sendable (any Error) -> Void
+}
+
+struct WriteQueue: Sendable {
+    var jobs: [WriteJob] = []
+    var draining = false
 }

@@ -1,0 +1,50 @@
+import RegistryCore
+import RegistryTesting
+import Testing
+
+@Suite struct CachedMetadataStoreTests {
+    let context = MutationContext(actor: "alice", requestId: "req-1")
+
+    @Test(arguments: MetadataStoreConformance.cases)
+    func conformance(_ conformanceCase: ConformanceCase) async throws {
+        try await conformanceCase.run(CachedMetadataStore(InMemoryMetadataStore()))
+    }
+
+    @Test func aWriteThroughTheCacheIsVisibleToTheNextRead() async throws {
+        let store = CachedMetadataStore(InMemoryMetadataStore())
+        _ = try await store.createModel(Model(name: "m", createdBy: "alice", createdAt: context.time), context: context)
+        let before = try #require(try await store.model(named: "m"))
+        _ = try await store.updateModel(named: "m", expectedRevision: before.revision, context: context) { model in
+            model.description = "changed"
+            return .update
+        }
+        #expect(try await store.model(named: "m")?.description == "changed")
+    }
+
+    @Test func aWriteThatBypassesTheCacheIsSeenOnlyAfterTheTTL() async throws {
+        let base = InMemoryMetadataStore()
+        let store = CachedMetadataStore(base, ttl: .milliseconds(50))
+        _ = try await base.createModel(Model(name: "m", createdBy: "alice", createdAt: context.time), context: context)
+        _ = try #require(try await store.model(named: "m"))
+        _ = try await base.updateModel(named: "m", expectedRevision: 1, context: context) { model in
+            model.description = "elsewhere"
+            return .update
+        }
+        #expect(try await store.model(named: "m")?.description == "", "served from the cache within the TTL")
+        try await Task.sleep(for: .milliseconds(120))
+        #expect(try await store.model(named: "m")?.description == "elsewhere")
+    }
+
+    @Test func preconditionsAreCheckedByTheBaseStoreNotTheCache() async throws {
+        let base = InMemoryMetadataStore()
+        let store = CachedMetadataStore(base)
+        _ = try await store.createModel(Model(name: "m", createdBy: "alice", createdAt: context.time), context: context)
+        _ = try await store.model(named: "m")
+        // Another writer moves the model on; the cached copy is stale but the precondition still fails.
+        _ = try await base.updateModel(named: "m", expectedRevision: 1, context: context) { _ in .update }
+        let error = await #expect(throws: RegistryError.self) {
+            _ = try await store.updateModel(named: "m", expectedRevision: 1, context: context) { _ in .update }
+        }
+        #expect(error?.code == .revisionMismatch)
+    }
+}
