@@ -8,6 +8,8 @@ public struct Model: Sendable, Equatable, Codable {
     /// The subject that created the model; it is granted `owner` at creation.
     public var createdBy: String
     public var approvalPolicy: ApprovalPolicy
+    /// The keys trusted to sign versions and whether a signature is required.
+    public var trustPolicy: TrustPolicy
     /// The access list; served by the `/acl` route and left out of the model's JSON.
     public var grants: [Grant]
     public var revision: Int
@@ -16,14 +18,15 @@ public struct Model: Sendable, Equatable, Codable {
 
     public init(
         name: String, description: String = "", tags: [String: String] = [:], createdBy: String,
-        approvalPolicy: ApprovalPolicy = .init(), grants: [Grant] = [], revision: Int = 1,
-        createdAt: Date, updatedAt: Date? = nil
+        approvalPolicy: ApprovalPolicy = .init(), trustPolicy: TrustPolicy = .init(), grants: [Grant] = [],
+        revision: Int = 1, createdAt: Date, updatedAt: Date? = nil
     ) {
         self.name = name
         self.description = description
         self.tags = tags
         self.createdBy = createdBy
         self.approvalPolicy = approvalPolicy
+        self.trustPolicy = trustPolicy
         self.grants = grants
         self.revision = revision
         self.createdAt = createdAt
@@ -31,7 +34,7 @@ public struct Model: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, description, tags, createdBy, approvalPolicy, revision, createdAt, updatedAt
+        case name, description, tags, createdBy, approvalPolicy, trustPolicy, revision, createdAt, updatedAt
     }
 
     public init(from decoder: any Decoder) throws {
@@ -41,6 +44,7 @@ public struct Model: Sendable, Equatable, Codable {
         tags = try container.decodeIfPresent([String: String].self, forKey: .tags) ?? [:]
         createdBy = try container.decode(String.self, forKey: .createdBy)
         approvalPolicy = try container.decodeIfPresent(ApprovalPolicy.self, forKey: .approvalPolicy) ?? .init()
+        trustPolicy = try container.decodeIfPresent(TrustPolicy.self, forKey: .trustPolicy) ?? .init()
         grants = []
         revision = try container.decode(Int.self, forKey: .revision)
         createdAt = try container.decode(Date.self, forKey: .createdAt)

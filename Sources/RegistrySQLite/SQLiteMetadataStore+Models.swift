@@ -11,7 +11,7 @@ extension SQLiteMetadataStore {
             created.revision = 1
             try db.cachedStatement(
                 sql: """
-                    INSERT INTO models (\(Rows.modelColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO models (\(Rows.modelColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """
             ).execute(arguments: Self.modelArguments(created))
             try Self.writeTags(db, model: created.name, tags: created.tags, replacing: false)
@@ -60,7 +60,7 @@ extension SQLiteMetadataStore {
 
     public func updateModel(
         named name: String, expectedRevision: Int, context: MutationContext,
-        _ change: @Sendable (inout Model) throws -> Transitions.ModelChange
+        _ change: @escaping @Sendable (inout Model) throws -> Transitions.ModelChange
     ) async throws -> Model {
         try await write(context) { db in
             guard let current = try Self.loadModel(db, name) else { throw RegistryError.modelNotFound(name) }
@@ -76,12 +76,13 @@ extension SQLiteMetadataStore {
             updated.updatedAt = context.time
             try db.cachedStatement(
                 sql: """
-                    UPDATE models SET description = ?, tags = ?, approval_policy = ?, revision = ?, updated_at = ?
+                    UPDATE models SET description = ?, tags = ?, approval_policy = ?, trust_policy = ?, revision = ?,
+                        updated_at = ?
                     WHERE name = ?
                     """
             ).execute(arguments: [
                 updated.description, try Rows.json(updated.tags), try Rows.json(updated.approvalPolicy),
-                updated.revision, Rows.time(updated.updatedAt), name,
+                try Rows.json(updated.trustPolicy), updated.revision, Rows.time(updated.updatedAt), name,
             ])
             if updated.tags != current.tags {
                 try Self.writeTags(db, model: name, tags: updated.tags, replacing: true)
@@ -125,7 +126,8 @@ extension SQLiteMetadataStore {
     private static func modelArguments(_ model: Model) throws -> StatementArguments {
         [
             model.name, model.description, try Rows.json(model.tags), model.createdBy,
-            try Rows.json(model.approvalPolicy), model.revision, Rows.time(model.createdAt), Rows.time(model.updatedAt),
+            try Rows.json(model.approvalPolicy), try Rows.json(model.trustPolicy), model.revision,
+            Rows.time(model.createdAt), Rows.time(model.updatedAt),
         ]
     }
 

@@ -21,15 +21,15 @@ enum Rows {
     static func date(_ row: Row, _ column: String) -> Date { Timestamp.fromMilliseconds(row[column]) }
 
     static let modelColumns =
-        "name, description, tags, created_by, approval_policy, revision, created_at, updated_at"
+        "name, description, tags, created_by, approval_policy, trust_policy, revision, created_at, updated_at"
 
     /// A model from its row; its grants are loaded separately and passed in.
     static func model(_ row: Row, grants: [Grant]) throws -> Model {
         Model(
             name: row["name"], description: row["description"], tags: try decode([String: String].self, row["tags"]),
             createdBy: row["created_by"], approvalPolicy: try decode(ApprovalPolicy.self, row["approval_policy"]),
-            grants: grants, revision: row["revision"], createdAt: date(row, "created_at"),
-            updatedAt: date(row, "updated_at"))
+            trustPolicy: try decode(TrustPolicy.self, row["trust_policy"]), grants: grants, revision: row["revision"],
+            createdAt: date(row, "created_at"), updatedAt: date(row, "updated_at"))
     }
 
     static let versionColumns = """

@@ -133,6 +133,11 @@ extension SQLiteMetadataStore {
                     );
                     """)
         }
+        migrator.registerMigration("v2") { db in
+            // The trust policy (trusted signing keys, signature required) is read with its model, like the
+            // approval policy; existing models get the empty policy.
+            try db.execute(sql: "ALTER TABLE models ADD COLUMN trust_policy TEXT NOT NULL DEFAULT '{}'")
+        }
         return migrator
     }
 }

@@ -69,7 +69,7 @@ extension SQLiteMetadataStore {
 
     public func updateVersion(
         model: String, number: Int, expectedRevision: Int, context: MutationContext,
-        _ change: @Sendable (inout ModelVersion, VersionChangeContext) throws -> Transitions.VersionChange
+        _ change: @escaping @Sendable (inout ModelVersion, VersionChangeContext) throws -> Transitions.VersionChange
     ) async throws -> ModelVersion {
         try await write(context) { db in
             guard let owner = try Self.loadModel(db, model) else { throw RegistryError.modelNotFound(model) }

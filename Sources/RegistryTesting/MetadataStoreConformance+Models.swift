@@ -144,5 +144,28 @@ extension MetadataStoreConformance {
             #expect(entry.action == "model.acl.update")
             #expect(try await allEvents(store).last?.type == EventType.aclChanged)
         },
+        ConformanceCase("trustPoliciesRoundTripAtCreationAndUpdate") { store in
+            #expect(try await createModel(store, model("plain")).trustPolicy == TrustPolicy())
+            let first = SigningKey.generate(.ed25519).publicKey
+            let second = SigningKey.generate(.p256).publicKey
+            var input = model("signed")
+            input.trustPolicy = TrustPolicy(requireSignature: true, trustedKeys: [first])
+            let created = try await createModel(store, input)
+            #expect(created.trustPolicy == input.trustPolicy)
+            #expect(try await store.model(named: "signed") == created)
+            let rotated = TrustPolicy(requireSignature: false, trustedKeys: [second, first])
+            let updated = try await store.updateModel(named: "signed", expectedRevision: 1, context: context()) { model in
+                model.trustPolicy = rotated
+                return .update
+            }
+            #expect(updated.trustPolicy == rotated)
+            #expect(try await store.model(named: "signed")?.trustPolicy == rotated)
+            let listed = try await store.models(ModelQuery()).items
+            #expect(listed.map(\.trustPolicy) == [TrustPolicy(), rotated])
+            #expect(try await store.model(named: "plain")?.trustPolicy == TrustPolicy())
+            let entry = try #require(try await allAudit(store).last)
+            #expect(entry.action == "model.update")
+            #expect(entry.after?.contains(second.description) == true)
+        },
     ]
 }

@@ -186,8 +186,36 @@ struct TemporaryDirectory: ~Copyable {
         let migrations = try await queue.read { db in
             try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
         }
-        #expect(migrations == ["v1"])
+        #expect(migrations == ["v1", "v2"])
         try queue.close()
+    }
+
+    @Test func aVersionOneDatabaseMigratesAndItsModelsGetTheEmptyTrustPolicy() async throws {
+        let directory = try TemporaryDirectory()
+        try FileManager.default.createDirectory(
+            atPath: (directory.databasePath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let queue = try DatabaseQueue(path: directory.databasePath)
+        try SQLiteMetadataStore.migrator.migrate(queue, upTo: "v1")
+        try await queue.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO models (name, description, tags, created_by, approval_policy, revision, created_at,
+                        updated_at)
+                    VALUES ('legacy', '', '{}', 'alice', '{}', 3, 0, 0)
+                    """)
+        }
+        try queue.close()
+        let store = try SQLiteMetadataStore(path: directory.databasePath)
+        let legacy = try #require(try await store.model(named: "legacy"))
+        #expect(legacy.trustPolicy == TrustPolicy())
+        #expect(legacy.revision == 3)
+        let key = SigningKey.generate(.ed25519).publicKey
+        let updated = try await store.updateModel(named: "legacy", expectedRevision: 3, context: context) { model in
+            model.trustPolicy = TrustPolicy(requireSignature: true, trustedKeys: [key])
+            return .update
+        }
+        #expect(try await store.model(named: "legacy") == updated)
+        try store.close()
     }
 
     @Test func openingAPathThatCannotBeCreatedFailsWithARegistryError() throws {

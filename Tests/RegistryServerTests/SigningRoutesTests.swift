@@ -1,0 +1,268 @@
+import RegistryCore
+import Testing
+
+/// Trust policies on models and their enforcement at version creation, signature updates, promotion and rollback.
+@Suite struct SigningRoutesTests {
+    let trusted = SigningKey.generate(.ed25519)
+    let other = SigningKey.generate(.p256)
+
+    @Test func trustPolicyRoundTripsThroughPatchWithManagePermission() async throws {
+        try await TestRegistry.with { registry in
+            let world = try await World.make(registry)
+            let policy: JSONValue = [
+                "requireSignature": .bool(true),
+                "trustedKeys": .array([
+                    .string(trusted.publicKey.description), .string(other.publicKey.description),
+                    .string(trusted.publicKey.description),
+                ]),
+            ]
+            let fresh = try await registry.send(.GET, "/v1/models/demo", token: world.tokens["reader"])
+            #expect(fresh.json["trustPolicy"] == ["requireSignature": .bool(false), "trustedKeys": .array([])])
+            let unconditional = try await registry.send(
+                .PATCH, "/v1/models/demo", token: world.tokens["owner"], json: ["trustPolicy": policy])
+            #expect(unconditional.status == 428)
+            let writer = try await registry.send(
+                .PATCH, "/v1/models/demo", token: world.tokens["writer"], json: ["trustPolicy": policy],
+                headers: [("If-Match", "\"2\"")])
+            #expect(writer.status == 403)
+            let updated = try await registry.send(
+                .PATCH, "/v1/models/demo", token: world.tokens["owner"], json: ["trustPolicy": policy],
+                headers: [("If-Match", "\"2\"")])
+            #expect(updated.status == 200)
+            let expected: JSONValue = [
+                "requireSignature": .bool(true),
+                "trustedKeys": .array([.string(trusted.publicKey.description), .string(other.publicKey.description)]),
+            ]
+            #expect(updated.json["trustPolicy"] == expected)
+            let read = try await registry.send(.GET, "/v1/models/demo", token: world.tokens["reader"])
+            #expect(read.json["trustPolicy"] == expected)
+            #expect(read.header("ETag") == "\"3\"")
+            let audit = try await registry.send(.GET, "/v1/audit?model=demo", token: registry.adminToken)
+            guard case .array(let entries)? = audit.json["items"] else {
+                throw TestFailure("audit: \(audit.text)")
+            }
+            #expect(entries.last?["action"] == "model.update")
+            #expect(entries.last?["after"]?["trustPolicy"] == expected)
+        }
+    }
+
+    @Test func aPolicyThatRequiresSignaturesWithoutKeysOrWithAMalformedKeyIsRefused() async throws {
+        try await TestRegistry.with { registry in
+            let world = try await World.make(registry)
+            let keyless = try await registry.send(
+                .PATCH, "/v1/models/demo", token: world.tokens["owner"],
+                json: ["trustPolicy": ["requireSignature": .bool(true)]], headers: [("If-Match", "\"2\"")])
+            #expect(keyless.status == 400)
+            #expect(keyless.errorCode == "INVALID_ARGUMENT")
+            let malformed = try await registry.send(
+                .PATCH, "/v1/models/demo", token: world.tokens["owner"],
+                json: ["trustPolicy": ["trustedKeys": .array(["ed25519:AAAA"])]], headers: [("If-Match", "\"2\"")])
+            #expect(malformed.status == 400)
+            #expect(malformed.errorCode == "INVALID_ARGUMENT")
+            let created = try await registry.send(
+                .POST, "/v1/models", token: world.tokens["owner"],
+                json: [
+                    "name": "signed-from-birth",
+                    "trustPolicy": [
+                        "requireSignature": .bool(true), "trustedKeys": .array([.string(trusted.publicKey.description)]),
+                    ],
+                ])
+            #expect(created.status == 201)
+            #expect(created.json["trustPolicy"]?["requireSignature"] == .bool(true))
+        }
+    }
+
+    @Test func aVersionSignedByATrustedKeyIsAcceptedAndOneSignedByAnotherIsRefused() async throws {
+        try await TestRegistry.with { registry in
+            let world = try await World.make(registry)
+            try await trust([trusted], requireSignature: false, world, revision: 2)
+            let digest = try await registry.upload(["model.bin": Array("signed weights".utf8)], token: writer(world))
+            let foreign = try await sign(registry, digest, with: other)
+            let refused = try await createVersion(world, digest, signature: foreign)
+            #expect(refused.status == 400)
+            #expect(refused.errorCode == "SIGNATURE_INVALID")
+            let otherDigest = try await registry.upload(["model.bin": Array("other".utf8)], token: writer(world))
+            let elsewhere = try await sign(registry, otherDigest, with: trusted)
+            let misplaced = try await createVersion(world, digest, signature: elsewhere)
+            #expect(misplaced.status == 400)
+            #expect(misplaced.errorCode == "SIGNATURE_INVALID")
+            let garbage = try await createVersion(world, digest, signature: "not an envelope")
+            #expect(garbage.errorCode == "SIGNATURE_INVALID")
+            let signature = try await sign(registry, digest, with: trusted)
+            let accepted = try await createVersion(world, digest, signature: signature)
+            #expect(accepted.status == 201)
+            #expect(accepted.int("version") == 2)
+            #expect(accepted.json["signature"] == .string(signature))
+            // Without "signature required" an unsigned version is still welcome.
+            let unsigned = try await createVersion(world, otherDigest, signature: nil)
+            #expect(unsigned.status == 201)
+            #expect(unsigned.int("version") == 3)
+        }
+    }
+
+    @Test func aSignatureOnAModelWithoutTrustedKeysIsStoredAsIs() async throws {
+        try await TestRegistry.with { registry in
+            let world = try await World.make(registry)
+            let digest = try await registry.upload(["model.bin": Array("weights".utf8)], token: writer(world))
+            let signature = try await sign(registry, digest, with: other)
+            let created = try await createVersion(world, digest, signature: signature)
+            #expect(created.status == 201)
+            #expect(created.json["signature"] == .string(signature))
+        }
+    }
+
+    @Test func anUnsignedVersionIsRefusedWhenTheModelRequiresSignatures() async throws {
+        try await TestRegistry.with { registry in
+            let world = try await World.make(registry)
+            try await trust([trusted], requireSignature: true, world, revision: 2)
+            let digest = try await registry.upload(["model.bin": Array("unsigned".utf8)], token: writer(world))
+            let refused = try await createVersion(world, digest, signature: nil)
+            #expect(refused.status == 422)
+            #expect(refused.errorCode == "SIGNATURE_REQUIRED")
+            let list = try await registry.send(.GET, "/v1/models/demo/versions", token: world.tokens["reader"])
+            #expect(list.json["items"]?.isArrayOfCount(1) == true)
+        }
+    }
+
+    @Test func promotionUnderARequiredSignatureChecksTheCurrentTrustedKeys() async throws {
+        try await TestRegistry.with { registry in
+            let world = try await World.make(registry)
+            try await trust([trusted], requireSignature: true, world, revision: 2)
+            // Version 1 predates the policy and is unsigned.
+            let unsigned = try await promote(world, "staging", version: 1)
+            #expect(unsigned.status == 409)
+            #expect(unsigned.errorCode == "SIGNATURE_REQUIRED")
+            let digest = try await registry.upload(["model.bin": Array("v2".utf8)], token: writer(world))
+            let v2Signature = try await sign(registry, digest, with: trusted)
+            let created = try await createVersion(world, digest, signature: v2Signature)
+            #expect(created.status == 201)
+            try await approve(world, version: 2)
+            #expect(try await promote(world, "staging", version: 2).status == 200)
+            // The key is revoked: the signature no longer verifies against the current policy.
+            try await trust([other], requireSignature: true, world, revision: 3)
+            let revoked = try await promote(world, "canary", version: 2)
+            #expect(revoked.status == 409)
+            #expect(revoked.errorCode == "SIGNATURE_INVALID")
+            #expect(revoked.json["error"]?["details"]?["version"] == .number(2))
+            let stage = try await registry.send(.GET, "/v1/models/demo/stages/canary", token: world.tokens["reader"])
+            #expect(stage.status == 404)
+            // Re-signing with the new key makes it promotable again.
+            let resigned = try await registry.send(
+                .PATCH, "/v1/models/demo/versions/2", token: writer(world),
+                json: ["signature": .string(try await sign(registry, digest, with: other))],
+                headers: [("If-Match", "\"2\"")])
+            #expect(resigned.status == 200)
+            #expect(try await promote(world, "canary", version: 2).status == 200)
+        }
+    }
+
+    @Test func rollbackToAnUnsignedVersionIsRefusedWhenSignaturesAreRequired() async throws {
+        try await TestRegistry.with { registry in
+            let world = try await World.make(registry)
+            let digest = try await registry.upload(["model.bin": Array("v2".utf8)], token: writer(world))
+            let signature = try await sign(registry, digest, with: trusted)
+            #expect(try await createVersion(world, digest, signature: signature).status == 201)
+            try await approve(world, version: 2)
+            let moved = try await registry.send(
+                .PUT, "/v1/models/demo/stages/production", token: world.tokens["deployer"],
+                json: ["version": .number(2)], headers: [("If-Match", "\"1\"")])
+            #expect(moved.status == 200)
+            try await trust([trusted], requireSignature: true, world, revision: 2)
+            let rollback = try await registry.send(
+                .POST, "/v1/models/demo/stages/production/rollback", token: world.tokens["deployer"],
+                headers: [("If-Match", "\"2\"")])
+            #expect(rollback.status == 409)
+            #expect(rollback.errorCode == "SIGNATURE_REQUIRED")
+            let stage = try await registry.send(
+                .GET, "/v1/models/demo/stages/production", token: world.tokens["reader"])
+            #expect(stage.int("version") == 2)
+            // A stale revision is still reported as such.
+            let stale = try await registry.send(
+                .POST, "/v1/models/demo/stages/production/rollback", token: world.tokens["deployer"],
+                headers: [("If-Match", "\"1\"")])
+            #expect(stale.status == 412)
+        }
+    }
+
+    @Test func patchingASignatureIsVerifiedNeedsWriteAndIfMatchAndIsAudited() async throws {
+        try await TestRegistry.with { registry in
+            let world = try await World.make(registry)
+            try await trust([trusted], requireSignature: false, world, revision: 2)
+            let good = try await sign(registry, world.manifest, with: trusted)
+            let bad = try await sign(registry, world.manifest, with: other)
+            let path = "/v1/models/demo/versions/1"
+            let reader = try await registry.send(
+                .PATCH, path, token: world.tokens["reader"], json: ["signature": .string(good)],
+                headers: [("If-Match", "\"2\"")])
+            #expect(reader.status == 403)
+            let unconditional = try await registry.send(
+                .PATCH, path, token: writer(world), json: ["signature": .string(good)])
+            #expect(unconditional.status == 428)
+            let wrongKey = try await registry.send(
+                .PATCH, path, token: writer(world), json: ["signature": .string(bad)], headers: [("If-Match", "\"2\"")])
+            #expect(wrongKey.status == 400)
+            #expect(wrongKey.errorCode == "SIGNATURE_INVALID")
+            let stale = try await registry.send(
+                .PATCH, path, token: writer(world), json: ["signature": .string(good)],
+                headers: [("If-Match", "\"1\"")])
+            #expect(stale.status == 412)
+            let signed = try await registry.send(
+                .PATCH, path, token: writer(world), json: ["signature": .string(good)],
+                headers: [("If-Match", "\"2\"")])
+            #expect(signed.status == 200)
+            #expect(signed.json["signature"] == .string(good))
+            #expect(signed.int("revision") == 3)
+            let read = try await registry.send(.GET, path, token: world.tokens["reader"])
+            #expect(read.json["signature"] == .string(good))
+            let audit = try await registry.send(.GET, "/v1/audit?model=demo", token: registry.adminToken)
+            guard case .array(let entries)? = audit.json["items"] else { throw TestFailure("audit: \(audit.text)") }
+            #expect(entries.last?["action"] == "version.update")
+            #expect(entries.last?["after"]?["signature"] == .string(good))
+        }
+    }
+
+    // MARK: Steps
+
+    private func writer(_ world: World) -> String { world.tokens["writer"]! }
+
+    /// Sets the model's trust policy as its owner.
+    private func trust(_ keys: [SigningKey], requireSignature: Bool, _ world: World, revision: Int) async throws {
+        let response = try await world.registry.send(
+            .PATCH, "/v1/models/demo", token: world.tokens["owner"],
+            json: [
+                "trustPolicy": [
+                    "requireSignature": .bool(requireSignature),
+                    "trustedKeys": .array(keys.map { .string($0.publicKey.description) }),
+                ]
+            ],
+            headers: [("If-Match", "\"\(revision)\"")])
+        guard response.status == 200 else { throw TestFailure("policy: \(response.status) \(response.text)") }
+    }
+
+    /// A DSSE envelope over the stored manifest `digest`, signed by `key`.
+    private func sign(_ registry: TestRegistry, _ digest: Digest, with key: SigningKey) async throws -> String {
+        let response = try await registry.send(.GET, "/v1/manifests/\(digest)", token: registry.adminToken)
+        return try ArtifactSigning.sign(manifest: try Manifest.parse(response.body), manifestDigest: digest, with: key)
+    }
+
+    private func createVersion(_ world: World, _ digest: Digest, signature: String?) async throws -> TestResponse {
+        var body: [String: JSONValue] = ["manifestDigest": .string(digest.description)]
+        if let signature { body["signature"] = .string(signature) }
+        return try await world.registry.send(
+            .POST, "/v1/models/demo/versions", token: writer(world), json: .object(body))
+    }
+
+    private func approve(_ world: World, version: Int) async throws {
+        let approval = try await world.registry.send(
+            .POST, "/v1/models/demo/versions/\(version)/approvals", token: world.tokens["approver"],
+            json: ["decision": "approve"], headers: [("If-Match", "\"1\"")])
+        guard approval.status == 200 else { throw TestFailure("approval: \(approval.status) \(approval.text)") }
+    }
+
+    /// Creates `stage` at `version`.
+    private func promote(_ world: World, _ stage: String, version: Int) async throws -> TestResponse {
+        try await world.registry.send(
+            .PUT, "/v1/models/demo/stages/\(stage)", token: world.tokens["deployer"],
+            json: ["version": .number(Double(version))], headers: [("If-None-Match", "*")])
+    }
+}
