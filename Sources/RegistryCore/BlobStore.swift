@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 
 /// Content-addressed storage for artifact chunks and manifests. Implementations: `InMemoryBlobStore`,
@@ -23,6 +24,14 @@ public protocol BlobStore: Sendable {
 
     /// Every stored digest, in no particular order.
     func list() async throws -> [Digest]
+
+    /// When the blob was last written or touched, or nil when it is absent; garbage collection keeps blobs whose
+    /// time lies within its grace window.
+    func modificationTime(of digest: Digest) async throws -> Date?
+
+    /// Sets the blob's modification time to now, so that an upload about to reference it is protected from
+    /// garbage collection; touching an absent blob is not an error.
+    func touch(_ digest: Digest) async throws
 }
 
 extension BlobStore {

@@ -84,7 +84,7 @@ public final class InMemoryMetadataStore: MetadataStore {
 
     public func updateModel(
         named name: String, expectedRevision: Int, context: MutationContext,
-        _ change: @Sendable (inout Model) throws -> Transitions.ModelChange
+        _ change: @escaping @Sendable (inout Model) throws -> Transitions.ModelChange
     ) async throws -> Model {
         try write(context) { state in
             guard let current = state.models[name] else { throw RegistryError.modelNotFound(name) }
@@ -145,7 +145,7 @@ public final class InMemoryMetadataStore: MetadataStore {
 
     public func updateVersion(
         model: String, number: Int, expectedRevision: Int, context: MutationContext,
-        _ change: @Sendable (inout ModelVersion, VersionChangeContext) throws -> Transitions.VersionChange
+        _ change: @escaping @Sendable (inout ModelVersion, VersionChangeContext) throws -> Transitions.VersionChange
     ) async throws -> ModelVersion {
         try write(context) { state in
             guard let owner = state.models[model] else { throw RegistryError.modelNotFound(model) }
@@ -171,6 +171,10 @@ public final class InMemoryMetadataStore: MetadataStore {
 
     public func models(referencing digest: Digest) async throws -> [String] {
         state.withLock { Array($0.references[digest] ?? []).sorted() }
+    }
+
+    public func referencedDigests() async throws -> Set<Digest> {
+        state.withLock { Set($0.references.keys) }
     }
 
     // MARK: Stages

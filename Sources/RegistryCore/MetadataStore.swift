@@ -22,7 +22,7 @@ public protocol ModelStore: Sendable {
     /// thrown by `change` abort the transaction and nothing is written.
     func updateModel(
         named name: String, expectedRevision: Int, context: MutationContext,
-        _ change: @Sendable (inout Model) throws -> Transitions.ModelChange
+        _ change: @escaping @Sendable (inout Model) throws -> Transitions.ModelChange
     ) async throws -> Model
 }
 
@@ -43,11 +43,14 @@ public protocol VersionStore: Sendable {
     /// Throws `MODEL_NOT_FOUND`, `VERSION_NOT_FOUND`, or `REVISION_MISMATCH` with the current version.
     func updateVersion(
         model: String, number: Int, expectedRevision: Int, context: MutationContext,
-        _ change: @Sendable (inout ModelVersion, VersionChangeContext) throws -> Transitions.VersionChange
+        _ change: @escaping @Sendable (inout ModelVersion, VersionChangeContext) throws -> Transitions.VersionChange
     ) async throws -> ModelVersion
 
     /// Names of the models whose versions reference `digest` (a manifest or a chunk).
     func models(referencing digest: Digest) async throws -> [String]
+
+    /// Every digest (manifest or chunk) that any version references; what garbage collection must keep.
+    func referencedDigests() async throws -> Set<Digest>
 }
 
 /// What a version change may consult besides the version itself.

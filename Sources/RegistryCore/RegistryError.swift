@@ -48,6 +48,10 @@ public struct RegistryError: Error, Sendable, Equatable, CustomStringConvertible
         public static let sizeMismatch: Code = "SIZE_MISMATCH"
         public static let signatureInvalid: Code = "SIGNATURE_INVALID"
         public static let signatureRequired: Code = "SIGNATURE_REQUIRED"
+        /// A stored blob failed authentication on read: its bytes on disk were altered, truncated or reordered.
+        public static let blobCorrupt: Code = "BLOB_CORRUPT"
+        /// A stored blob was sealed under a master key that the keyring does not hold.
+        public static let masterKeyUnknown: Code = "MASTER_KEY_UNKNOWN"
         // Operations
         public static let unavailable: Code = "UNAVAILABLE"
         public static let internalError: Code = "INTERNAL"

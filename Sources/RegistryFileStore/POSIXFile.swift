@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import RegistryCore
 
@@ -43,6 +44,54 @@ enum POSIXFile {
                 offset += written
             }
         }
+    }
+
+    /// Writes every byte of `bytes` at `offset`, retrying short writes.
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, offset: Int64, path: String) throws {
+        var done = 0
+        while done < bytes.count {
+            let written = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw error(errno, "write", path)
+            }
+            done += written
+        }
+    }
+
+    /// Fills `buffer` from `offset`; returns how many bytes were read, fewer only at the end of the file.
+    static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, offset: Int64, path: String) throws -> Int {
+        var done = 0
+        while done < buffer.count {
+            let result = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            if result < 0 {
+                if errno == EINTR { continue }
+                throw error(errno, "read", path)
+            }
+            if result == 0 { break }
+            done += result
+        }
+        return done
+    }
+
+    /// The file's modification time, or nil when it does not exist.
+    static func modificationTime(_ path: String) throws -> Date? {
+        var info = stat()
+        if stat(path, &info) != 0 {
+            if errno == ENOENT || errno == ENOTDIR { return nil }
+            throw error(errno, "stat", path)
+        }
+        #if canImport(Darwin)
+            let time = info.st_mtimespec
+        #else
+            let time = info.st_mtim
+        #endif
+        return Date(timeIntervalSince1970: Double(time.tv_sec) + Double(time.tv_nsec) / 1e9)
+    }
+
+    /// Sets the file's access and modification times to now; a missing file is not an error.
+    static func touch(_ path: String) throws {
+        if utimensat(AT_FDCWD, path, nil, 0) != 0 && errno != ENOENT { throw error(errno, "touch", path) }
     }
 
     /// Reads up to `length` bytes at `offset`; returns fewer only at the end of the file.

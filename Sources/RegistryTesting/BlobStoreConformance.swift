@@ -137,6 +137,29 @@ public enum BlobStoreConformance {
             #expect(Set(try await store.list()) == expected)
             #expect(try await store.list().count == 5)
         },
+        BlobConformanceCase("modificationTimeIsNilWhenAbsentAndRecentAfterAPut") { (store: any BlobStore) async throws in
+            let digest = Digest(of: Array("timed".utf8))
+            #expect(try await store.modificationTime(of: digest) == nil)
+            let before = Date().addingTimeInterval(-2)
+            _ = try await store.put(bytes: Array("timed".utf8))
+            let modified = try #require(try await store.modificationTime(of: digest))
+            #expect(modified >= before && modified <= Date().addingTimeInterval(2))
+            try await store.delete(digest)
+            #expect(try await store.modificationTime(of: digest) == nil)
+        },
+        BlobConformanceCase("touchKeepsTheBytesAndToleratesAbsence") { (store: any BlobStore) async throws in
+            let bytes = pattern(5000, seed: 30)
+            let digest = try await store.put(bytes: bytes)
+            let before = Date().addingTimeInterval(-2)
+            try await store.touch(digest)
+            let touched = try #require(try await store.modificationTime(of: digest))
+            #expect(touched >= before)
+            #expect(try await read(store, digest) == bytes)
+            let absent = Digest(of: Array("never stored".utf8))
+            try await store.touch(absent)
+            #expect(try await store.size(of: absent) == nil)
+            #expect(try await store.modificationTime(of: absent) == nil)
+        },
     ]
 
     // MARK: Fixtures

@@ -11,6 +11,7 @@ import Testing
 public enum MetadataStoreConformance {
     public static let cases: [ConformanceCase] =
         modelCases + versionCases + stageCases + tokenCases + auditCases + eventCases + concurrencyCases
+        + collectionCases
 }
 
 /// One named behaviour of the conformance suite, run against a fresh store.

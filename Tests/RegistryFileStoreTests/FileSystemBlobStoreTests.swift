@@ -61,23 +61,14 @@ import Testing
         #expect(directory.files(under: "blobs").count == 1)
     }
 
-    @Test func aBlobTamperedWithOnDiskIsServedAsStored() async throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let store = try FileSystemBlobStore(root: directory.path)
-        let digest = try await store.put(bytes: Array("original bytes".utf8))
-        try Data("tampered bytes".utf8).write(to: URL(fileURLWithPath: store.path(of: digest)))
-        #expect(try await BlobStoreConformance.read(store, digest) == Array("tampered bytes".utf8))
-    }
-
     @Test func staleUploadsAreRemovedAtStartButFreshOnesKept() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         _ = try FileSystemBlobStore(root: directory.path)
         let stale = directory.path + "/uploads/stale"
         let fresh = directory.path + "/uploads/fresh"
-        FileManager.default.createFile(atPath: stale, contents: Data([1, 2, 3]))
-        FileManager.default.createFile(atPath: fresh, contents: Data([4]))
+        _ = FileManager.default.createFile(atPath: stale, contents: Data([1, 2, 3]))
+        _ = FileManager.default.createFile(atPath: fresh, contents: Data([4]))
         try FileManager.default.setAttributes(
             [.modificationDate: Date().addingTimeInterval(-2 * 3600)], ofItemAtPath: stale)
         _ = try FileSystemBlobStore(root: directory.path)

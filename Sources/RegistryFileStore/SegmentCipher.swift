@@ -1,0 +1,78 @@
+import enum Crypto.AES
+import struct Crypto.SHA256
+import struct Crypto.SymmetricKey
+import Foundation
+import NIOCore
+import RegistryCore
+
+/// Seals and opens the segments of one blob file under its data key (see `BlobFileHeader` for the format).
+struct SegmentCipher: Sendable {
+    let header: BlobFileHeader
+    let digest: Digest
+    private let key: SymmetricKey
+    private let middleAAD: [UInt8]
+    private let finalAAD: [UInt8]
+
+    init(header: BlobFileHeader, key: SymmetricKey, digest: Digest) {
+        self.header = header
+        self.key = key
+        self.digest = digest
+        self.middleAAD = header.authenticatedData(digest: digest, final: false)
+        self.finalAAD = header.authenticatedData(digest: digest, final: true)
+    }
+
+    /// Seals `plaintext` as segment `index` and writes its ciphertext and tag where the segment lives in `fd`.
+    func sealAndWrite(_ plaintext: ByteBuffer, index: Int64, final: Bool, fd: Int32, path: String) throws {
+        let box = try plaintext.withUnsafeReadableBytes { bytes in
+            try AES.GCM.seal(
+                bytes, using: key, nonce: header.nonce(ofSegment: index), authenticating: final ? finalAAD : middleAAD)
+        }
+        // The combined form is nonce ‖ ciphertext ‖ tag; the nonce is derived, so only the rest is stored.
+        guard let combined = box.combined else {
+            throw RegistryError(.internalError, "Sealing segment \(index) of \(digest) produced no combined form.")
+        }
+        try combined.withUnsafeBytes { raw in
+            let stored = UnsafeRawBufferPointer(rebasing: raw[BlobFileHeader.nonceByteCount...])
+            try POSIXFile.writeAll(fd, stored, offset: header.fileOffset(ofSegment: index), path: path)
+        }
+    }
+
+    /// Reads and opens segment `index` of `fd`. Throws `BLOB_CORRUPT` naming the blob and the segment when the
+    /// segment is cut short or does not authenticate.
+    func readAndOpen(index: Int64, fd: Int32, path: String) throws -> ByteBuffer {
+        let length = header.plaintextLength(ofSegment: index)
+        let nonceBytes = BlobFileHeader.nonceByteCount
+        let sealedLength = length + BlobFileHeader.tagByteCount
+        var combined = Data(count: nonceBytes + sealedLength)
+        let nonce = header.nonce(ofSegment: index)
+        let read = try combined.withUnsafeMutableBytes { raw in
+            nonce.withUnsafeBytes { raw.copyMemory(from: $0) }
+            let target = UnsafeMutableRawBufferPointer(rebasing: raw[nonceBytes...])
+            return try POSIXFile.read(fd, into: target, offset: header.fileOffset(ofSegment: index), path: path)
+        }
+        guard read == sealedLength else { throw corrupt(segment: index, "it is cut short") }
+        let plaintext: Data
+        do {
+            let box = try AES.GCM.SealedBox(combined: combined)
+            let final = index == header.segmentCount - 1
+            plaintext = try AES.GCM.open(box, using: key, authenticating: final ? finalAAD : middleAAD)
+        } catch {
+            throw corrupt(segment: index, "it fails authentication")
+        }
+        var buffer = ByteBufferAllocator().buffer(capacity: length)
+        plaintext.withUnsafeBytes { _ = buffer.writeBytes($0) }
+        return buffer
+    }
+
+    /// The error for a segment that cannot be trusted.
+    func corrupt(segment index: Int64, _ reason: String) -> RegistryError {
+        let start = index * Int64(header.segmentSize)
+        return RegistryError(
+            .blobCorrupt,
+            "Blob \(digest) is corrupt on disk: segment \(index) (plaintext bytes from \(start)) \(reason).",
+            details: [
+                "digest": .string(digest.description), "segment": .number(Double(index)),
+                "offset": .number(Double(start)),
+            ])
+    }
+}
