@@ -54,7 +54,9 @@ let package = Package(
             dependencies: [
                 "RegistryCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -94,6 +96,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/RegistryBenchmark"
+        ),
+        .executableTarget(
+            name: "TransferBenchmark",
+            dependencies: [
+                "RegistryCore", "RegistryClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/TransferBenchmark"
         ),
         .testTarget(
             name: "RegistryProcessTests",

@@ -6,6 +6,7 @@ extension RegistryClient {
         var description: String?
         var tags: [String: String]?
         var approvalPolicy: ApprovalPolicy?
+        var trustPolicy: TrustPolicy?
     }
 
     private struct GrantsBody: Encodable {
@@ -15,10 +16,13 @@ extension RegistryClient {
     /// Creates a model; the caller becomes its owner. Throws `MODEL_EXISTS` when the name is taken.
     public func createModel(
         _ name: String, description: String? = nil, tags: [String: String]? = nil,
-        approvalPolicy: ApprovalPolicy? = nil
+        approvalPolicy: ApprovalPolicy? = nil, trustPolicy: TrustPolicy? = nil
     ) async throws -> Model {
         var call = Call(.POST, "/v1/models")
-        try call.json(ModelBody(name: name, description: description, tags: tags, approvalPolicy: approvalPolicy))
+        try call.json(
+            ModelBody(
+                name: name, description: description, tags: tags, approvalPolicy: approvalPolicy,
+                trustPolicy: trustPolicy))
         return try await request(call)
     }
 
@@ -40,11 +44,12 @@ extension RegistryClient {
     /// Changes the given fields of a model at `revision`; throws `REVISION_MISMATCH` when it moved on.
     public func updateModel(
         _ name: String, revision: Int, description: String? = nil, tags: [String: String]? = nil,
-        approvalPolicy: ApprovalPolicy? = nil
+        approvalPolicy: ApprovalPolicy? = nil, trustPolicy: TrustPolicy? = nil
     ) async throws -> Model {
         var call = Call(.PATCH, "/v1/models/\(Self.escape(name))")
         call.ifMatch(revision)
-        try call.json(ModelBody(description: description, tags: tags, approvalPolicy: approvalPolicy))
+        try call.json(
+            ModelBody(description: description, tags: tags, approvalPolicy: approvalPolicy, trustPolicy: trustPolicy))
         return try await request(call)
     }
 

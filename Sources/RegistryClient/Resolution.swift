@@ -18,6 +18,8 @@ public struct Resolution: Sendable, Equatable, Codable {
     public var candidate: Target?
     public var rolloutId: String?
     public var ttlSeconds: Int
+    /// Where to fetch blobs and manifests (the registry's data-plane URL); nil from registries that predate it.
+    public var artifactsURL: String?
     /// The response's ETag, to send as `ifNoneMatch` on the next call.
     public var etag: String?
 }

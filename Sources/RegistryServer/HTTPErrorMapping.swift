@@ -19,11 +19,12 @@ enum HTTPErrorMapping {
         case .payloadTooLarge: .contentTooLarge
         case .unsupportedMediaType: .unsupportedMediaType
         case .rangeNotSatisfiable: .rangeNotSatisfiable
-        case .artifactIncomplete: .unprocessableContent
+        case .artifactIncomplete, .signatureRequired: .unprocessableContent
+        case .signatureInvalid: .badRequest
         case .preconditionRequired: .preconditionRequired
         case .unavailable: .serviceUnavailable
         case .storageFull: HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
-        case .internalError: .internalServerError
+        case .internalError, .blobCorrupt, .masterKeyUnknown: .internalServerError
         default:
             if code.rawValue.hasPrefix("INVALID_") {
                 .badRequest
@@ -51,7 +52,12 @@ enum HTTPErrorMapping {
 
     /// The error response: `{"error": {"code", "message", "details"}}` with the status of its code.
     static func response(for error: RegistryError) -> Response {
-        let status = status(for: error.code)
+        response(for: error, status: status(for: error.code))
+    }
+
+    /// The error response with a `status` that the route chose because the code means something else there
+    /// (a signature refused at promotion is a conflict, at upload a bad request).
+    static func response(for error: RegistryError, status: HTTPResponse.Status) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         switch error.code {

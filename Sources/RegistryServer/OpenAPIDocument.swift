@@ -48,7 +48,9 @@ enum OpenAPIDocument {
                 "get": op(
                     "getModel", "A model (read).", parameters: [model], responses: ["200": json("Model", etag: true)]),
                 "patch": op(
-                    "updateModel", "Updates description, tags or approval policy (owner).",
+                    "updateModel",
+                    "Updates description, tags, approval policy or trust policy (owner); 400 INVALID_ARGUMENT for a "
+                        + "trust policy that requires signatures without a trusted key.",
                     parameters: [model, ifMatch], body: "UpdateModel", responses: ["200": json("Model", etag: true)]),
             ],
             "/v1/models/{model}/acl": [
@@ -73,7 +75,13 @@ enum OpenAPIDocument {
                     body: "CreateVersion",
                     responses: [
                         "201": json("Version", etag: true),
-                        "422": error("ARTIFACT_INCOMPLETE: details.missing lists the absent blobs"),
+                        "400": error(
+                            "SIGNATURE_INVALID: the model trusts keys and the signature does not verify with any of "
+                                + "them over this manifest (a signature on a model without trusted keys is stored "
+                                + "as-is)"),
+                        "422": error(
+                            "ARTIFACT_INCOMPLETE: details.missing lists the absent blobs; SIGNATURE_REQUIRED: the "
+                                + "model's trust policy requires a signature"),
                     ]),
             ],
             "/v1/models/{model}/versions/{version}": [
@@ -82,9 +90,10 @@ enum OpenAPIDocument {
                     responses: ["200": json("Version", etag: true)]),
                 "patch": op(
                     "updateVersion",
-                    "Edits tags/metadata (writer) or archives (owner; 409 VERSION_IN_USE while a stage points at it).",
+                    "Edits tags/metadata or attaches a signature (writer; the signature is verified like at creation, "
+                        + "400 SIGNATURE_INVALID), or archives (owner; 409 VERSION_IN_USE while a stage points at it).",
                     parameters: [model, version, ifMatch], body: "UpdateVersion",
-                    responses: ["200": json("Version", etag: true)]),
+                    responses: ["200": json("Version", etag: true), "400": error("SIGNATURE_INVALID")]),
             ],
             "/v1/models/{model}/versions/{version}/approvals": [
                 "post": op(
@@ -106,9 +115,13 @@ enum OpenAPIDocument {
                 "put": op(
                     "promote",
                     "Points the stage at an approved version (deployer). Needs If-Match, or If-None-Match: * to create "
-                        + "the stage; 409 VERSION_NOT_APPROVED.",
+                        + "the stage; 409 VERSION_NOT_APPROVED. When the model requires signatures, the version's "
+                        + "signature must verify against the trusted keys as they are now.",
                     parameters: [model, stage, ifMatch, ifNoneMatch], body: "Promotion",
-                    responses: ["200": json("Stage", etag: true)]),
+                    responses: [
+                        "200": json("Stage", etag: true),
+                        "409": error("VERSION_NOT_APPROVED, SIGNATURE_REQUIRED, SIGNATURE_INVALID"),
+                    ]),
             ],
             "/v1/models/{model}/stages/{stage}/history": [
                 "get": op(
@@ -118,9 +131,15 @@ enum OpenAPIDocument {
             ],
             "/v1/models/{model}/stages/{stage}/rollback": [
                 "post": op(
-                    "rollback", "Points the stage back at its previous version (deployer); 409 NO_PREVIOUS_VERSION.",
+                    "rollback",
+                    "Points the stage back at its previous version (deployer); 409 NO_PREVIOUS_VERSION, and "
+                        + "SIGNATURE_REQUIRED / SIGNATURE_INVALID when the model requires signatures and that "
+                        + "version's signature does not verify against the current trusted keys.",
                     parameters: [model, stage, ifMatch], body: "Rollback", bodyRequired: false,
-                    responses: ["200": json("Stage", etag: true)])
+                    responses: [
+                        "200": json("Stage", etag: true),
+                        "409": error("NO_PREVIOUS_VERSION, SIGNATURE_REQUIRED, SIGNATURE_INVALID"),
+                    ])
             ],
             "/v1/resolve/{model}/{stage}": [
                 "get": op(
@@ -346,6 +365,13 @@ enum OpenAPIDocument {
         ]
         let grant = object(["subject": string, "role": role], required: ["subject", "role"])
         let policy = object(["requiredApprovals": integer, "allowSelfApproval": boolean])
+        let trustPolicy = object([
+            "requireSignature": boolean,
+            "trustedKeys": [
+                "type": "array", "maxItems": .number(Double(TrustPolicy.maxTrustedKeys)),
+                "items": ["type": "string", "description": "ed25519:<base64> or p256:<base64 of the X9.63 point>"],
+            ],
+        ])
         let status: JSONValue = ["type": "string", "enum": .array(["pending", "approved", "rejected", "archived"])]
         let chunk = object(["digest": string, "size": integer], required: ["digest", "size"])
         return [
@@ -359,12 +385,17 @@ enum OpenAPIDocument {
             "Model": object(
                 [
                     "name": string, "description": string, "tags": tags, "createdBy": string, "approvalPolicy": policy,
-                    "revision": integer, "createdAt": time, "updatedAt": time,
+                    "trustPolicy": trustPolicy, "revision": integer, "createdAt": time, "updatedAt": time,
                 ], required: ["name", "revision"]),
             "ModelPage": page("Model"),
             "CreateModel": object(
-                ["name": string, "description": string, "tags": tags, "approvalPolicy": policy], required: ["name"]),
-            "UpdateModel": object(["description": string, "tags": tags, "approvalPolicy": policy]),
+                [
+                    "name": string, "description": string, "tags": tags, "approvalPolicy": policy,
+                    "trustPolicy": trustPolicy,
+                ], required: ["name"]),
+            "UpdateModel": object([
+                "description": string, "tags": tags, "approvalPolicy": policy, "trustPolicy": trustPolicy,
+            ]),
             "AccessList": object(
                 ["model": string, "grants": ["type": "array", "items": grant], "revision": integer],
                 required: ["grants", "revision"]),
@@ -391,6 +422,7 @@ enum OpenAPIDocument {
                 ], required: ["manifestDigest"]),
             "UpdateVersion": object([
                 "tags": tags, "metadata": anyObject, "status": ["type": "string", "enum": .array(["archived"])],
+                "signature": string,
             ]),
             "Decision": object(
                 ["decision": ["type": "string", "enum": .array(["approve", "reject"])], "comment": string],

@@ -1,59 +1,114 @@
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
+import NIOPosix
 import RegistryCore
 import ServiceLifecycle
 
 /// Builds and starts the registry's HTTP server (API v1) over any metadata and blob store.
 public enum RegistryApplication {
-    /// The Hummingbird application serving the API on `metadata` and `blobs`.
+    /// The Hummingbird application serving the API on `metadata` and `blobs` (the main port only; `start` also runs
+    /// the data-plane port when one is configured).
     public static func make(
         configuration: ServerConfiguration, metadata: any MetadataStore, blobs: any BlobStore, logger: Logger
     ) -> some ApplicationProtocol {
-        build(configuration: configuration, metadata: metadata, blobs: blobs, logger: logger) { _ in }
+        let shared = Shared(configuration: configuration, metadata: metadata, blobs: blobs)
+        return build(shared, dataPlane: false, logger: logger, eventLoopGroup: .singleton) { _ in }
     }
 
     /// Starts the server (port 0 = any free port) in the background and returns once it listens.
     ///
-    /// Throws when the server cannot bind. Call `shutdown()` on the result to stop it gracefully.
+    /// With `configuration.dataPort` a second server on its own event loops serves blobs and manifests as well;
+    /// this returns once both listen. Throws when a server cannot bind. Call `shutdown()` on the result to stop it.
     public static func start(
         configuration: ServerConfiguration, metadata: any MetadataStore, blobs: any BlobStore, logger: Logger
     ) async throws -> RunningRegistryServer {
-        let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let app = build(configuration: configuration, metadata: metadata, blobs: blobs, logger: logger) { channel in
-            continuation.yield(channel.localAddress?.port ?? configuration.port)
-            continuation.finish()
+        let (ports, continuation) = AsyncStream<(dataPlane: Bool, port: Int)>.makeStream()
+        let shared = Shared(configuration: configuration, metadata: metadata, blobs: blobs)
+        var services: [any Service] = [
+            build(shared, dataPlane: false, logger: logger, eventLoopGroup: .singleton) { channel in
+                continuation.yield((false, channel.localAddress?.port ?? configuration.port))
+            }
+        ]
+        var dataGroup: MultiThreadedEventLoopGroup?
+        if let dataPort = configuration.dataPort {
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.dataThreads))
+            dataGroup = group
+            services.append(
+                build(shared, dataPlane: true, logger: logger, eventLoopGroup: .shared(group)) { channel in
+                    let port = channel.localAddress?.port ?? dataPort
+                    shared.dataPlane.bound(to: port)
+                    continuation.yield((true, port))
+                })
         }
         let group = ServiceGroup(
-            configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
+            configuration: .init(services: services, gracefulShutdownSignals: [], logger: logger))
         let task = Task {
             defer { continuation.finish() }
-            try await group.run()
+            do {
+                try await group.run()
+            } catch {
+                try? await dataGroup?.shutdownGracefully()
+                throw error
+            }
+            try? await dataGroup?.shutdownGracefully()
         }
-        for await port in ports {
-            return RunningRegistryServer(port: port, host: configuration.host, group: group, task: task)
+        var mainPort: Int?
+        var boundDataPort: Int?
+        for await (dataPlane, port) in ports {
+            if dataPlane { boundDataPort = port } else { mainPort = port }
+            if let mainPort, configuration.dataPort == nil || boundDataPort != nil {
+                return RunningRegistryServer(
+                    port: mainPort, dataPort: boundDataPort, host: configuration.host, group: group, task: task)
+            }
         }
         try await task.value
         throw RegistryError(.unavailable, "The server stopped before it started listening.")
     }
 
+    /// What the main and the data-plane server share: stores, metrics, token cache, the data plane's address.
+    struct Shared: Sendable {
+        let configuration: ServerConfiguration
+        let metadata: any MetadataStore
+        let blobs: any BlobStore
+        let metrics = ServerMetrics()
+        let authenticator: Authenticator
+        let dataPlane: DataPlaneEndpoint
+
+        init(configuration: ServerConfiguration, metadata: any MetadataStore, blobs: any BlobStore) {
+            self.configuration = configuration
+            self.metadata = metadata
+            self.blobs = blobs
+            authenticator = Authenticator(store: metadata, ttl: .seconds(configuration.authCacheSeconds))
+            dataPlane = DataPlaneEndpoint(publicURL: configuration.publicArtifactsURL)
+        }
+    }
+
     static func build(
-        configuration: ServerConfiguration, metadata: any MetadataStore, blobs: any BlobStore, logger: Logger,
+        _ shared: Shared, dataPlane: Bool, logger: Logger, eventLoopGroup: EventLoopGroupProvider,
         onServerRunning: @escaping @Sendable (any Channel) async -> Void
     ) -> Application<RouterResponder<RegistryRequestContext>> {
-        let metrics = ServerMetrics()
+        let configuration = shared.configuration
         let table = RouteTable()
         let routes = RegistryRoutes(
-            configuration: configuration, metadata: metadata, blobs: blobs,
-            authenticator: Authenticator(store: metadata, ttl: .seconds(configuration.authCacheSeconds)),
-            metrics: metrics, table: table)
+            configuration: configuration, metadata: shared.metadata, blobs: shared.blobs,
+            authenticator: shared.authenticator, metrics: shared.metrics, table: table, dataPlane: shared.dataPlane)
         let router = Router(context: RegistryRequestContext.self)
-        router.add(middleware: RegistryMiddleware(metrics: metrics, routes: table))
-        routes.register(on: router)
+        router.add(middleware: RegistryMiddleware(metrics: shared.metrics, routes: table))
+        var serverConfiguration = ApplicationConfiguration(
+            address: .hostname(configuration.host, port: configuration.port), serverName: nil)
+        if dataPlane {
+            routes.registerDataPlane(on: router)
+            serverConfiguration.address = .hostname(configuration.host, port: configuration.dataPort ?? 0)
+            serverConfiguration.availableConnectionsDelegate = MaximumAvailableConnections(
+                max(1, configuration.maxDataConnections))
+        } else {
+            routes.register(on: router)
+        }
         return Application(
-            router: router,
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
-            onServerRunning: onServerRunning, logger: logger)
+            router: router, configuration: serverConfiguration, onServerRunning: onServerRunning,
+            eventLoopGroupProvider: eventLoopGroup, logger: logger)
     }
 }
 
@@ -61,19 +116,29 @@ public enum RegistryApplication {
 public final class RunningRegistryServer: Sendable {
     /// The port the server listens on (the bound one when configured with port 0).
     public let port: Int
+    /// The bound data-plane port, nil when blobs and manifests are served on `port` only.
+    public let dataPort: Int?
     public let host: String
     private let group: ServiceGroup
     private let task: Task<Void, any Error>
 
-    init(port: Int, host: String, group: ServiceGroup, task: Task<Void, any Error>) {
+    init(port: Int, dataPort: Int?, host: String, group: ServiceGroup, task: Task<Void, any Error>) {
         self.port = port
+        self.dataPort = dataPort
         self.host = host
         self.group = group
         self.task = task
     }
 
     /// `http://host:port`, without a trailing slash.
-    public var baseURL: String { "http://\(host.contains(":") ? "[\(host)]" : host):\(port)" }
+    public var baseURL: String { url(port: port) }
+
+    /// Where artifacts are served: the data-plane port when there is one, otherwise `baseURL`.
+    public var dataBaseURL: String { dataPort.map(url(port:)) ?? baseURL }
+
+    private func url(port: Int) -> String {
+        "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+    }
 
     /// Stops accepting connections, lets in-flight requests finish (long polls end early), then returns.
     public func shutdown() async {

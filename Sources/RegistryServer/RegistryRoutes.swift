@@ -13,6 +13,8 @@ struct RegistryRoutes: Sendable {
     let authenticator: Authenticator
     let metrics: ServerMetrics
     let table: RouteTable
+    /// Where blobs and manifests are served besides this port (advertised by resolve as `artifactsURL`).
+    let dataPlane: DataPlaneEndpoint
 
     /// Registers every route of API v1 on `router`.
     func register(on router: Router<RegistryRequestContext>) {
@@ -26,6 +28,7 @@ struct RegistryRoutes: Sendable {
         registerEvents(on: router)
         registerAudit(on: router)
         registerTokens(on: router)
+        registerAdmin(on: router)
     }
 
     func add(

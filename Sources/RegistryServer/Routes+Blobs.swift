@@ -27,7 +27,9 @@ extension RegistryRoutes {
             }
             var seen = Set<Digest>()
             let digests = body.digests.filter { seen.insert($0).inserted }
-            return try .json(CheckResponse(missing: try await missingBlobs(digests)))
+            let missing = try await missingBlobs(digests)
+            try await touchPresent(digests, missing: missing)
+            return try .json(CheckResponse(missing: missing))
         }
 
         add(router, .put, "/v1/blobs/:digest") { request, context in

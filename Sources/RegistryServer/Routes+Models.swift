@@ -7,12 +7,14 @@ extension RegistryRoutes {
         var description: String?
         var tags: [String: String]?
         var approvalPolicy: ApprovalPolicy?
+        var trustPolicy: TrustPolicy?
     }
 
     struct UpdateModelBody: Decodable, Sendable {
         var description: String?
         var tags: [String: String]?
         var approvalPolicy: ApprovalPolicy?
+        var trustPolicy: TrustPolicy?
     }
 
     struct AccessListBody: Codable, Sendable {
@@ -32,10 +34,11 @@ extension RegistryRoutes {
             let body = try await request.decodeJSON(CreateModelBody.self, maxBytes: configuration.maxJSONBodyBytes)
             try Names.validate(body.name, kind: "model")
             try validate(description: body.description, tags: body.tags, policy: body.approvalPolicy)
+            let trustPolicy = try validated(body.trustPolicy) ?? .init()
             let now = Timestamp.now()
             let draft = Model(
                 name: body.name, description: body.description ?? "", tags: body.tags ?? [:],
-                createdBy: principal.subject, approvalPolicy: body.approvalPolicy ?? .init(),
+                createdBy: principal.subject, approvalPolicy: body.approvalPolicy ?? .init(), trustPolicy: trustPolicy,
                 grants: [Grant(subject: principal.subject, role: .owner)], createdAt: now)
             var mutation = mutation(principal, context)
             mutation.time = now
@@ -68,12 +71,14 @@ extension RegistryRoutes {
             let revision = try request.requiredIfMatch()
             let body = try await request.decodeJSON(UpdateModelBody.self, maxBytes: configuration.maxJSONBodyBytes)
             try validate(description: body.description, tags: body.tags, policy: body.approvalPolicy)
+            let trustPolicy = try validated(body.trustPolicy)
             let updated = try await metadata.updateModel(
                 named: model.name, expectedRevision: revision, context: mutation(principal, context)
             ) { model in
                 if let description = body.description { model.description = description }
                 if let tags = body.tags { model.tags = tags }
                 if let policy = body.approvalPolicy { model.approvalPolicy = policy }
+                if let trustPolicy { model.trustPolicy = trustPolicy }
                 return .update
             }
             return try .json(updated, revision: updated.revision)
@@ -115,5 +120,12 @@ extension RegistryRoutes {
         }
         if let tags { try Tags.validate(tags) }
         try policy?.validate()
+    }
+
+    /// `policy` with duplicate keys removed, after `TrustPolicy.validate()`.
+    private func validated(_ policy: TrustPolicy?) throws -> TrustPolicy? {
+        guard let policy = policy?.deduplicated else { return nil }
+        try policy.validate()
+        return policy
     }
 }

@@ -17,6 +17,8 @@ extension RegistryRoutes {
         var candidate: JSONValue = .null
         var rolloutId: JSONValue = .null
         var ttlSeconds: Int
+        /// The base URL to fetch blobs and manifests from (the data-plane port, or this server).
+        var artifactsURL: String
     }
 
     /// `GET /v1/resolve/{model}/{stage}`: what a serving system should load, cacheable for `ttlSeconds`.
@@ -42,8 +44,16 @@ extension RegistryRoutes {
             let body = ResolveResponse(
                 model: model.name, stage: name, revision: stage.revision,
                 stable: .init(version: version.version, manifestDigest: version.manifestDigest, size: version.size),
-                ttlSeconds: configuration.resolveTTLSeconds)
+                ttlSeconds: configuration.resolveTTLSeconds,
+                artifactsURL: dataPlane.artifactsURL(requestHost: Self.requestHost(request, configuration)))
             return try .json(body, headers: headers)
         }
+    }
+
+    /// The authority the client addressed (`Host`), or the configured host and port when it sent none.
+    static func requestHost(_ request: Request, _ configuration: ServerConfiguration) -> String {
+        if let authority = request.head.authority, !authority.isEmpty { return authority }
+        let host = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
+        return "\(host):\(configuration.port)"
     }
 }

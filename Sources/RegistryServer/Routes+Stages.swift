@@ -73,6 +73,13 @@ extension RegistryRoutes {
                 throw RegistryError.invalidArgument("version must be a positive integer.", field: "version")
             }
             try validate(reason: body.reason)
+            if model.trustPolicy.requireSignature {
+                if let refused = try await signatureConflict({
+                    try await requireTrustedSignature(model: model, number: body.version)
+                }) {
+                    return refused
+                }
+            }
             let stage = try await metadata.promote(
                 model: model.name, stage: name, precondition: precondition, version: body.version,
                 reason: body.reason, context: mutation(principal, context))
@@ -98,6 +105,14 @@ extension RegistryRoutes {
             let body = try await request.decodeJSON(
                 RollbackBody.self, maxBytes: configuration.maxJSONBodyBytes, allowEmpty: true)
             try validate(reason: body.reason)
+            if model.trustPolicy.requireSignature,
+                let target = try await rollbackTarget(model: model.name, stage: name, revision: revision),
+                let refused = try await signatureConflict({
+                    try await requireTrustedSignature(model: model, number: target)
+                })
+            {
+                return refused
+            }
             let stage = try await metadata.rollback(
                 model: model.name, stage: name, expectedRevision: revision, reason: body.reason,
                 context: mutation(principal, context))
@@ -109,6 +124,35 @@ extension RegistryRoutes {
         let name = context.parameters.required("stage")
         try Names.validate(name, kind: "stage")
         return name
+    }
+
+    /// Runs `check`; a signature it refuses is answered 409, since the version conflicts with the model's trust
+    /// policy rather than the request being malformed. Returns nil when `check` passes.
+    private func signatureConflict(_ check: () async throws -> Void) async throws -> Response? {
+        do {
+            try await check()
+            return nil
+        } catch let error as RegistryError where error.code == .signatureRequired || error.code == .signatureInvalid {
+            return HTTPErrorMapping.response(for: error, status: .conflict)
+        }
+    }
+
+    /// The version a rollback of `stage` at `revision` would return to, or nil when the store will refuse the
+    /// rollback anyway (no stage, stale revision, nothing to return to) and report it with its own code.
+    private func rollbackTarget(model: String, stage: String, revision: Int) async throws -> Int? {
+        guard let current = try await metadata.stage(model: model, name: stage), current.revision == revision else {
+            return nil
+        }
+        var history: [StageHistoryEntry] = []
+        var after: Int?
+        while true {
+            let page = try await metadata.history(model: model, stage: stage, after: after, limit: 1000)
+            history += page.items
+            guard let last = page.items.last, page.nextPageToken != nil else { break }
+            after = last.sequence
+        }
+        // A history read after the stage moved on describes a later revision; the store then refuses the rollback.
+        return try? Transitions.rollbackTarget(history: history, model: model, stage: stage)
     }
 
     private func validate(reason: String?) throws {

@@ -14,6 +14,7 @@ extension RegistryRoutes {
         var tags: [String: String]?
         var metadata: JSONValue?
         var status: VersionStatus?
+        var signature: String?
     }
 
     struct DecisionBody: Decodable, Sendable {
@@ -27,10 +28,12 @@ extension RegistryRoutes {
             let (principal, model) = try await authorizedModel(.write, request, context)
             let body = try await request.decodeJSON(CreateVersionBody.self, maxBytes: configuration.maxJSONBodyBytes)
             try validate(metadata: body.metadata, tags: body.tags)
-            if let signature = body.signature, signature.utf8.count > 16384 {
-                throw RegistryError.invalidArgument("The signature is at most 16384 bytes.", field: "signature")
-            }
+            try validate(signature: body.signature)
             let manifest = try await completeManifest(body.manifestDigest)
+            // Checked against the policy as loaded with the model; a policy change racing this request applies to
+            // the versions created after it, and promotion re-checks against the current keys.
+            try model.trustPolicy.check(
+                signature: body.signature, manifest: manifest, manifestDigest: body.manifestDigest)
             let draft = ModelVersion(
                 model: model.name, version: 0, manifestDigest: body.manifestDigest, size: manifest.totalSize,
                 signature: body.signature, metadata: body.metadata ?? .emptyObject, tags: body.tags ?? [:],
@@ -71,14 +74,23 @@ extension RegistryRoutes {
             }
             let archive = body.status == .archived
             if archive { try await require(.manage, on: model, principal, request, context) }
-            if body.tags != nil || body.metadata != nil || !archive {
+            if body.tags != nil || body.metadata != nil || body.signature != nil || !archive {
                 try await require(.write, on: model, principal, request, context)
             }
             let revision = try request.requiredIfMatch()
             try validate(metadata: body.metadata, tags: body.tags)
+            try validate(signature: body.signature)
+            // The manifest never changes, so it is read outside the transaction; the keys are the ones committed
+            // with the model when the change applies.
+            let signed = body.signature == nil ? nil : try await versionManifest(model: model.name, number: number)
             let updated = try await metadata.updateVersion(
                 model: model.name, number: number, expectedRevision: revision, context: mutation(principal, context)
             ) { version, change in
+                if let signature = body.signature, let signed {
+                    try change.model.trustPolicy.check(
+                        signature: signature, manifest: signed.manifest, manifestDigest: signed.digest)
+                    version.signature = signature
+                }
                 if let tags = body.tags { version.tags = tags }
                 if let metadata = body.metadata { version.metadata = metadata }
                 if archive {
@@ -127,6 +139,49 @@ extension RegistryRoutes {
         return manifest
     }
 
+    /// The parsed manifest stored under `digest`; 404 `MANIFEST_NOT_FOUND` when it is not stored.
+    func storedManifest(_ digest: Digest) async throws -> Manifest {
+        do {
+            return try Manifest.parse(try await blobs.read(digest, maxBytes: configuration.maxManifestBytes))
+        } catch let error as RegistryError where error.code == .blobNotFound {
+            throw RegistryError(
+                .manifestNotFound, "No manifest \(digest) is stored.", details: ["digest": .string(digest.description)])
+        }
+    }
+
+    /// The manifest of version `number` of `model` and its digest; 404 `VERSION_NOT_FOUND` when there is none.
+    private func versionManifest(model: String, number: Int) async throws -> (manifest: Manifest, digest: Digest) {
+        guard let version = try await metadata.version(model: model, number: number) else {
+            throw RegistryError.versionNotFound(model, number)
+        }
+        return (try await storedManifest(version.manifestDigest), version.manifestDigest)
+    }
+
+    /// Throws unless version `number` of `model` carries a signature that verifies against the model's trusted keys
+    /// as they are now: `SIGNATURE_REQUIRED` without one, `SIGNATURE_INVALID` when it does not verify. A missing or
+    /// unapproved version passes, so the store reports it with its own code.
+    func requireTrustedSignature(model: Model, number: Int) async throws {
+        guard let version = try await metadata.version(model: model.name, number: number),
+            version.status == .approved
+        else { return }
+        guard let signature = version.signature else {
+            throw RegistryError(
+                .signatureRequired,
+                "Version \(number) of '\(model.name)' is unsigned; the model's trust policy requires a signature.",
+                details: ["version": .number(Double(number))])
+        }
+        let manifest = try await storedManifest(version.manifestDigest)
+        do {
+            try ArtifactSigning.verify(
+                envelope: signature, manifest: manifest, manifestDigest: version.manifestDigest,
+                trustedKeys: model.trustPolicy.trustedKeys)
+        } catch var error as RegistryError where error.code == .signatureInvalid {
+            error.message = "Version \(number) of '\(model.name)': \(error.message)"
+            error.details["version"] = .number(Double(number))
+            throw error
+        }
+    }
+
     /// Which of `digests` the blob store lacks, in their order; checks run a few at a time.
     func missingBlobs(_ digests: [Digest]) async throws -> [Digest] {
         let blobs = self.blobs
@@ -162,6 +217,12 @@ extension RegistryRoutes {
                 field: "status")
         }
         return status
+    }
+
+    private func validate(signature: String?) throws {
+        if let signature, signature.utf8.count > 16384 {
+            throw RegistryError.invalidArgument("The signature is at most 16384 bytes.", field: "signature")
+        }
     }
 
     private func validate(metadata: JSONValue?, tags: [String: String]?) throws {

@@ -16,11 +16,22 @@ public struct ServerConfiguration: Sendable {
     /// How long a token lookup (and a subject's per-model permissions for blob routes) is cached; a revoked token
     /// or a removed grant may keep working on other servers for up to this long.
     public var authCacheSeconds: Int
+    /// When set, blob and manifest routes are also served on this port (0 = any free one) by a second server with
+    /// its own event loops, so bulk transfers cannot starve metadata requests; the main port keeps serving them.
+    public var dataPort: Int?
+    /// Event-loop threads of the data-plane server.
+    public var dataThreads: Int
+    /// Most connections the data-plane server holds open at once; further ones wait in the accept backlog.
+    public var maxDataConnections: Int
+    /// The artifacts base URL advertised by resolve (for a proxy or another host); by default the data port (or
+    /// the main port) on the host the client addressed.
+    public var publicArtifactsURL: String?
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, maxJSONBodyBytes: Int = 1 << 20,
         maxManifestBytes: Int = 16 << 20, maxBlobBytes: Int64 = 2 << 30, resolveTTLSeconds: Int = 60,
-        maxEventWaitSeconds: Int = 60, authCacheSeconds: Int = 5
+        maxEventWaitSeconds: Int = 60, authCacheSeconds: Int = 5, dataPort: Int? = nil, dataThreads: Int = 1,
+        maxDataConnections: Int = 256, publicArtifactsURL: String? = nil
     ) {
         self.host = host
         self.port = port
@@ -30,5 +41,9 @@ public struct ServerConfiguration: Sendable {
         self.resolveTTLSeconds = resolveTTLSeconds
         self.maxEventWaitSeconds = maxEventWaitSeconds
         self.authCacheSeconds = authCacheSeconds
+        self.dataPort = dataPort
+        self.dataThreads = dataThreads
+        self.maxDataConnections = maxDataConnections
+        self.publicArtifactsURL = publicArtifactsURL
     }
 }

@@ -59,7 +59,22 @@ struct ModelCommand: AsyncParsableCommand {
         @Option var description: String?
         @Option(name: .customLong("tag"), help: "Replace the tags with these key=value pairs.") var tags: [String] = []
         @Option var requiredApprovals: Int?
+        @Flag(
+            inversion: .prefixedNo,
+            help: "Whether versions must carry a signature by a trusted key to be created and promoted.")
+        var requireSignature: Bool?
+        @Option(
+            name: .customLong("trusted-key"),
+            help: "Replace the trusted keys with these public key files (repeatable).")
+        var trustedKeys: [String] = []
+        @Flag(help: "Trust no key any more.") var clearTrustedKeys = false
         @Option(help: "The model revision to change (default: the current one).") var revision: Int?
+
+        func validate() throws {
+            if clearTrustedKeys && !trustedKeys.isEmpty {
+                throw ValidationError("Give either --trusted-key or --clear-trusted-keys.")
+            }
+        }
 
         func run() async throws {
             let client = options.client
@@ -67,10 +82,22 @@ struct ModelCommand: AsyncParsableCommand {
             let policy = requiredApprovals.map {
                 ApprovalPolicy(requiredApprovals: $0, allowSelfApproval: current.approvalPolicy.allowSelfApproval)
             }
+            var trust: TrustPolicy?
+            if requireSignature != nil || !trustedKeys.isEmpty || clearTrustedKeys {
+                var changed = current.trustPolicy
+                if let requireSignature { changed.requireSignature = requireSignature }
+                if !trustedKeys.isEmpty { changed.trustedKeys = try trustedKeys.map(KeyFiles.publicKey(at:)) }
+                if clearTrustedKeys { changed.trustedKeys = [] }
+                trust = changed
+            }
             let model = try await client.updateModel(
                 name, revision: revision ?? current.revision, description: description, tags: try Parse.tags(tags),
-                approvalPolicy: policy)
-            try options.print(model, Describe.model)
+                approvalPolicy: policy, trustPolicy: trust)
+            try options.print(model) { model in
+                let keys = model.trustPolicy.trustedKeys.map { "  trusted key \($0.id) \($0)" }
+                return ([Describe.model(model), "  signature required: \(model.trustPolicy.requireSignature)"] + keys)
+                    .joined(separator: "\n")
+            }
         }
     }
 

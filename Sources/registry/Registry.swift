@@ -10,7 +10,8 @@ struct Registry: AsyncParsableCommand {
         abstract: "A model registry: versions, approvals, stages and content-addressed artifacts.",
         subcommands: [
             Serve.self, ModelCommand.self, VersionCommand.self, Approve.self, StageCommand.self, Resolve.self,
-            Events.self, AuditCommand.self, TokenCommand.self, Push.self, Pull.self,
+            Events.self, AuditCommand.self, TokenCommand.self, Push.self, Pull.self, Sign.self, Verify.self,
+            KeysCommand.self, GCCommand.self,
         ])
 
     /// Runs the parsed command; registry errors print as `error: CODE: message` and exit 1.

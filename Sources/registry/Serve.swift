@@ -20,11 +20,17 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The port to listen on (0 picks a free one).")
     var port = 8080
 
+    @Option(help: "Also serve blobs and manifests on this port, on their own threads (0 picks a free one).")
+    var dataPort: Int?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535.") }
+        if let dataPort, !(0...65535).contains(dataPort) {
+            throw ValidationError("--data-port must be between 0 and 65535.")
+        }
     }
 
     func run() async throws {
@@ -35,18 +41,33 @@ struct Serve: AsyncParsableCommand {
         } catch {
             throw RegistryError(.internalError, "Cannot create the data directory \(dataDir): \(error).")
         }
-        let metadata = try SQLiteMetadataStore(path: dataDir + "/metadata.sqlite")
-        let blobs = try FileSystemBlobStore(root: dataDir + "/blobs")
+        // One process owns a data directory: the read cache below is coherent only because every write passes
+        // through it.
+        let lock = try DataDirectoryLock(directory: dataDir)
+        defer { withExtendedLifetime(lock) {} }
+        let metadata = CachedMetadataStore(try SQLiteMetadataStore(path: dataDir + "/metadata.sqlite"))
+        let keyring = try MasterKeyring.open(keyFile: KeysCommand.keyFile(dataDir))
+        let corruptionLogger = logger
+        let blobs = try FileSystemBlobStore(
+            root: KeysCommand.blobRoot(dataDir), keyring: keyring,
+            onCorruption: { error in
+                corruptionLogger.critical(
+                    "A blob failed authentication on read: it was altered on disk",
+                    metadata: ["code": "\(error.code)", "error": "\(error.message)"])
+            })
         let configured = ProcessInfo.processInfo.environment["REGISTRY_ADMIN_TOKEN"]
         if let secret = try await AdminBootstrap.ensureAdminToken(in: metadata, configuredSecret: configured) {
             FileHandle.standardOutput.write(Data("admin token: \(secret)\n".utf8))
         }
         let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         let server = try await RegistryApplication.start(
-            configuration: ServerConfiguration(host: host, port: port), metadata: metadata, blobs: blobs,
-            logger: logger)
+            configuration: ServerConfiguration(host: host, port: port, dataPort: dataPort), metadata: metadata,
+            blobs: blobs, logger: logger)
         // Written unbuffered: whoever started the server waits for this line on a pipe.
         FileHandle.standardOutput.write(Data("listening on \(server.baseURL)\n".utf8))
+        if server.dataPort != nil {
+            FileHandle.standardOutput.write(Data("data plane on \(server.dataBaseURL)\n".utf8))
+        }
         for await signal in signals {
             logger.info("Shutting down gracefully", metadata: ["signal": "\(signal)"])
             break

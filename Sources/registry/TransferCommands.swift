@@ -12,24 +12,39 @@ struct Push: AsyncParsableCommand {
     var paths: [String]
     @Option(name: .customLong("tag"), help: "A tag as key=value (repeatable).") var tags: [String] = []
     @Option(help: "Free-form metadata as a JSON object.") var metadata: String?
-    @Option(help: "Chunk size in MiB.") var chunkSize = 8
-    @Option(help: "Chunks uploaded at once.") var concurrency = 4
+    @Option(help: "Average content-defined chunk size in MiB, a power of two (chunks are ¼× to 4× of it).")
+    var chunkSize = 1
+    @Option(help: "Chunks uploaded at once.") var concurrency = 8
+    @Option(help: "Sign the manifest with this private key file; the signature goes with the new version.")
+    var signKey: String?
 
     func validate() throws {
         guard !paths.isEmpty else { throw ValidationError("Give at least one file or directory to push.") }
-        guard chunkSize > 0, chunkSize <= 1024, concurrency > 0, concurrency <= 64 else {
-            throw ValidationError("--chunk-size is 1…1024 MiB and --concurrency 1…64.")
+        guard chunkSize > 0, chunkSize <= 64, chunkSize.nonzeroBitCount == 1, concurrency > 0, concurrency <= 64
+        else {
+            throw ValidationError("--chunk-size is a power of two in 1…64 MiB and --concurrency 1…64.")
         }
+    }
+
+    /// The chunker's sizes for `--chunk-size`: the default (256 KiB / 1 MiB / 4 MiB) scaled.
+    var chunking: ContentDefinedChunker.Parameters {
+        let average = chunkSize << 20
+        return ContentDefinedChunker.Parameters(
+            minimumSize: average / 4, averageSize: average, maximumSize: average * 4)
     }
 
     func run() async throws {
         let files = try Self.collect(paths)
+        let signer = try signKey.map(SignatureOptions.signer(keyFile:))
+        let display = ProgressDisplay(verb: "push")
         let result = try await options.client.push(
-            model: model, files: files, chunkSize: chunkSize * 1024 * 1024, concurrency: concurrency,
-            metadata: try Parse.json(metadata), tags: try Parse.tags(tags))
+            model: model, files: files, chunking: chunking, concurrency: concurrency,
+            metadata: try Parse.json(metadata), tags: try Parse.tags(tags), sign: signer, progress: display.callback)
+        display.finish()
         try options.print(result.version) { version in
             "pushed \(version.model) version \(version.version) (\(files.count) files, \(version.size) bytes; "
-                + "uploaded \(result.uploadedChunks) of \(result.chunkCount) chunks)\nmanifest \(result.manifestDigest)"
+                + "uploaded \(result.uploadedChunks) of \(result.chunkCount) chunks, \(result.uploadedBytes) of "
+                + "\(result.manifest.totalSize) bytes)\nmanifest \(result.manifestDigest)"
         }
     }
 
@@ -67,29 +82,49 @@ struct Pull: AsyncParsableCommand {
     @OptionGroup var options: ClientOptions
     @Argument(help: "MODEL@STAGE or MODEL:VERSION.") var reference: String
     @Argument var directory: String
-    @Option(help: "Chunks downloaded at once.") var concurrency = 4
+    @Option(help: "Chunks downloaded at once.") var concurrency = 8
+    @Flag(help: "Fsync every file (and the directories) before it is renamed into place.") var durable = false
+    @Option(
+        name: .customLong("verify-key"),
+        help: "Require a signature by this public key file (repeatable); the model's policy may require one anyway.")
+    var verifyKeys: [String] = []
 
     enum Reference {
         case stage(model: String, stage: String)
         case version(model: String, number: Int)
     }
 
-    func validate() throws { _ = try parsed() }
+    func validate() throws {
+        _ = try parsed()
+        guard concurrency > 0, concurrency <= 64 else { throw ValidationError("--concurrency is 1…64.") }
+    }
 
     func run() async throws {
         let client = options.client
         let destination = URL(fileURLWithPath: directory)
+        let display = ProgressDisplay(verb: "pull")
         let result: PullResult
         switch try parsed() {
         case .stage(let model, let stage):
-            result = try await client.pull(model: model, stage: stage, to: destination, concurrency: concurrency)
+            let verify = try await SignatureOptions.pullVerification(
+                client, model: model, stage: stage, keyFiles: verifyKeys)
+            result = try await client.pull(
+                model: model, stage: stage, to: destination, concurrency: concurrency, durable: durable,
+                verify: verify, progress: display.callback)
         case .version(let model, let number):
-            result = try await client.pull(model: model, version: number, to: destination, concurrency: concurrency)
+            let verify = try await SignatureOptions.pullVerification(
+                client, model: model, version: number, keyFiles: verifyKeys)
+            result = try await client.pull(
+                model: model, version: number, to: destination, concurrency: concurrency, durable: durable,
+                verify: verify, progress: display.callback)
         }
-        if options.json {
-            try options.print(["version": result.version, "files": result.files]) { _ in "" }
-        } else {
-            print("pulled version \(result.version): \(result.files) files, \(result.bytes) bytes into \(directory)")
+        display.finish()
+        try options.print(result) { result in
+            var line = "pulled version \(result.version): \(result.files) files, \(result.bytes) bytes into \(directory)"
+            if result.resumedChunks > 0 {
+                line += " (resumed: \(result.resumedChunks) chunks were already in place, fetched \(result.fetchedChunks))"
+            }
+            return line
         }
     }
 

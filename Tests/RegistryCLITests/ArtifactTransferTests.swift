@@ -14,7 +14,7 @@ import Testing
         _ = try await admin.setAccessList(
             model: model, grants: acl.grants + [Grant(subject: "bob", role: .approver)], revision: acl.revision)
         let pushed = try await admin.push(
-            model: model, files: sample.files, chunkSize: SampleModel.chunkSize, concurrency: 3,
+            model: model, files: sample.files, chunking: SampleModel.chunking, concurrency: 3,
             tags: ["framework": "test"])
         let bob = try await fixture.client(for: "bob")
         let approved = try await bob.decide(
@@ -33,7 +33,7 @@ import Testing
             #expect(pushed.version.status == .pending)
             #expect(pushed.manifest.files.count == 4)
             #expect(pushed.chunkCount == pushed.uploadedChunks)
-            #expect(pushed.manifest.files.first { $0.path == "weights.bin" }?.chunks.count == 4)
+            #expect((pushed.manifest.files.first { $0.path == "weights.bin" }?.chunks.count ?? 0) > 1)
             #expect(pushed.manifest.files.first { $0.path == "empty.txt" }?.chunks.isEmpty == true)
 
             let byStage = URL(fileURLWithPath: fixture.directory + "/pulled/by-stage")
@@ -57,7 +57,7 @@ import Testing
             let first = try await publish(fixture, sample, model: "fraud")
             #expect(first.uploadedChunks > 0)
             let second = try await fixture.admin.push(
-                model: "fraud", files: sample.files, chunkSize: SampleModel.chunkSize)
+                model: "fraud", files: sample.files, chunking: SampleModel.chunking)
             #expect(second.uploadedChunks == 0)
             #expect(second.uploadedBytes == 0)
             #expect(second.manifestDigest == first.manifestDigest)
@@ -108,7 +108,8 @@ import Testing
             let error = await #expect(throws: RegistryError.self) {
                 _ = try await fixture.admin.pull(model: "fraud", stage: "staging", to: destination)
             }
-            #expect(error?.code == .digestMismatch)
+            // A plain store reports the bad chunk as a digest mismatch; an encrypting one refuses to read it.
+            #expect(error?.code == .digestMismatch || error?.code == .blobCorrupt)
             #expect(try FileManager.default.contentsOfDirectory(atPath: parent.path).isEmpty)
         }
     }
@@ -141,6 +142,12 @@ import Testing
     static func leftovers(in directory: String) throws -> [String] {
         try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix(".") }
     }
+}
+
+extension SampleModel {
+    /// Small content-defined chunks (16 KiB / 64 KiB / 256 KiB), so that small test files span several chunks.
+    static let chunking = ContentDefinedChunker.Parameters(
+        minimumSize: 16 << 10, averageSize: 64 << 10, maximumSize: 256 << 10)
 }
 
 /// Remembers the last progress report.
