@@ -4,6 +4,8 @@ struct LatencyRecorder: Sendable {
 
     mutating func record(_ duration: Duration) { samples.append(duration) }
 
+    mutating func reserve(_ count: Int) { samples.reserveCapacity(count) }
+
     mutating func merge(_ other: LatencyRecorder) { samples.append(contentsOf: other.samples) }
 
     /// The latency below which `fraction` of the samples fall, in milliseconds.

@@ -18,10 +18,15 @@ struct RegistryBenchmark: AsyncParsableCommand {
     @Option(help: "Versions per model to seed.") var versions = 10
     @Option(help: "Requests per operation and concurrency level.") var requests = 2000
     @Option(help: "Concurrency levels, comma separated.") var concurrency = "1,8"
+    @Option(help: "Operations to measure, comma separated (get,resolve,list,create,promote); all by default.")
+    var operations = "get,resolve,list,create,promote"
+    @Option(help: "Unrecorded requests per operation before measuring, so the read caches are warm (0: measure cold).")
+    var warmup = 3000
     @Option(help: "Directory for the registry's data (a fresh temporary one by default).") var dataDir: String?
 
     func run() async throws {
         let levels = concurrency.split(separator: ",").compactMap { Int($0) }
+        let selected = Set(operations.split(separator: ",").map(String.init))
         let directory = dataDir ?? NSTemporaryDirectory() + "registry-bench-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { if dataDir == nil { try? FileManager.default.removeItem(atPath: directory) } }
@@ -47,8 +52,15 @@ struct RegistryBenchmark: AsyncParsableCommand {
             print("| operation | concurrency | requests | p50 ms | p95 ms | p99 ms | req/s |")
             print("|---|---:|---:|---:|---:|---:|---:|")
             for level in levels {
-                for operation in Operation.allCases {
-                    let result = try await measure(operation, concurrency: level, http: http, seed: seed)
+                for operation in Operation.allCases where selected.contains(operation.key) {
+                    if warmup > 0 {
+                        _ = try await measure(
+                            operation, concurrency: level, requests: warmup, baseURL: server.baseURL,
+                            token: adminSecret, seed: seed)
+                    }
+                    let result = try await measure(
+                        operation, concurrency: level, requests: requests, baseURL: server.baseURL,
+                        token: adminSecret, seed: seed)
                     print(
                         "| \(operation.rawValue) | \(level) | \(requests) | "
                             + String(
@@ -72,6 +84,16 @@ struct RegistryBenchmark: AsyncParsableCommand {
         case listVersions = "list versions"
         case createVersion = "create version"
         case promote = "promote (stage PUT + If-Match)"
+
+        var key: String {
+            switch self {
+            case .getVersion: "get"
+            case .resolve: "resolve"
+            case .listVersions: "list"
+            case .createVersion: "create"
+            case .promote: "promote"
+            }
+        }
     }
 
     struct Result {
@@ -79,52 +101,62 @@ struct RegistryBenchmark: AsyncParsableCommand {
         var throughput: Double
     }
 
-    func measure(_ operation: Operation, concurrency: Int, http: BenchmarkHTTP, seed: Seed) async throws -> Result {
+    func measure(
+        _ operation: Operation, concurrency: Int, requests: Int, baseURL: String, token: String, seed: Seed
+    ) async throws -> Result {
         let perWorker = max(1, requests / concurrency)
+        let run = UInt32.random(in: 0...UInt32.max)  // warm-up and measured runs promote fresh stages
+        let body = Array(#"{"manifestDigest":"\#(seed.manifestDigest)","metadata":{"bench":true}}"#.utf8)
         let start = ContinuousClock.now
-        let latencies = try await withThrowingTaskGroup(of: LatencyRecorder.self) { group in
-            for worker in 0..<concurrency {
-                group.addTask {
-                    var recorder = LatencyRecorder()
-                    var generator = SystemRandomNumberGenerator()
-                    // Promotions: each worker flips its own stage between two approved versions.
-                    let promoteModel = seed.modelNames[worker % seed.modelNames.count]
-                    let stage = "bench-c\(concurrency)-w\(worker)"
-                    var stageRevision: Int? = nil
-                    for index in 0..<perWorker {
-                        let model = seed.modelNames.randomElement(using: &generator)!
-                        let number = Int.random(in: 1...seed.versionsPerModel, using: &generator)
-                        let began = ContinuousClock.now
-                        switch operation {
-                        case .getVersion:
-                            try await http.expect([200], .GET, "/v1/models/\(model)/versions/\(number)")
-                        case .resolve:
-                            try await http.expect([200], .GET, "/v1/resolve/\(model)/production")
-                        case .listVersions:
-                            try await http.expect([200], .GET, "/v1/models/\(model)/versions?limit=20")
-                        case .createVersion:
-                            try await http.expect(
-                                [201], .POST, "/v1/models/\(model)/versions",
-                                json: ["manifestDigest": seed.manifestDigest, "metadata": ["bench": true]])
-                        case .promote:
-                            let target = index % 2 == 0 ? seed.versionsPerModel - 1 : seed.versionsPerModel
-                            let precondition =
-                                stageRevision.map { ("If-Match", "\"\($0)\"") } ?? ("If-None-Match", "*")
-                            let response = try await http.expect(
-                                [200, 201], .PUT, "/v1/models/\(promoteModel)/stages/\(stage)",
-                                json: ["version": target, "reason": "benchmark"], headers: [precondition])
-                            stageRevision = response.etagRevision
-                        }
-                        recorder.record(ContinuousClock.now - began)
-                    }
-                    return recorder
+        let recorders = try await onThreads(concurrency) { worker -> LatencyRecorder in
+            let connection = try RawHTTPConnection(baseURL: baseURL)
+            var recorder = LatencyRecorder()
+            recorder.reserve(requests)
+            var generator = SystemRandomNumberGenerator()
+            // Promotions: each worker flips its own stage between two approved versions.
+            let promoteModel = seed.modelNames[worker % seed.modelNames.count]
+            let stage = "bench-\(run)-c\(concurrency)-w\(worker)"
+            var stageRevision: Int? = nil
+            func expect(_ statuses: Set<Int>, _ response: RawHTTPConnection.Response, _ what: String) throws {
+                guard statuses.contains(response.status) else {
+                    throw BenchmarkFailure(
+                        "\(what) answered \(response.status): \(String(decoding: response.body.prefix(300), as: UTF8.self))")
                 }
             }
-            var all = LatencyRecorder()
-            for try await recorder in group { all.merge(recorder) }
-            return all
+            for index in 0..<perWorker {
+                let model = seed.modelNames.randomElement(using: &generator)!
+                let number = Int.random(in: 1...seed.versionsPerModel, using: &generator)
+                let began = ContinuousClock.now
+                switch operation {
+                case .getVersion:
+                    let path = "/v1/models/\(model)/versions/\(number)"
+                    try expect([200], try connection.send("GET", path, token: token), path)
+                case .resolve:
+                    let path = "/v1/resolve/\(model)/production"
+                    try expect([200], try connection.send("GET", path, token: token), path)
+                case .listVersions:
+                    let path = "/v1/models/\(model)/versions?limit=20"
+                    try expect([200], try connection.send("GET", path, token: token), path)
+                case .createVersion:
+                    let path = "/v1/models/\(model)/versions"
+                    try expect([201], try connection.send("POST", path, token: token, json: body), path)
+                case .promote:
+                    let target = index % 2 == 0 ? seed.versionsPerModel - 1 : seed.versionsPerModel
+                    let precondition = stageRevision.map { ("If-Match", "\"\($0)\"") } ?? ("If-None-Match", "*")
+                    let path = "/v1/models/\(promoteModel)/stages/\(stage)"
+                    let response = try connection.send(
+                        "PUT", path, token: token, json: Array(#"{"version":\#(target),"reason":"benchmark"}"#.utf8),
+                        headers: [precondition])
+                    try expect([200, 201], response, path)
+                    stageRevision = response.etagRevision
+                }
+                recorder.record(ContinuousClock.now - began)
+            }
+            return recorder
         }
         let elapsed = (ContinuousClock.now - start).milliseconds / 1000
+        var latencies = LatencyRecorder()
+        for recorder in recorders { latencies.merge(recorder) }
         return Result(latencies: latencies, throughput: Double(latencies.samples.count) / elapsed)
     }
 }

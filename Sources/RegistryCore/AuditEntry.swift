@@ -50,7 +50,7 @@ public struct AuditEntry: Sendable, Equatable, Codable {
         // Before and after are served as JSON values, not as strings holding JSON.
         let decode = { (text: String?) -> JSONValue in
             guard let text else { return .null }
-            return (try? JSONCoding.decoder.decode(JSONValue.self, from: Data(text.utf8))) ?? .string(text)
+            return (try? JSONCoding.sharedDecoder.decode(JSONValue.self, from: Data(text.utf8))) ?? .string(text)
         }
         try container.encode(decode(before), forKey: .before)
         try container.encode(decode(after), forKey: .after)

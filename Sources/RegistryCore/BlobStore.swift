@@ -60,6 +60,6 @@ extension BlobStore {
     }
 
     public static func notFound(_ digest: Digest) -> RegistryError {
-        RegistryError(.blobNotFound, "No blob \(digest) is stored.", details: ["digest": .string(digest.description)])
+        RegistryError.blobNotFound(digest)
     }
 }

@@ -8,34 +8,12 @@ import Synchronization
 /// another instance's change can go unseen. Preconditions (`If-Match`) are always checked by `base` inside its
 /// transaction, never against the cache, so a stale read can never let a stale write through.
 public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
-    private struct VersionKey: Hashable, Sendable {
-        let model: String
-        let number: Int
-    }
-
-    private struct StageKey: Hashable, Sendable {
-        let model: String
-        let stage: String
-    }
-
-    private struct Entry<Value: Sendable>: Sendable {
-        let value: Value
-        let expires: ContinuousClock.Instant?
-    }
-
-    private struct State {
-        /// Bumped by every invalidation; a read that started before a bump must not fill the cache.
-        var generation: UInt64 = 0
-        var models: [String: Entry<Model>] = [:]
-        var versions: [VersionKey: Entry<ModelVersion>] = [:]
-        var stages: [StageKey: Entry<Stage>] = [:]
-        var count: Int { models.count + versions.count + stages.count }
-    }
-
     public let base: Base
+    /// Distinct version-list queries remembered per model.
+    static var pagesPerModel: Int { 32 }
     private let ttl: Duration?
     private let capacity: Int
-    private let state = Mutex(State())
+    private let state = Mutex(CacheState())
 
     /// Wraps `base`; entries expire after `ttl` (never when nil) and the cache is emptied past `capacity` entries.
     public init(_ base: Base, ttl: Duration? = nil, capacity: Int = 200_000) {
@@ -49,28 +27,50 @@ public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
     // MARK: Cached reads
 
     public func model(named name: String) async throws -> Model? {
-        try await cached(\.models, name) { try await self.base.model(named: name) }
+        try await cached(read: { $0.models[name] }, write: { $0.models[name] = $1 }) {
+            try await self.base.model(named: name)
+        }
     }
 
     public func version(model: String, number: Int) async throws -> ModelVersion? {
-        try await cached(\.versions, VersionKey(model: model, number: number)) {
+        let key = VersionKey(model: model, number: number)
+        return try await cached(read: { $0.versions[key] }, write: { $0.versions[key] = $1 }) {
             try await self.base.version(model: model, number: number)
         }
     }
 
     public func stage(model: String, name: String) async throws -> Stage? {
-        try await cached(\.stages, StageKey(model: model, stage: name)) {
+        let key = StageKey(model: model, stage: name)
+        return try await cached(read: { $0.stages[key] }, write: { $0.stages[key] = $1 }) {
             try await self.base.stage(model: model, name: name)
         }
     }
 
-    private func cached<Key: Hashable & Sendable, Value: Sendable>(
-        _ table: any WritableKeyPath<State, [Key: Entry<Value>]> & Sendable, _ key: Key,
+    /// Pages of a model's versions, kept until a version of that model is created or changed.
+    public func versions(_ query: VersionQuery) async throws -> Page<ModelVersion> {
+        let page = try await cached(
+            read: { $0.versionPages[query.model]?[query] },
+            write: { state, entry in
+                // Each model keeps a few query shapes; an unusual caller cycling through many cannot grow it.
+                if state.versionPages[query.model]?.count ?? 0 >= Self.pagesPerModel { state.versionPages[query.model] = nil }
+                state.versionPages[query.model, default: [:]][query] = entry
+            }
+        ) { try await self.base.versions(query) }
+        // `base` never answers nil for a page; an empty one is still a page.
+        return page ?? Page(items: [], nextPageToken: nil)
+    }
+
+    /// Serves from the cache entry `read` finds, or loads, stores through `write` and returns the value.
+    ///
+    /// Closures rather than key paths: a key path into the state of a generic class is instantiated at run time on
+    /// every call, which cost more than the lookup it guards.
+    private func cached<Value: Sendable>(
+        read: (CacheState) -> CacheEntry<Value>?, write: (inout CacheState, CacheEntry<Value>) -> Void,
         load: () async throws -> Value?
     ) async throws -> Value? {
         let now = ContinuousClock.now
         let (hit, generation) = state.withLock { state -> (Value?, UInt64) in
-            if let entry = state[keyPath: table][key], entry.expires.map({ $0 > now }) ?? true {
+            if let entry = read(state), entry.expires.map({ $0 > now }) ?? true {
                 return (entry.value, state.generation)
             }
             return (nil, state.generation)
@@ -80,17 +80,13 @@ public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
         let expires = ttl.map { now.advanced(by: $0) }
         state.withLock { state in
             guard state.generation == generation else { return }
-            if state.count >= capacity {
-                state.models.removeAll()
-                state.versions.removeAll()
-                state.stages.removeAll()
-            }
-            state[keyPath: table][key] = Entry(value: value, expires: expires)
+            if state.count >= capacity { state.removeAll() }
+            write(&state, CacheEntry(value: value, expires: expires))
         }
         return value
     }
 
-    private func invalidate(_ body: (inout State) -> Void) {
+    private func invalidate(_ body: (inout CacheState) -> Void) {
         state.withLock { state in
             state.generation &+= 1
             body(&state)
@@ -108,21 +104,32 @@ public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
         named name: String, expectedRevision: Int, context: MutationContext,
         _ change: @escaping @Sendable (inout Model) throws -> Transitions.ModelChange
     ) async throws -> Model {
-        defer { invalidate { $0.models[name] = nil } }
+        defer {
+            invalidate {
+                $0.models[name] = nil
+                $0.versionPages[name] = nil
+            }
+        }
         return try await base.updateModel(named: name, expectedRevision: expectedRevision, context: context, change)
     }
 
     public func createVersion(_ draft: ModelVersion, artifacts: [Digest], context: MutationContext) async throws
         -> ModelVersion
     {
-        try await base.createVersion(draft, artifacts: artifacts, context: context)
+        defer { invalidate { $0.versionPages[draft.model] = nil } }
+        return try await base.createVersion(draft, artifacts: artifacts, context: context)
     }
 
     public func updateVersion(
         model: String, number: Int, expectedRevision: Int, context: MutationContext,
         _ change: @escaping @Sendable (inout ModelVersion, VersionChangeContext) throws -> Transitions.VersionChange
     ) async throws -> ModelVersion {
-        defer { invalidate { $0.versions[VersionKey(model: model, number: number)] = nil } }
+        defer {
+            invalidate {
+                $0.versions[VersionKey(model: model, number: number)] = nil
+                $0.versionPages[model] = nil
+            }
+        }
         return try await base.updateVersion(
             model: model, number: number, expectedRevision: expectedRevision, context: context, change)
     }
@@ -148,7 +155,6 @@ public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
 
     public func models(_ query: ModelQuery) async throws -> Page<Model> { try await base.models(query) }
 
-    public func versions(_ query: VersionQuery) async throws -> Page<ModelVersion> { try await base.versions(query) }
 
     public func models(referencing digest: Digest) async throws -> [String] {
         try await base.models(referencing: digest)
@@ -188,5 +194,38 @@ public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
 
     public func waitForEvents(after: Int64, timeout: Duration) async throws {
         try await base.waitForEvents(after: after, timeout: timeout)
+    }
+}
+
+private struct VersionKey: Hashable, Sendable {
+    let model: String
+    let number: Int
+}
+
+private struct StageKey: Hashable, Sendable {
+    let model: String
+    let stage: String
+}
+
+private struct CacheEntry<Value: Sendable>: Sendable {
+    let value: Value
+    let expires: ContinuousClock.Instant?
+}
+
+private struct CacheState {
+    /// Bumped by every invalidation; a read that started before a bump must not fill the cache.
+    var generation: UInt64 = 0
+    var models: [String: CacheEntry<Model>] = [:]
+    var versions: [VersionKey: CacheEntry<ModelVersion>] = [:]
+    var stages: [StageKey: CacheEntry<Stage>] = [:]
+    /// Pages of version lists, by model and then by query.
+    var versionPages: [String: [VersionQuery: CacheEntry<Page<ModelVersion>>]] = [:]
+    var count: Int { models.count + versions.count + stages.count + versionPages.count }
+
+    mutating func removeAll() {
+        models.removeAll()
+        versions.removeAll()
+        stages.removeAll()
+        versionPages.removeAll()
     }
 }

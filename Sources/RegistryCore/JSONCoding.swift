@@ -26,15 +26,20 @@ public enum JSONCoding {
         return decoder
     }
 
+    /// One encoder and one decoder shared by `encode` and `decode`; both are safe to use from many tasks, and
+    /// building a new one per call showed up in profiles.
+    public static let sharedEncoder = encoder
+    public static let sharedDecoder = decoder
+
     /// Encodes `value` as canonical JSON bytes (sorted keys).
     public static func encode(_ value: some Encodable) throws -> [UInt8] {
-        Array(try encoder.encode(value))
+        Array(try sharedEncoder.encode(value))
     }
 
     /// Decodes `T` from JSON bytes, reporting malformed input as `RegistryError.malformedJSON`.
     public static func decode<T: Decodable>(_ type: T.Type, from bytes: some Collection<UInt8>) throws -> T {
         do {
-            return try decoder.decode(T.self, from: Data(bytes))
+            return try sharedDecoder.decode(T.self, from: Data(bytes))
         } catch let error as DecodingError {
             throw RegistryError(decoding: error)
         }

@@ -59,12 +59,12 @@ public enum JSONValue: Sendable, Hashable, Codable {
 extension JSONValue {
     /// Encodes any `Encodable` value as a `JSONValue` (used for audit before/after snapshots).
     public init(encoding value: some Encodable) throws {
-        let data = try JSONCoding.encoder.encode(value)
-        self = try JSONCoding.decoder.decode(JSONValue.self, from: data)
+        let data = try JSONCoding.sharedEncoder.encode(value)
+        self = try JSONCoding.sharedDecoder.decode(JSONValue.self, from: data)
     }
 
     /// Decodes this value as `T`.
     public func decode<T: Decodable>(as type: T.Type) throws -> T {
-        try JSONCoding.decoder.decode(T.self, from: JSONCoding.encoder.encode(self))
+        try JSONCoding.sharedDecoder.decode(T.self, from: JSONCoding.sharedEncoder.encode(self))
     }
 }

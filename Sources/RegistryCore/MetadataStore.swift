@@ -145,7 +145,7 @@ public struct ModelQuery: Sendable, Equatable {
     }
 }
 
-public struct VersionQuery: Sendable, Equatable {
+public struct VersionQuery: Sendable, Hashable {
     public var model: String
     public var status: VersionStatus?
     public var tag: Tag?

@@ -24,6 +24,8 @@ public struct Page<Item: Sendable>: Sendable {
     }
 }
 
+extension Page: Equatable where Item: Equatable {}
+
 extension Page {
     enum CodingKeys: String, CodingKey { case items, nextPageToken }
 }

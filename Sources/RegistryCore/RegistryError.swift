@@ -76,6 +76,10 @@ extension RegistryError {
         RegistryError(.modelNotFound, "Model '\(model)' does not exist.", details: ["model": .string(model)])
     }
 
+    public static func blobNotFound(_ digest: Digest) -> RegistryError {
+        RegistryError(.blobNotFound, "No blob \(digest) is stored.", details: ["digest": .string(digest.description)])
+    }
+
     public static func versionNotFound(_ model: String, _ version: Int) -> RegistryError {
         RegistryError(
             .versionNotFound, "Model '\(model)' has no version \(version).",

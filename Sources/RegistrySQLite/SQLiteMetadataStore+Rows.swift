@@ -10,7 +10,7 @@ enum Rows {
 
     static func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
         do {
-            return try JSONCoding.decoder.decode(T.self, from: Data(text.utf8))
+            return try JSONCoding.sharedDecoder.decode(T.self, from: Data(text.utf8))
         } catch {
             throw RegistryError(.internalError, "A stored \(T.self) could not be decoded: \(error)")
         }

@@ -53,8 +53,10 @@ struct RegistryMiddleware: RouterMiddleware {
         {
             return incoming
         }
+        // Two 64-bit draws: each draw from the system generator is a system call, so not one per byte.
         var generator = SystemRandomNumberGenerator()
-        return Hex.encode((0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        let (high, low) = (generator.next(), generator.next())
+        return Hex.encode((0..<16).map { UInt8(truncatingIfNeeded: ($0 < 8 ? high : low) >> (8 * UInt64($0 % 8))) })
     }
 
     private static func isSafe(_ byte: UInt8) -> Bool {

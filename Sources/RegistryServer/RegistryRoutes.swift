@@ -1,6 +1,7 @@
 import Hummingbird
 import Logging
 import RegistryCore
+import Synchronization
 
 /// The registry's HTTP handlers and what they share; each area registers its routes in a `Routes+Area.swift` file.
 /// Handlers stay thin: parse, authorize, call the store, render.
@@ -15,6 +16,39 @@ struct RegistryRoutes: Sendable {
     let table: RouteTable
     /// Where blobs and manifests are served besides this port (advertised by resolve as `artifactsURL`).
     let dataPlane: DataPlaneEndpoint
+    /// Response bytes of the hot reads, reused while the value is unchanged.
+    let rendered = RenderedCaches()
+    /// Manifests already read and parsed, by digest (see `parsedManifest`).
+    let parsedManifests = ManifestCache()
+
+    final class ManifestCache: Sendable {
+        private let entries = Mutex<[Digest: Manifest]>([:])
+
+        func get(_ digest: Digest) -> Manifest? { entries.withLock { $0[digest] } }
+
+        func put(_ digest: Digest, _ manifest: Manifest) {
+            entries.withLock { entries in
+                if entries.count >= 256 { entries.removeAll(keepingCapacity: true) }
+                entries[digest] = manifest
+            }
+        }
+    }
+
+    struct RenderedCaches: Sendable {
+        struct VersionKey: Hashable, Sendable {
+            var model: String
+            var number: Int
+        }
+
+        struct StageKey: Hashable, Sendable {
+            var model: String
+            var stage: String
+        }
+
+        let versions = RenderedResponses<VersionKey, ModelVersion>()
+        let versionPages = RenderedResponses<VersionQuery, Page<ModelVersion>>(capacity: 5_000)
+        let resolutions = RenderedResponses<StageKey, ResolveResponse>()
+    }
 
     /// Registers every route of API v1 on `router`.
     func register(on router: Router<RegistryRequestContext>) {

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import RegistryCore
+import Synchronization
 
 /// One shared encoder with the registry's JSON conventions; `JSONEncoder` is safe to share across tasks.
 enum ResponseEncoding {
@@ -11,15 +12,52 @@ enum ResponseEncoding {
     }
 }
 
+/// The JSON bytes of recently rendered values by key: a hot read that returns the same value as the last time
+/// (compared with `==`, so never stale) reuses the bytes instead of encoding again.
+///
+/// Encoding with `JSONEncoder` was the largest single cost of a cached read; comparing two values is far cheaper.
+/// Bounded: emptied when `capacity` keys are held.
+final class RenderedResponses<Key: Hashable & Sendable, Value: Equatable & Encodable & Sendable>: Sendable {
+    private struct Rendered: Sendable {
+        var value: Value
+        var bytes: ByteBuffer
+    }
+
+    private let entries = Mutex<[Key: Rendered]>([:])
+    private let capacity: Int
+
+    init(capacity: Int = 20_000) {
+        self.capacity = capacity
+    }
+
+    /// The JSON of `value`, rendered earlier for `key` when that rendering was of an equal value.
+    func bytes(_ key: Key, _ value: Value) throws -> ByteBuffer {
+        if let hit = entries.withLock({ $0[key] }), hit.value == value { return hit.bytes }
+        let bytes = try ResponseEncoding.bytes(value)
+        entries.withLock { entries in
+            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+            entries[key] = Rendered(value: value, bytes: bytes)
+        }
+        return bytes
+    }
+}
+
 extension Response {
+    /// A JSON response of already rendered `bytes`; `revision` adds `ETag: "<revision>"`.
+    static func json(
+        rendered bytes: ByteBuffer, status: HTTPResponse.Status = .ok, revision: Int? = nil, headers: HTTPFields = [:]
+    ) -> Response {
+        var fields = headers
+        fields[.contentType] = "application/json"
+        if let revision { fields[.eTag] = ETag.make(revision) }
+        return Response(status: status, headers: fields, body: .init(byteBuffer: bytes))
+    }
+
     /// A JSON response of `value`; `revision` adds `ETag: "<revision>"`.
     static func json(
         _ value: some Encodable, status: HTTPResponse.Status = .ok, revision: Int? = nil, headers: HTTPFields = [:]
     ) throws -> Response {
-        var fields = headers
-        fields[.contentType] = "application/json"
-        if let revision { fields[.eTag] = ETag.make(revision) }
-        return Response(status: status, headers: fields, body: .init(byteBuffer: try ResponseEncoding.bytes(value)))
+        json(rendered: try ResponseEncoding.bytes(value), status: status, revision: revision, headers: headers)
     }
 
     static func noContent() -> Response {

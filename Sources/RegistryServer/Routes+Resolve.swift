@@ -3,8 +3,8 @@ import Hummingbird
 import RegistryCore
 
 extension RegistryRoutes {
-    struct ResolveResponse: Encodable {
-        struct Target: Encodable {
+    struct ResolveResponse: Encodable, Equatable, Sendable {
+        struct Target: Encodable, Equatable, Sendable {
             var version: Int
             var manifestDigest: Digest
             var size: Int64
@@ -46,7 +46,7 @@ extension RegistryRoutes {
                 stable: .init(version: version.version, manifestDigest: version.manifestDigest, size: version.size),
                 ttlSeconds: configuration.resolveTTLSeconds,
                 artifactsURL: dataPlane.artifactsURL(requestHost: Self.requestHost(request, configuration)))
-            return try .json(body, headers: headers)
+            return .json(rendered: try rendered.resolutions.bytes(.init(model: model.name, stage: name), body), headers: headers)
         }
     }
 

@@ -51,7 +51,7 @@ extension RegistryRoutes {
             let query = VersionQuery(
                 model: model.name, status: try request.query("status").map(parseStatus),
                 tag: try request.query("tag").map(Tag.init(parsing:)), before: before, limit: try request.pageLimit())
-            return try .json(try await metadata.versions(query))
+            return .json(rendered: try rendered.versionPages.bytes(query, try await metadata.versions(query)))
         }
 
         add(router, .get, "/v1/models/:model/versions/:version") { request, context in
@@ -60,7 +60,9 @@ extension RegistryRoutes {
             guard let version = try await metadata.version(model: model.name, number: number) else {
                 throw RegistryError.versionNotFound(model.name, number)
             }
-            return try .json(version, revision: version.revision)
+            return .json(
+                rendered: try rendered.versions.bytes(.init(model: model.name, number: number), version),
+                revision: version.revision)
         }
 
         add(router, .patch, "/v1/models/:model/versions/:version") { request, context in
@@ -124,25 +126,35 @@ extension RegistryRoutes {
     /// The parsed manifest `digest` after checking it and every chunk it lists are stored; 422
     /// `ARTIFACT_INCOMPLETE` with `details.missing` otherwise.
     func completeManifest(_ digest: Digest) async throws -> Manifest {
-        guard try await blobs.size(of: digest) != nil else {
-            throw Self.incomplete([digest], what: "The manifest")
-        }
-        let bytes: [UInt8]
+        let manifest: Manifest
         do {
-            bytes = try await blobs.read(digest, maxBytes: configuration.maxManifestBytes)
+            manifest = try await parsedManifest(digest)
         } catch let error as RegistryError where error.code == .blobNotFound {
             throw Self.incomplete([digest], what: "The manifest")
         }
-        let manifest = try Manifest.parse(bytes)
         let missing = try await missingBlobs(manifest.chunkDigests)
         guard missing.isEmpty else { throw Self.incomplete(missing, what: "Chunks of the manifest") }
+        return manifest
+    }
+
+    /// The manifest stored under `digest`, parsed once: the bytes under a digest never change, so a parsed manifest
+    /// stays valid for as long as the blob exists, which every call still checks. Throws `BLOB_NOT_FOUND`.
+    func parsedManifest(_ digest: Digest) async throws -> Manifest {
+        if let manifest = parsedManifests.get(digest) {
+            guard try await blobs.size(of: digest) != nil else {
+                throw RegistryError.blobNotFound(digest)
+            }
+            return manifest
+        }
+        let manifest = try Manifest.parse(try await blobs.read(digest, maxBytes: configuration.maxManifestBytes))
+        parsedManifests.put(digest, manifest)
         return manifest
     }
 
     /// The parsed manifest stored under `digest`; 404 `MANIFEST_NOT_FOUND` when it is not stored.
     func storedManifest(_ digest: Digest) async throws -> Manifest {
         do {
-            return try Manifest.parse(try await blobs.read(digest, maxBytes: configuration.maxManifestBytes))
+            return try await parsedManifest(digest)
         } catch let error as RegistryError where error.code == .blobNotFound {
             throw RegistryError(
                 .manifestNotFound, "No manifest \(digest) is stored.", details: ["digest": .string(digest.description)])

@@ -47,4 +47,27 @@ import Testing
         }
         #expect(error?.code == .revisionMismatch)
     }
+
+    @Test func cachedVersionPagesFollowCreationsAndChanges() async throws {
+        let store = CachedMetadataStore(InMemoryMetadataStore())
+        _ = try await store.createModel(Model(name: "m", createdBy: "alice", createdAt: context.time), context: context)
+        let draft = ModelVersion(
+            model: "m", version: 0, manifestDigest: Digest(of: [1]), size: 1, createdBy: "alice", createdAt: context.time)
+        _ = try await store.createVersion(draft, artifacts: [], context: context)
+        let query = VersionQuery(model: "m", limit: 10)
+        #expect(try await store.versions(query).items.map(\.version) == [1])
+        #expect(try await store.versions(query) == store.versions(query), "a repeated read is served the same page")
+
+        _ = try await store.createVersion(draft, artifacts: [], context: context)
+        #expect(try await store.versions(query).items.map(\.version) == [2, 1], "a creation drops the model's pages")
+
+        _ = try await store.updateVersion(model: "m", number: 1, expectedRevision: 1, context: context) { version, _ in
+            version.tags = ["stage": "canary"]
+            return .update
+        }
+        #expect(try await store.versions(query).items.last?.tags == ["stage": "canary"], "a change drops them too")
+        #expect(
+            try await store.versions(VersionQuery(model: "m", tag: Tag(key: "stage", value: "canary"))).items.map(\.version)
+                == [1])
+    }
 }

@@ -35,6 +35,35 @@ import Testing
         }
     }
 
+    @Test func repeatedReadsShowEveryChange() async throws {
+        // The server reuses rendered response bytes while a value is unchanged; a change must show at once.
+        try await TestRegistry.with { registry in
+            let world = try await World.make(registry)
+            let reader = world.tokens["reader"]
+            for _ in 0..<2 {
+                let version = try await registry.send(.GET, "/v1/models/demo/versions/1", token: reader)
+                #expect(version.json["tags"] == .object([:]))
+                let list = try await registry.send(.GET, "/v1/models/demo/versions", token: reader)
+                #expect(Self.firstItem(list.json)?["tags"] == .object([:]))
+            }
+            let current = try await registry.send(.GET, "/v1/models/demo/versions/1", token: reader)
+            let patched = try await registry.send(
+                .PATCH, "/v1/models/demo/versions/1", token: world.tokens["writer"], json: ["tags": ["k": "v"]],
+                headers: [("If-Match", current.header("ETag") ?? "")])
+            #expect(patched.status == 200)
+            let version = try await registry.send(.GET, "/v1/models/demo/versions/1", token: reader)
+            #expect(version.json["tags"] == ["k": "v"])
+            #expect(version.header("ETag") == patched.header("ETag"))
+            let list = try await registry.send(.GET, "/v1/models/demo/versions", token: reader)
+            #expect(Self.firstItem(list.json)?["tags"] == ["k": "v"])
+        }
+    }
+
+    static func firstItem(_ page: JSONValue) -> JSONValue? {
+        guard case .array(let items)? = page["items"] else { return nil }
+        return items.first
+    }
+
     @Test func versionCreationWithAMissingManifestIsIncomplete() async throws {
         try await TestRegistry.with { registry in
             let world = try await World.make(registry)
