@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "RegistryServer", targets: ["RegistryServer"]),
         .library(name: "RegistryClient", targets: ["RegistryClient"]),
         .library(name: "RegistryTesting", targets: ["RegistryTesting"]),
+        .library(name: "ModelServing", targets: ["ModelServing"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
@@ -73,6 +74,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        .target(name: "ModelServing"),
         .target(
             name: "RegistryTesting",
             dependencies: ["RegistryCore", .product(name: "NIOCore", package: "swift-nio")]
@@ -98,6 +100,11 @@ let package = Package(
             path: "Benchmarks/RegistryBenchmark"
         ),
         .executableTarget(
+            name: "ServingBenchmark",
+            dependencies: ["ModelServing", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Benchmarks/ServingBenchmark"
+        ),
+        .executableTarget(
             name: "TransferBenchmark",
             dependencies: [
                 "RegistryCore", "RegistryClient",
@@ -112,6 +119,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
+        .testTarget(name: "ModelServingTests", dependencies: ["ModelServing"]),
         .testTarget(name: "RegistryCoreTests", dependencies: ["RegistryCore", "RegistryTesting"]),
         .testTarget(
             name: "RegistrySQLiteTests",

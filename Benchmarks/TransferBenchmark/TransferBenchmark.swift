@@ -201,6 +201,9 @@ struct Timed {
     }
 
     static func run(_ binary: String, _ arguments: [String], _ server: ServerProcess) throws -> Timed {
+        // Each step starts with no dirty pages left from the one before (a push leaves a gigabyte or more to be
+        // written back), so the kernel's writeback does not run on the cores this step is measured on.
+        sync()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/time")
         process.arguments = ["-v", binary] + arguments

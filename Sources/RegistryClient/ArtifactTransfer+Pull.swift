@@ -62,9 +62,18 @@ extension RegistryClient {
         do {
             let (journal, journaled) = try await PullJournal.open(staging + "/journal")
             let plan = PullPlan(manifest: manifest, paths: paths, completed: journaled)
+            // Up to `openFilesLimit` files are opened once and shared by every fetch task; beyond that (models of
+            // many small files) each write opens its file, so a pull never runs out of descriptors.
+            var handles: [LocalFile] = []
             for (file, path) in zip(manifest.files, paths) {
                 try Self.createDirectory((path as NSString).deletingLastPathComponent)
-                try await LocalFile.open(path, flags: O_WRONLY | O_CREAT).truncate(to: file.size)
+                let handle = try await LocalFile.open(path, flags: O_WRONLY | O_CREAT)
+                try await handle.truncate(to: file.size)
+                if paths.count <= Self.openFilesLimit { handles.append(handle) }
+            }
+            let files = handles
+            @Sendable func file(_ index: Int) async throws -> LocalFile {
+                index < files.count ? files[index] : try await LocalFile.open(paths[index], writing: true)
             }
             let counter = ProgressCounter(total: manifest.totalSize, report: progress)
             counter.add(plan.resumedBytes)
@@ -77,7 +86,7 @@ extension RegistryClient {
                     try await Self.forEach(plan.fetch, concurrency: concurrency) { chunk in
                         let bytes = try await self.fetch(chunk, plan: plan)
                         for place in chunk.places {
-                            try await LocalFile.open(paths[place.file], writing: true).write(bytes, at: place.offset)
+                            try await file(place.file).write(bytes, at: place.offset)
                         }
                         try await journal.record(chunk.digest)
                         for place in chunk.places { verifier.written(file: place.file, chunk: place.chunk) }
@@ -87,7 +96,7 @@ extension RegistryClient {
                 try await group.waitForAll()
             }
             if durable {
-                for path in paths { try await LocalFile.open(path).sync() }
+                for index in paths.indices { try await file(index).sync() }
             }
             do {
                 try await verify?(manifest, manifestDigest)
@@ -109,6 +118,9 @@ extension RegistryClient {
             throw error
         }
     }
+
+    /// Files a pull keeps open at once.
+    static let openFilesLimit = 256
 
     /// A `verify` hook's error, kept apart so that the partial directory is discarded whatever it threw.
     private struct VerificationFailure: Error {

@@ -16,6 +16,7 @@ struct Registry: AsyncParsableCommand {
 
     /// Runs the parsed command; registry errors print as `error: CODE: message` and exit 1.
     static func main() async {
+        MemoryTuning.apply()
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {
