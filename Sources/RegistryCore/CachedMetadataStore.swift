@@ -14,6 +14,7 @@ public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
     private let ttl: Duration?
     private let capacity: Int
     private let state = Mutex(CacheState())
+    private let writes = Mutex<(next: UInt64, inFlight: Set<UInt64>)>((0, []))
 
     /// Wraps `base`; entries expire after `ttl` (never when nil) and the cache is emptied past `capacity` entries.
     public init(_ base: Base, ttl: Duration? = nil, capacity: Int = 200_000) {
@@ -86,6 +87,22 @@ public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
         return value
     }
 
+    /// Marks a write as in flight: `waitForEvents` does not return while a write that may have committed the
+    /// awaited event has yet to drop its stale entries, so a watcher woken by an event never reads what it replaced.
+    private func beginWrite() -> UInt64 {
+        writes.withLock { writes in
+            writes.next += 1
+            writes.inFlight.insert(writes.next)
+            return writes.next
+        }
+    }
+
+    /// Drops the entries the write touched, then ends it.
+    private func finishWrite(_ ticket: UInt64, _ body: (inout CacheState) -> Void) {
+        invalidate(body)
+        writes.withLock { _ = $0.inFlight.remove(ticket) }
+    }
+
     private func invalidate(_ body: (inout CacheState) -> Void) {
         state.withLock { state in
             state.generation &+= 1
@@ -96,7 +113,8 @@ public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
     // MARK: Writes pass through, then invalidate
 
     public func createModel(_ model: Model, context: MutationContext) async throws -> Model {
-        defer { invalidate { $0.models[model.name] = nil } }
+        let ticket = beginWrite()
+        defer { finishWrite(ticket) { $0.models[model.name] = nil } }
         return try await base.createModel(model, context: context)
     }
 
@@ -104,8 +122,9 @@ public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
         named name: String, expectedRevision: Int, context: MutationContext,
         _ change: @escaping @Sendable (inout Model) throws -> Transitions.ModelChange
     ) async throws -> Model {
+        let ticket = beginWrite()
         defer {
-            invalidate {
+            finishWrite(ticket) {
                 $0.models[name] = nil
                 $0.versionPages[name] = nil
             }
@@ -116,7 +135,8 @@ public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
     public func createVersion(_ draft: ModelVersion, artifacts: [Digest], context: MutationContext) async throws
         -> ModelVersion
     {
-        defer { invalidate { $0.versionPages[draft.model] = nil } }
+        let ticket = beginWrite()
+        defer { finishWrite(ticket) { $0.versionPages[draft.model] = nil } }
         return try await base.createVersion(draft, artifacts: artifacts, context: context)
     }
 
@@ -124,8 +144,9 @@ public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
         model: String, number: Int, expectedRevision: Int, context: MutationContext,
         _ change: @escaping @Sendable (inout ModelVersion, VersionChangeContext) throws -> Transitions.VersionChange
     ) async throws -> ModelVersion {
+        let ticket = beginWrite()
         defer {
-            invalidate {
+            finishWrite(ticket) {
                 $0.versions[VersionKey(model: model, number: number)] = nil
                 $0.versionPages[model] = nil
             }
@@ -138,7 +159,8 @@ public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
         model: String, stage: String, precondition: Transitions.StagePrecondition, version: Int, reason: String?,
         context: MutationContext
     ) async throws -> Stage {
-        defer { invalidate { $0.stages[StageKey(model: model, stage: stage)] = nil } }
+        let ticket = beginWrite()
+        defer { finishWrite(ticket) { $0.stages[StageKey(model: model, stage: stage)] = nil } }
         return try await base.promote(
             model: model, stage: stage, precondition: precondition, version: version, reason: reason, context: context)
     }
@@ -146,12 +168,36 @@ public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
     public func rollback(
         model: String, stage: String, expectedRevision: Int, reason: String?, context: MutationContext
     ) async throws -> Stage {
-        defer { invalidate { $0.stages[StageKey(model: model, stage: stage)] = nil } }
+        let ticket = beginWrite()
+        defer { finishWrite(ticket) { $0.stages[StageKey(model: model, stage: stage)] = nil } }
         return try await base.rollback(
             model: model, stage: stage, expectedRevision: expectedRevision, reason: reason, context: context)
     }
 
+    public func startRollout(_ draft: Rollout, expectedStageRevision: Int, context: MutationContext) async throws
+        -> Rollout
+    {
+        let ticket = beginWrite()
+        defer { finishWrite(ticket) { $0.stages[StageKey(model: draft.model, stage: draft.stage)] = nil } }
+        return try await base.startRollout(draft, expectedStageRevision: expectedStageRevision, context: context)
+    }
+
+    public func updateRollout(
+        id: String, expectedRevision: Int?, context: MutationContext,
+        _ change: @escaping @Sendable (inout Rollout) throws -> RolloutRules.Change
+    ) async throws -> Rollout {
+        // The rollout names its stage (for good); an update may move it (a step, a completion, an abort).
+        guard let rollout = try await base.rollout(id: id) else { throw RegistryError.rolloutNotFound(id) }
+        let ticket = beginWrite()
+        defer { finishWrite(ticket) { $0.stages[StageKey(model: rollout.model, stage: rollout.stage)] = nil } }
+        return try await base.updateRollout(id: id, expectedRevision: expectedRevision, context: context, change)
+    }
+
     // MARK: Everything else goes straight to the base store
+
+    public func rollout(id: String) async throws -> Rollout? { try await base.rollout(id: id) }
+
+    public func activeRollouts() async throws -> [Rollout] { try await base.activeRollouts() }
 
     public func models(_ query: ModelQuery) async throws -> Page<Model> { try await base.models(query) }
 
@@ -194,7 +240,16 @@ public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
 
     public func waitForEvents(after: Int64, timeout: Duration) async throws {
         try await base.waitForEvents(after: after, timeout: timeout)
+        // The event may come from a write through this cache that has not dropped its stale entries yet; wait for
+        // the writes in flight now (they finish within a transaction's time).
+        let horizon = writes.withLock { $0.next }
+        let deadline = ContinuousClock.now.advanced(by: .seconds(5))
+        while writes.withLock({ $0.inFlight.contains { $0 <= horizon } }), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(1))
+        }
     }
+
+    public func lastEventId() async throws -> Int64 { try await base.lastEventId() }
 }
 
 private struct VersionKey: Hashable, Sendable {

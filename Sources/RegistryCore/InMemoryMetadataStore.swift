@@ -9,6 +9,8 @@ public final class InMemoryMetadataStore: MetadataStore {
         var references: [Digest: Set<String>] = [:]
         var stages: [String: [String: Stage]] = [:]
         var history: [String: [String: [StageHistoryEntry]]] = [:]
+        var rollouts: [String: Rollout] = [:]
+        var rolloutOrder: [String] = []
         var tokens: [AccessToken] = []
         var audit: [AuditEntry] = []
         var events: [Event] = []
@@ -221,6 +223,13 @@ public final class InMemoryMetadataStore: MetadataStore {
             guard state.models[model] != nil else { throw RegistryError.modelNotFound(model) }
             let current = state.stages[model]?[stage]
             try Transitions.check(.revision(expectedRevision), current: current, model: model, stage: stage)
+            if let current, let rolloutId = current.rolloutId, let rollout = state.rollouts[rolloutId] {
+                // Rolling back during a rollout aborts it: all traffic returns to the stage's version at once.
+                let (_, outcome) = try Self.applyRollout(rollout, in: &state, context: context) { rollout in
+                    try RolloutRules.abort(&rollout, reason: reason ?? "rolled back")
+                }
+                return (outcome.stage, outcome.audit, outcome.events)
+            }
             let history = state.history[model]?[stage] ?? []
             let targetNumber = try Transitions.rollbackTarget(history: history, model: model, stage: stage)
             guard let current, let target = state.versions[model]?[targetNumber] else {
@@ -233,6 +242,83 @@ public final class InMemoryMetadataStore: MetadataStore {
             state.history[model]?[stage]?.append(entry)
             return (next, audit, events)
         }
+    }
+
+    // MARK: Rollouts
+
+    public func startRollout(_ draft: Rollout, expectedStageRevision: Int, context: MutationContext) async throws
+        -> Rollout
+    {
+        try write(context) { state in
+            guard state.models[draft.model] != nil else { throw RegistryError.modelNotFound(draft.model) }
+            let current = state.stages[draft.model]?[draft.stage]
+            try Transitions.check(.revision(expectedStageRevision), current: current, model: draft.model, stage: draft.stage)
+            guard let candidate = state.versions[draft.model]?[draft.version] else {
+                throw RegistryError.versionNotFound(draft.model, draft.version)
+            }
+            let (rollout, stage, entry, audit, events) = try Transitions.startRollout(
+                draft, stage: current, expectedRevision: expectedStageRevision, candidate: candidate,
+                lastSequence: state.history[draft.model]?[draft.stage]?.last?.sequence ?? 0, context: context)
+            guard state.rollouts[rollout.id] == nil else {
+                throw RegistryError.invalidArgument("A rollout with id \(rollout.id) already exists.")
+            }
+            state.rollouts[rollout.id] = rollout
+            state.rolloutOrder.append(rollout.id)
+            state.stages[draft.model]?[draft.stage] = stage
+            state.history[draft.model]?[draft.stage]?.append(entry)
+            return (rollout, audit, events)
+        }
+    }
+
+    public func rollout(id: String) async throws -> Rollout? {
+        state.withLock { $0.rollouts[id] }
+    }
+
+    public func activeRollouts() async throws -> [Rollout] {
+        state.withLock { state in state.rolloutOrder.compactMap { state.rollouts[$0] }.filter(\.state.isActive) }
+    }
+
+    public func updateRollout(
+        id: String, expectedRevision: Int?, context: MutationContext,
+        _ change: @escaping @Sendable (inout Rollout) throws -> RolloutRules.Change
+    ) async throws -> Rollout {
+        try write(context) { state in
+            guard let current = state.rollouts[id] else { throw RegistryError.rolloutNotFound(id) }
+            if let expectedRevision, current.revision != expectedRevision {
+                throw RegistryError.revisionMismatch(expected: expectedRevision, current: current, revision: current.revision)
+            }
+            let (rollout, outcome) = try Self.applyRollout(current, in: &state, context: context, change: change)
+            return (rollout, outcome.audit, outcome.events)
+        }
+    }
+
+    private struct RolloutOutcome {
+        var stage: Stage
+        var audit: AuditDraft
+        var events: [EventDraft]
+    }
+
+    /// Applies `change` to `rollout` and its stage inside a write.
+    private static func applyRollout(
+        _ rollout: Rollout, in state: inout State, context: MutationContext,
+        change: (inout Rollout) throws -> RolloutRules.Change
+    ) throws -> (Rollout, RolloutOutcome) {
+        guard let stage = state.stages[rollout.model]?[rollout.stage] else {
+            throw RegistryError.stageNotFound(rollout.model, rollout.stage)
+        }
+        var next = rollout
+        let kind = try change(&next)
+        if kind != .report {
+            next.revision = rollout.revision + 1
+            next.updatedAt = context.time
+        }
+        let (newStage, entry, draft, events) = try Transitions.applyRollout(
+            kind, before: rollout, after: next, stage: stage,
+            lastSequence: state.history[rollout.model]?[rollout.stage]?.last?.sequence ?? 0, context: context)
+        state.rollouts[rollout.id] = next
+        if let newStage { state.stages[rollout.model]?[rollout.stage] = newStage }
+        if let entry { state.history[rollout.model]?[rollout.stage]?.append(entry) }
+        return (next, RolloutOutcome(stage: newStage ?? stage, audit: draft, events: events))
     }
 
     // MARK: Tokens
@@ -287,6 +373,10 @@ public final class InMemoryMetadataStore: MetadataStore {
 
     public func events(after: Int64, limit: Int) async throws -> [Event] {
         state.withLock { Array($0.events.lazy.filter { $0.id > after }.prefix(limit)) }
+    }
+
+    public func lastEventId() async throws -> Int64 {
+        state.withLock { $0.events.last?.id ?? 0 }
     }
 
     public func waitForEvents(after: Int64, timeout: Duration) async throws {

@@ -1,7 +1,7 @@
 /// The control plane's strongly consistent store. Every mutation is one transaction that writes the change, its
 /// audit entry and its events together, using the rules in `Transitions`, so that all backends behave alike.
 /// Implementations: `InMemoryMetadataStore`, `SQLiteMetadataStore`; each passes `MetadataStoreConformance`.
-public protocol MetadataStore: ModelStore, VersionStore, StageStore, TokenStore, AuditStore, EventStore {
+public protocol MetadataStore: ModelStore, VersionStore, StageStore, RolloutStore, TokenStore, AuditStore, EventStore {
     /// Throws when the store cannot serve requests (for readiness probes).
     func ping() async throws
 }
@@ -83,12 +83,38 @@ public protocol StageStore: Sendable {
         context: MutationContext
     ) async throws -> Stage
 
-    /// Points `stage` back at its previous version (`Transitions.rollbackTarget`).
+    /// Points `stage` back at its previous version (`Transitions.rollbackTarget`); with a rollout in progress it
+    /// aborts the rollout instead, which returns all traffic to the stage's version.
     ///
     /// Throws `STAGE_NOT_FOUND`, `REVISION_MISMATCH` with the current stage, or `NO_PREVIOUS_VERSION`.
     func rollback(
         model: String, stage: String, expectedRevision: Int, reason: String?, context: MutationContext
     ) async throws -> Stage
+}
+
+/// Progressive rollouts of a candidate version on a stage (`RolloutRules`, `Transitions.startRollout`).
+public protocol RolloutStore: Sendable {
+    /// Starts `draft` on its stage, which must be at `expectedStageRevision` without an active rollout; the stage
+    /// then names the rollout and its history records the start.
+    ///
+    /// Throws `MODEL_NOT_FOUND`, `STAGE_NOT_FOUND`, `VERSION_NOT_FOUND`, `REVISION_MISMATCH` with the current stage,
+    /// `ROLLOUT_IN_PROGRESS`, `VERSION_NOT_APPROVED` or `INVALID_ARGUMENT`.
+    func startRollout(_ draft: Rollout, expectedStageRevision: Int, context: MutationContext) async throws -> Rollout
+
+    func rollout(id: String) async throws -> Rollout?
+
+    /// Rollouts in `warming`, `progressing` or `paused`, oldest first.
+    func activeRollouts() async throws -> [Rollout]
+
+    /// Applies `change` to the rollout (at `expectedRevision` when given) and what it implies for the stage
+    /// (`Transitions.applyRollout`), in one transaction with its audit entry and events. A change that returns
+    /// `.report` stores the rollout's reports without bumping its revision.
+    ///
+    /// Throws `ROLLOUT_NOT_FOUND`, `REVISION_MISMATCH` with the current rollout, or what `change` throws.
+    func updateRollout(
+        id: String, expectedRevision: Int?, context: MutationContext,
+        _ change: @escaping @Sendable (inout Rollout) throws -> RolloutRules.Change
+    ) async throws -> Rollout
 }
 
 /// Bearer tokens, kept as hashes.
@@ -122,6 +148,9 @@ public protocol AuditStore: Sendable {
 public protocol EventStore: Sendable {
     /// Events with id greater than `after`, in id order, at most `limit`.
     func events(after: Int64, limit: Int) async throws -> [Event]
+
+    /// The id of the last committed event (0 when there is none).
+    func lastEventId() async throws -> Int64
 
     /// Returns once an event with id greater than `after` has committed, or when `timeout` has passed.
     func waitForEvents(after: Int64, timeout: Duration) async throws

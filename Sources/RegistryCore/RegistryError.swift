@@ -30,6 +30,7 @@ public struct RegistryError: Error, Sendable, Equatable, CustomStringConvertible
         public static let modelExists: Code = "MODEL_EXISTS"
         public static let versionNotFound: Code = "VERSION_NOT_FOUND"
         public static let stageNotFound: Code = "STAGE_NOT_FOUND"
+        public static let rolloutNotFound: Code = "ROLLOUT_NOT_FOUND"
         public static let blobNotFound: Code = "BLOB_NOT_FOUND"
         public static let manifestNotFound: Code = "MANIFEST_NOT_FOUND"
         // Concurrency
@@ -42,6 +43,7 @@ public struct RegistryError: Error, Sendable, Equatable, CustomStringConvertible
         public static let selfApprovalForbidden: Code = "SELF_APPROVAL_FORBIDDEN"
         public static let alreadyDecided: Code = "ALREADY_DECIDED"
         public static let noPreviousVersion: Code = "NO_PREVIOUS_VERSION"
+        public static let rolloutInProgress: Code = "ROLLOUT_IN_PROGRESS"
         // Artifacts
         public static let artifactIncomplete: Code = "ARTIFACT_INCOMPLETE"
         public static let digestMismatch: Code = "DIGEST_MISMATCH"

@@ -8,14 +8,20 @@ public struct Stage: Sendable, Equatable, Codable {
     public var revision: Int
     public var updatedBy: String
     public var updatedAt: Date
+    /// The rollout in progress on this stage, if any.
+    public var rolloutId: String?
 
-    public init(model: String, stage: String, version: Int, revision: Int, updatedBy: String, updatedAt: Date) {
+    public init(
+        model: String, stage: String, version: Int, revision: Int, updatedBy: String, updatedAt: Date,
+        rolloutId: String? = nil
+    ) {
         self.model = model
         self.stage = stage
         self.version = version
         self.revision = revision
         self.updatedBy = updatedBy
         self.updatedAt = updatedAt
+        self.rolloutId = rolloutId
     }
 }
 
@@ -23,6 +29,10 @@ public struct Stage: Sendable, Equatable, Codable {
 public struct StageHistoryEntry: Sendable, Equatable, Codable {
     public enum Action: String, Sendable, Codable {
         case promote, rollback
+        /// A rollout began (no traffic moved yet), exposed a step, or was aborted (traffic back on `toVersion`).
+        case rolloutStart = "rollout-start"
+        case rolloutStep = "rollout-step"
+        case rolloutAbort = "rollout-abort"
     }
 
     /// Position in this stage's history, from 1.
@@ -37,6 +47,9 @@ public struct StageHistoryEntry: Sendable, Equatable, Codable {
     public var actor: String
     public var reason: String?
     public var time: Date
+    /// The rollout this move belongs to, and the candidate's weight after it, if any.
+    public var rolloutId: String?
+    public var weight: Double?
 
     public init(
         sequence: Int, model: String, stage: String, action: Action, fromVersion: Int?, toVersion: Int, revision: Int,

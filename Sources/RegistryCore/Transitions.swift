@@ -170,6 +170,9 @@ public enum Transitions {
                 "Version \(target.version) of '\(model)' is \(target.status.rawValue); only approved versions can be promoted.",
                 details: ["status": .string(target.status.rawValue), "version": .number(Double(target.version))])
         }
+        if let current, let rolloutId = current.rolloutId {
+            throw RegistryError.rolloutInProgress(stage: current, rolloutId: rolloutId)
+        }
         return try move(
             current: current, model: model, stage: stage, to: target.version, action: .promote, reason: reason,
             lastSequence: lastSequence, context: context)
@@ -186,6 +189,9 @@ public enum Transitions {
             case .rollback:
                 if stack.count > 1 { stack.removeLast() }
                 if stack.last != entry.toVersion { stack.append(entry.toVersion) }
+            case .rolloutStart, .rolloutStep, .rolloutAbort:
+                // Traffic moved within a rollout; the stage's version did not (a completion is a promotion).
+                break
             }
         }
         guard stack.count >= 2 else {
@@ -288,5 +294,25 @@ extension JSONValue: ExpressibleByDictionaryLiteral, ExpressibleByStringLiteral 
 
     public init(stringLiteral value: String) {
         self = .string(value)
+    }
+}
+
+extension JSONValue: ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral, ExpressibleByBooleanLiteral,
+    ExpressibleByArrayLiteral
+{
+    public init(integerLiteral value: Int) {
+        self = .number(Double(value))
+    }
+
+    public init(floatLiteral value: Double) {
+        self = .number(value)
+    }
+
+    public init(booleanLiteral value: Bool) {
+        self = .bool(value)
+    }
+
+    public init(arrayLiteral elements: JSONValue...) {
+        self = .array(elements)
     }
 }

@@ -92,6 +92,10 @@ extension SQLiteMetadataStore {
         }
     }
 
+    public func lastEventId() async throws -> Int64 {
+        try await read { db in try Int64.fetchOne(db.cachedStatement(sql: "SELECT MAX(id) FROM events")) ?? 0 }
+    }
+
     public func waitForEvents(after: Int64, timeout: Duration) async throws {
         await signal.wait(after: after, timeout: timeout)
     }

@@ -51,26 +51,29 @@ enum Rows {
             approvals: try decode([Approval].self, row["approvals"]), revision: row["revision"])
     }
 
-    static let stageColumns = "model, stage, version, revision, updated_by, updated_at"
+    static let stageColumns = "model, stage, version, revision, updated_by, updated_at, rollout_id"
 
     static func stage(_ row: Row) -> Stage {
         Stage(
             model: row["model"], stage: row["stage"], version: row["version"], revision: row["revision"],
-            updatedBy: row["updated_by"], updatedAt: date(row, "updated_at"))
+            updatedBy: row["updated_by"], updatedAt: date(row, "updated_at"), rolloutId: row["rollout_id"])
     }
 
     static let historyColumns =
-        "model, stage, sequence, action, from_version, to_version, revision, actor, reason, time"
+        "model, stage, sequence, action, from_version, to_version, revision, actor, reason, time, rollout_id, weight"
 
     static func historyEntry(_ row: Row) throws -> StageHistoryEntry {
         let actionText: String = row["action"]
         guard let action = StageHistoryEntry.Action(rawValue: actionText) else {
             throw RegistryError(.internalError, "A stored stage move has the unknown action '\(actionText)'.")
         }
-        return StageHistoryEntry(
+        var entry = StageHistoryEntry(
             sequence: row["sequence"], model: row["model"], stage: row["stage"], action: action,
             fromVersion: row["from_version"], toVersion: row["to_version"], revision: row["revision"],
             actor: row["actor"], reason: row["reason"], time: date(row, "time"))
+        entry.rolloutId = row["rollout_id"]
+        entry.weight = row["weight"]
+        return entry
     }
 
     static let tokenColumns = "id, subject, admin, token_hash, created_by, created_at"

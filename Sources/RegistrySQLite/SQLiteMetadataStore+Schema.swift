@@ -138,6 +138,27 @@ extension SQLiteMetadataStore {
             // approval policy; existing models get the empty policy.
             try db.execute(sql: "ALTER TABLE models ADD COLUMN trust_policy TEXT NOT NULL DEFAULT '{}'")
         }
+        migrator.registerMigration("v3") { db in
+            // Progressive rollouts: each rollout is one JSON document (its reports included) beside the columns
+            // the store looks it up by; a stage names its active rollout; history entries name theirs and the
+            // candidate's weight after the move.
+            try db.execute(
+                sql: """
+                    ALTER TABLE stages ADD COLUMN rollout_id TEXT;
+                    ALTER TABLE stage_history ADD COLUMN rollout_id TEXT;
+                    ALTER TABLE stage_history ADD COLUMN weight REAL;
+                    CREATE TABLE rollouts (
+                        id TEXT PRIMARY KEY,
+                        model TEXT NOT NULL REFERENCES models(name),
+                        stage TEXT NOT NULL,
+                        state TEXT NOT NULL,
+                        body TEXT NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        FOREIGN KEY (model, stage) REFERENCES stages(model, stage)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX rollouts_by_state ON rollouts(state, created_at);
+                    """)
+        }
         return migrator
     }
 }

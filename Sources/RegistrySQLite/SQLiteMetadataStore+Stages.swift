@@ -56,6 +56,13 @@ extension SQLiteMetadataStore {
             guard try Self.modelExists(db, model) else { throw RegistryError.modelNotFound(model) }
             let current = try Self.loadStage(db, model, stage)
             try Transitions.check(.revision(expectedRevision), current: current, model: model, stage: stage)
+            if let current, let rolloutId = current.rolloutId, let rollout = try Self.loadRollout(db, rolloutId) {
+                // Rolling back during a rollout aborts it: all traffic returns to the stage's version at once.
+                let (_, stage, audit, events) = try Self.applyRollout(db, rollout, context: context) { rollout in
+                    try RolloutRules.abort(&rollout, reason: reason ?? "rolled back")
+                }
+                return (stage, audit, events)
+            }
             let history = try Row.fetchAll(
                 db.cachedStatement(
                     sql: "SELECT \(Rows.historyColumns) FROM stage_history WHERE model = ? AND stage = ? ORDER BY sequence"),
@@ -82,27 +89,32 @@ extension SQLiteMetadataStore {
         ).map(Rows.stage)
     }
 
-    private static func lastHistorySequence(_ db: Database, _ model: String, _ stage: String) throws -> Int {
+    static func lastHistorySequence(_ db: Database, _ model: String, _ stage: String) throws -> Int {
         try Int.fetchOne(
             db.cachedStatement(sql: "SELECT MAX(sequence) FROM stage_history WHERE model = ? AND stage = ?"),
             arguments: [model, stage]) ?? 0
     }
 
-    private static func save(_ db: Database, stage: Stage, entry: StageHistoryEntry) throws {
+    static func save(_ db: Database, stage: Stage, entry: StageHistoryEntry?) throws {
         try db.cachedStatement(
             sql: """
-                INSERT INTO stages (\(Rows.stageColumns)) VALUES (?, ?, ?, ?, ?, ?)
+                INSERT INTO stages (\(Rows.stageColumns)) VALUES (?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (model, stage) DO UPDATE SET version = excluded.version, revision = excluded.revision,
-                    updated_by = excluded.updated_by, updated_at = excluded.updated_at
+                    updated_by = excluded.updated_by, updated_at = excluded.updated_at, rollout_id = excluded.rollout_id
                 """
         ).execute(arguments: [
             stage.model, stage.stage, stage.version, stage.revision, stage.updatedBy, Rows.time(stage.updatedAt),
+            stage.rolloutId,
         ])
+        if let entry { try append(db, entry) }
+    }
+
+    static func append(_ db: Database, _ entry: StageHistoryEntry) throws {
         try db.cachedStatement(
-            sql: "INSERT INTO stage_history (\(Rows.historyColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            sql: "INSERT INTO stage_history (\(Rows.historyColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ).execute(arguments: [
             entry.model, entry.stage, entry.sequence, entry.action.rawValue, entry.fromVersion, entry.toVersion,
-            entry.revision, entry.actor, entry.reason, Rows.time(entry.time),
+            entry.revision, entry.actor, entry.reason, Rows.time(entry.time), entry.rolloutId, entry.weight,
         ])
     }
 }

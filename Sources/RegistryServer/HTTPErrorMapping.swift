@@ -11,9 +11,12 @@ enum HTTPErrorMapping {
             .badRequest
         case .unauthenticated: .unauthorized
         case .permissionDenied, .selfApprovalForbidden: .forbidden
-        case .notFound, .modelNotFound, .versionNotFound, .stageNotFound, .blobNotFound, .manifestNotFound: .notFound
+        case .notFound, .modelNotFound, .versionNotFound, .stageNotFound, .blobNotFound, .manifestNotFound,
+            .rolloutNotFound:
+            .notFound
         case .methodNotAllowed: .methodNotAllowed
-        case .modelExists, .versionNotApproved, .versionInUse, .invalidTransition, .alreadyDecided, .noPreviousVersion:
+        case .modelExists, .versionNotApproved, .versionInUse, .invalidTransition, .alreadyDecided, .noPreviousVersion,
+            .rolloutInProgress:
             .conflict
         case .revisionMismatch: .preconditionFailed
         case .payloadTooLarge: .contentTooLarge

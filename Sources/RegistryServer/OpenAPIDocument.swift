@@ -141,10 +141,62 @@ enum OpenAPIDocument {
                         "409": error("NO_PREVIOUS_VERSION, SIGNATURE_REQUIRED, SIGNATURE_INVALID"),
                     ])
             ],
+            "/v1/models/{model}/stages/{stage}/rollouts": [
+                "post": op(
+                    "startRollout",
+                    "Starts a progressive rollout of an approved version on the stage (deployer). If-Match is the "
+                        + "stage's ETag. The rollout warms up (no traffic) until minInstances (and the quorum of "
+                        + "instances seen within instanceWindowSeconds) report the candidate loaded, then exposes "
+                        + "each step for bakeSeconds (advancing on its own when autoAdvance), and aborts on its own "
+                        + "when an instance fails to load the candidate or its error rate exceeds the stable "
+                        + "version's by more than maxErrorRateIncrease once minRequests were served. 409 "
+                        + "ROLLOUT_IN_PROGRESS, VERSION_NOT_APPROVED; promotions of the stage are refused meanwhile "
+                        + "and a stage rollback aborts the rollout.",
+                    parameters: [model, stage, ifMatch], body: "StartRollout",
+                    responses: [
+                        "201": json("Rollout", etag: true),
+                        "409": error("ROLLOUT_IN_PROGRESS, VERSION_NOT_APPROVED, SIGNATURE_REQUIRED, SIGNATURE_INVALID"),
+                    ])
+            ],
+            "/v1/models/{model}/stages/{stage}/rollouts/{rollout}": [
+                "get": op(
+                    "getRollout", "A rollout with the latest report of each instance (read).",
+                    parameters: [model, stage, rolloutId], responses: ["200": json("Rollout", etag: true)])
+            ],
+            "/v1/models/{model}/stages/{stage}/rollouts/{rollout}/advance": rolloutAction(
+                "advanceRollout", "Exposes the next step now; the step after the last completes the rollout, "
+                    + "pointing the stage at the candidate (deployer).", model, stage, rolloutId),
+            "/v1/models/{model}/stages/{stage}/rollouts/{rollout}/pause": rolloutAction(
+                "pauseRollout", "Holds the current weight; no automatic advance (deployer).", model, stage, rolloutId),
+            "/v1/models/{model}/stages/{stage}/rollouts/{rollout}/resume": rolloutAction(
+                "resumeRollout", "Resumes a paused rollout; its bake period restarts (deployer).", model, stage,
+                rolloutId),
+            "/v1/models/{model}/stages/{stage}/rollouts/{rollout}/abort": rolloutAction(
+                "abortRollout", "Returns all traffic to the stable version at once (deployer).", model, stage, rolloutId),
+            "/v1/models/{model}/stages/{stage}/rollouts/{rollout}/reports": [
+                "post": op(
+                    "reportRollout",
+                    "A serving instance reports its state for the candidate and its cumulative request and error "
+                        + "counts for candidate and stable (read). The rollout decides at once (exposure, abort). "
+                        + "Reports do not change the rollout's revision.",
+                    parameters: [model, stage, rolloutId], body: "InstanceReport",
+                    responses: ["200": json("Rollout", etag: true), "409": error("INVALID_TRANSITION")])
+            ],
+            "/v1/admin/gc": [
+                "post": op(
+                    "collectGarbage",
+                    "Deletes chunks and manifests no version references and older than graceSeconds (default one "
+                        + "hour), or only reports them with dryRun (admin; audited).",
+                    body: "CollectGarbage", bodyRequired: false, responses: ["200": json("GarbageReport")])
+            ],
             "/v1/resolve/{model}/{stage}": [
                 "get": op(
-                    "resolve", "What serving systems should load; cache for ttlSeconds (read).",
-                    parameters: [model, stage, ifNoneMatch],
+                    "resolve",
+                    "What serving systems should load; cache for ttlSeconds (read). During a rollout, candidate "
+                        + "carries the version being rolled out and its weight (0 while warming). With wait=<seconds> "
+                        + "and an If-None-Match that is still current this is a watch: the answer comes the moment it "
+                        + "changes (a step, an abort, a promotion), or 304 when the wait runs out.",
+                    parameters: [model, stage, ifNoneMatch, query("wait", "Watch for up to this many seconds", type: "integer")],
                     responses: [
                         "200": json("Resolution", etag: true, extra: ["Cache-Control": header("max-age=<ttlSeconds>")]),
                         "304": ["description": "Not modified: If-None-Match matched the current ETag."],
@@ -237,6 +289,19 @@ enum OpenAPIDocument {
     }
 
     // MARK: Building blocks
+
+    static let rolloutId: JSONValue = param("rollout", "Rollout id (ro_…)")
+
+    static func rolloutAction(
+        _ id: String, _ summary: String, _ model: JSONValue, _ stage: JSONValue, _ rollout: JSONValue
+    ) -> JSONValue {
+        [
+            "post": op(
+                id, summary + " If-Match is the rollout's ETag; 409 INVALID_TRANSITION from a state that does not allow it.",
+                parameters: [model, stage, rollout, ifMatch], body: "RolloutAction", bodyRequired: false,
+                responses: ["200": json("Rollout", etag: true), "409": error("INVALID_TRANSITION")])
+        ]
+    }
 
     static let ifMatch: JSONValue = header("If-Match", "The resource's current ETag, e.g. \"7\"")
     static let ifNoneMatch: JSONValue = header("If-None-Match", "* (create a stage) or an ETag (conditional GET)")
@@ -347,6 +412,7 @@ enum OpenAPIDocument {
     static let string: JSONValue = ["type": "string"]
     static let integer: JSONValue = ["type": "integer"]
     static let boolean: JSONValue = ["type": "boolean"]
+    static let number: JSONValue = ["type": "number"]
     static let time: JSONValue = ["type": "string", "format": "date-time"]
     static let tags: JSONValue = ["type": "object", "additionalProperties": ["type": "string"]]
     static let anyObject: JSONValue = ["type": "object"]
@@ -430,14 +496,45 @@ enum OpenAPIDocument {
             "Stage": object(
                 [
                     "model": string, "stage": string, "version": integer, "revision": integer, "updatedBy": string,
-                    "updatedAt": time, "rollout": null,
+                    "updatedAt": time, "rolloutId": ["type": .array(["string", "null"])],
+                    "rollout": ["oneOf": .array([ref("Rollout"), null])],
                 ], required: ["stage", "version", "revision"]),
+            "StartRollout": object(
+                [
+                    "version": integer, "steps": ["type": "array", "items": number], "bakeSeconds": integer,
+                    "autoAdvance": boolean, "minInstances": integer, "quorum": number,
+                    "instanceWindowSeconds": integer, "maxErrorRateIncrease": number, "minRequests": integer,
+                ], required: ["version"]),
+            "RolloutAction": object(["reason": string]),
+            "InstanceReport": object(
+                [
+                    "instance": string, "region": string,
+                    "state": ["type": "string", "enum": .array(["loaded", "serving", "failed"])],
+                    "requests": integer, "errors": integer, "stableRequests": integer, "stableErrors": integer,
+                ], required: ["instance", "state"]),
+            "Rollout": object(
+                [
+                    "id": string, "model": string, "stage": string, "version": integer, "previousVersion": integer,
+                    "steps": ["type": "array", "items": number], "stepIndex": integer, "weight": number,
+                    "state": [
+                        "type": "string",
+                        "enum": .array(["warming", "progressing", "paused", "completed", "aborted"]),
+                    ],
+                    "policy": anyObject, "stepStartedAt": time, "reason": string, "createdBy": string,
+                    "createdAt": time, "updatedAt": time, "revision": integer, "reports": anyObject,
+                ], required: ["id", "version", "previousVersion", "steps", "stepIndex", "weight", "state", "revision"]),
+            "CollectGarbage": object(["dryRun": boolean, "graceSeconds": integer]),
+            "GarbageReport": anyObject,
             "StageList": object(["items": ["type": "array", "items": ref("Stage")]], required: ["items"]),
             "Promotion": object(["version": integer, "reason": string], required: ["version"]),
             "Rollback": object(["reason": string]),
             "HistoryEntry": object([
                 "sequence": integer, "model": string, "stage": string,
-                "action": ["type": "string", "enum": .array(["promote", "rollback"])],
+                "action": [
+                    "type": "string",
+                    "enum": .array(["promote", "rollback", "rollout-start", "rollout-step", "rollout-abort"]),
+                ],
+                "rolloutId": string, "weight": number,
                 "fromVersion": ["type": .array(["integer", "null"])],
                 "toVersion": integer, "revision": integer, "actor": string, "reason": string, "time": time,
             ]),
@@ -446,7 +543,16 @@ enum OpenAPIDocument {
                 [
                     "model": string, "stage": string, "revision": integer,
                     "stable": object(["version": integer, "manifestDigest": string, "size": integer]),
-                    "candidate": null, "rolloutId": null, "ttlSeconds": integer,
+                    "candidate": [
+                        "oneOf": .array([
+                            object([
+                                "version": integer, "manifestDigest": string, "size": integer, "weight": number,
+                                "state": string,
+                            ]), null,
+                        ])
+                    ],
+                    "rolloutId": ["type": .array(["string", "null"])], "ttlSeconds": integer,
+                    "artifactsURL": ["type": "string", "description": "Base URL to fetch blobs and manifests from"],
                 ], required: ["model", "stage", "revision", "stable", "candidate", "rolloutId", "ttlSeconds"]),
             "BlobCheck": object(["digests": ["type": "array", "items": string]], required: ["digests"]),
             "BlobCheckResult": object(["missing": ["type": "array", "items": string]], required: ["missing"]),

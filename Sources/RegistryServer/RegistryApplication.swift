@@ -31,6 +31,9 @@ public enum RegistryApplication {
                 continuation.yield((false, channel.localAddress?.port ?? configuration.port))
             }
         ]
+        if let interval = configuration.rolloutCheckInterval {
+            services.append(RolloutSupervisor(metadata: metadata, interval: interval, logger: logger))
+        }
         var dataGroup: MultiThreadedEventLoopGroup?
         if let dataPort = configuration.dataPort {
             let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.dataThreads))

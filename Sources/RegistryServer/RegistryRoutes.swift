@@ -56,6 +56,7 @@ struct RegistryRoutes: Sendable {
         registerModels(on: router)
         registerVersions(on: router)
         registerStages(on: router)
+        registerRollouts(on: router)
         registerResolve(on: router)
         registerBlobs(on: router)
         registerManifests(on: router)

@@ -10,15 +10,41 @@ extension RegistryRoutes {
             var size: Int64
         }
 
+        struct Candidate: Encodable, Equatable, Sendable {
+            var version: Int
+            var manifestDigest: Digest
+            var size: Int64
+            /// Percent of traffic (0 while the fleet warms up).
+            var weight: Double
+            var state: Rollout.State
+        }
+
         var model: String
         var stage: String
         var revision: Int
         var stable: Target
-        var candidate: JSONValue = .null
-        var rolloutId: JSONValue = .null
+        var candidate: Candidate?
+        var rolloutId: String?
         var ttlSeconds: Int
         /// The base URL to fetch blobs and manifests from (the data-plane port, or this server).
         var artifactsURL: String
+
+        enum CodingKeys: String, CodingKey {
+            case model, stage, revision, stable, candidate, rolloutId, ttlSeconds, artifactsURL
+        }
+
+        /// `candidate` and `rolloutId` are explicit nulls when there is no rollout, as the contract spells them.
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(model, forKey: .model)
+            try container.encode(stage, forKey: .stage)
+            try container.encode(revision, forKey: .revision)
+            try container.encode(stable, forKey: .stable)
+            try container.encode(candidate, forKey: .candidate)
+            try container.encode(rolloutId, forKey: .rolloutId)
+            try container.encode(ttlSeconds, forKey: .ttlSeconds)
+            try container.encode(artifactsURL, forKey: .artifactsURL)
+        }
     }
 
     /// `GET /v1/resolve/{model}/{stage}`: what a serving system should load, cacheable for `ttlSeconds`.
@@ -26,28 +52,61 @@ extension RegistryRoutes {
         add(router, .get, "/v1/resolve/:model/:stage") { request, context in
             let (_, model) = try await authorizedModel(.read, request, context)
             let name = try stageName(context)
-            guard let stage = try await metadata.stage(model: model.name, name: name) else {
-                throw RegistryError.stageNotFound(model.name, name)
+            // `wait` (seconds) makes this a watch: with an `If-None-Match` that is still current, the answer comes
+            // as soon as it changes (a rollout step, an abort, a promotion), or as 304 when `wait` runs out.
+            let wait = try request.query("wait").map { text -> Int in
+                guard let seconds = Int(text), seconds >= 0 else {
+                    throw RegistryError.invalidArgument("wait must be a whole number of seconds.", field: "wait")
+                }
+                return min(seconds, configuration.maxEventWaitSeconds)
+            } ?? 0
+            let deadline = ContinuousClock.now.advanced(by: .seconds(wait))
+            let known = request.headers[.ifNoneMatch].map {
+                Set($0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+            } ?? []
+            while true {
+                let head = wait > 0 ? try await metadata.lastEventId() : 0
+                let (etag, body) = try await resolution(model: model, stage: name, request: request)
+                var headers = HTTPFields()
+                headers[.eTag] = etag
+                headers[.cacheControl] = "max-age=\(configuration.resolveTTLSeconds)"
+                if !known.contains(etag) {
+                    let bytes = try rendered.resolutions.bytes(.init(model: model.name, stage: name), body)
+                    return .json(rendered: bytes, headers: headers)
+                }
+                let remaining = deadline - ContinuousClock.now
+                guard remaining > .zero else { return Response(status: .notModified, headers: headers) }
+                try await metadata.waitForEvents(after: head, timeout: remaining)
             }
-            let etag = "\"r\(stage.revision)-v\(stage.version)\""
-            var headers = HTTPFields()
-            headers[.eTag] = etag
-            headers[.cacheControl] = "max-age=\(configuration.resolveTTLSeconds)"
-            if let candidates = request.headers[.ifNoneMatch],
-                candidates.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == etag })
-            {
-                return Response(status: .notModified, headers: headers)
-            }
-            guard let version = try await metadata.version(model: model.name, number: stage.version) else {
-                throw RegistryError.versionNotFound(model.name, stage.version)
-            }
-            let body = ResolveResponse(
-                model: model.name, stage: name, revision: stage.revision,
-                stable: .init(version: version.version, manifestDigest: version.manifestDigest, size: version.size),
-                ttlSeconds: configuration.resolveTTLSeconds,
-                artifactsURL: dataPlane.artifactsURL(requestHost: Self.requestHost(request, configuration)))
-            return .json(rendered: try rendered.resolutions.bytes(.init(model: model.name, stage: name), body), headers: headers)
         }
+    }
+
+    /// What `stage` of `model` resolves to now, and its entity tag (which changes with every change of answer).
+    func resolution(model: Model, stage name: String, request: Request) async throws -> (String, ResolveResponse) {
+        guard let stage = try await metadata.stage(model: model.name, name: name) else {
+            throw RegistryError.stageNotFound(model.name, name)
+        }
+        guard let version = try await metadata.version(model: model.name, number: stage.version) else {
+            throw RegistryError.versionNotFound(model.name, stage.version)
+        }
+        var candidate: ResolveResponse.Candidate?
+        var etag = "\"r\(stage.revision)-v\(stage.version)"
+        if let id = stage.rolloutId, let rollout = try await metadata.rollout(id: id), rollout.state.isActive,
+            let target = try await metadata.version(model: model.name, number: rollout.version)
+        {
+            candidate = .init(
+                version: target.version, manifestDigest: target.manifestDigest, size: target.size,
+                weight: rollout.state == .warming ? 0 : rollout.weight, state: rollout.state)
+            etag += "-c\(rollout.version)-o\(rollout.revision)"
+        }
+        etag += "\""
+        let body = ResolveResponse(
+            model: model.name, stage: name, revision: stage.revision,
+            stable: .init(version: version.version, manifestDigest: version.manifestDigest, size: version.size),
+            candidate: candidate, rolloutId: candidate == nil ? nil : stage.rolloutId,
+            ttlSeconds: configuration.resolveTTLSeconds,
+            artifactsURL: dataPlane.artifactsURL(requestHost: Self.requestHost(request, configuration)))
+        return (etag, body)
     }
 
     /// The authority the client addressed (`Host`), or the configured host and port when it sent none.

@@ -12,7 +12,7 @@ extension RegistryRoutes {
         var reason: String?
     }
 
-    /// A stage as the API shows it; `rollout` is always null until progressive rollouts exist.
+    /// A stage as the API shows it, with its rollout in progress (or null).
     struct StageResponse: Encodable {
         var model: String
         var stage: String
@@ -30,6 +30,17 @@ extension RegistryRoutes {
             updatedBy = stage.updatedBy
             updatedAt = stage.updatedAt
         }
+
+        init(_ stage: Stage, rollout: Rollout?) throws {
+            self.init(stage)
+            if let rollout { self.rollout = try JSONValue(encoding: rollout) }
+        }
+    }
+
+    /// `stage` as the API shows it, its active rollout loaded.
+    func stageResponse(_ stage: Stage) async throws -> StageResponse {
+        guard let id = stage.rolloutId else { return StageResponse(stage) }
+        return try StageResponse(stage, rollout: try await metadata.rollout(id: id))
     }
 
     struct StageList: Encodable {
@@ -40,7 +51,9 @@ extension RegistryRoutes {
     func registerStages(on router: Router<RegistryRequestContext>) {
         add(router, .get, "/v1/models/:model/stages") { request, context in
             let (_, model) = try await authorizedModel(.read, request, context)
-            return try .json(StageList(items: try await metadata.stages(model: model.name).map(StageResponse.init)))
+            var items: [StageResponse] = []
+            for stage in try await metadata.stages(model: model.name) { items.append(try await stageResponse(stage)) }
+            return try .json(StageList(items: items))
         }
 
         add(router, .get, "/v1/models/:model/stages/:stage") { request, context in
@@ -49,7 +62,7 @@ extension RegistryRoutes {
             guard let stage = try await metadata.stage(model: model.name, name: name) else {
                 throw RegistryError.stageNotFound(model.name, name)
             }
-            return try .json(StageResponse(stage), revision: stage.revision)
+            return try .json(try await stageResponse(stage), revision: stage.revision)
         }
 
         add(router, .put, "/v1/models/:model/stages/:stage") { request, context in
@@ -83,7 +96,7 @@ extension RegistryRoutes {
             let stage = try await metadata.promote(
                 model: model.name, stage: name, precondition: precondition, version: body.version,
                 reason: body.reason, context: mutation(principal, context))
-            return try .json(StageResponse(stage), revision: stage.revision)
+            return try .json(try await stageResponse(stage), revision: stage.revision)
         }
 
         add(router, .get, "/v1/models/:model/stages/:stage/history") { request, context in
@@ -116,7 +129,7 @@ extension RegistryRoutes {
             let stage = try await metadata.rollback(
                 model: model.name, stage: name, expectedRevision: revision, reason: body.reason,
                 context: mutation(principal, context))
-            return try .json(StageResponse(stage), revision: stage.revision)
+            return try .json(try await stageResponse(stage), revision: stage.revision)
         }
     }
 

@@ -26,12 +26,16 @@ public struct ServerConfiguration: Sendable {
     /// The artifacts base URL advertised by resolve (for a proxy or another host); by default the data port (or
     /// the main port) on the host the client addressed.
     public var publicArtifactsURL: String?
+    /// How often active rollouts are checked for decisions nobody's request triggers (a bake period ending, reports
+    /// going stale); nil turns the periodic check off (reports and requests still decide).
+    public var rolloutCheckInterval: Duration?
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, maxJSONBodyBytes: Int = 1 << 20,
         maxManifestBytes: Int = 16 << 20, maxBlobBytes: Int64 = 2 << 30, resolveTTLSeconds: Int = 60,
         maxEventWaitSeconds: Int = 60, authCacheSeconds: Int = 5, dataPort: Int? = nil, dataThreads: Int = 1,
-        maxDataConnections: Int = 256, publicArtifactsURL: String? = nil
+        maxDataConnections: Int = 256, publicArtifactsURL: String? = nil,
+        rolloutCheckInterval: Duration? = .seconds(1)
     ) {
         self.host = host
         self.port = port
@@ -45,5 +49,6 @@ public struct ServerConfiguration: Sendable {
         self.dataThreads = dataThreads
         self.maxDataConnections = maxDataConnections
         self.publicArtifactsURL = publicArtifactsURL
+        self.rolloutCheckInterval = rolloutCheckInterval
     }
 }

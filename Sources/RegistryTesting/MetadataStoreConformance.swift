@@ -10,7 +10,7 @@ import Testing
 /// ```
 public enum MetadataStoreConformance {
     public static let cases: [ConformanceCase] =
-        modelCases + versionCases + stageCases + tokenCases + auditCases + eventCases + concurrencyCases
+        modelCases + versionCases + stageCases + rolloutCases + tokenCases + auditCases + eventCases + concurrencyCases
         + collectionCases
 }
 

@@ -26,7 +26,7 @@ public final class RegistryProcess: @unchecked Sendable {  // Process is not Sen
         environment["REGISTRY_ADMIN_TOKEN"] = adminToken
         process.environment = environment
         outputPath = dataDirectory + ".log"
-        FileManager.default.createFile(atPath: outputPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
         log.seekToEndOfFile()
         process.standardOutput = log

@@ -186,7 +186,7 @@ struct TemporaryDirectory: ~Copyable {
         let migrations = try await queue.read { db in
             try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
         }
-        #expect(migrations == ["v1", "v2"])
+        #expect(migrations == ["v1", "v2", "v3"])
         try queue.close()
     }
 

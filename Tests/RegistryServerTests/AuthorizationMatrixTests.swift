@@ -65,6 +65,25 @@ import Testing
             Route(
                 method: .POST, path: "/v1/models/demo/stages/production/rollback", json: [:], headers: stale,
                 rule: .permission(.deploy)),
+            Route(
+                method: .POST, path: "/v1/models/demo/stages/production/rollouts", json: ["version": 1], headers: stale,
+                rule: .permission(.deploy)),
+            Route(method: .GET, path: "/v1/models/demo/stages/production/rollouts/ro_0", rule: .permission(.read)),
+            Route(
+                method: .POST, path: "/v1/models/demo/stages/production/rollouts/ro_0/advance", headers: stale,
+                rule: .permission(.deploy)),
+            Route(
+                method: .POST, path: "/v1/models/demo/stages/production/rollouts/ro_0/pause", headers: stale,
+                rule: .permission(.deploy)),
+            Route(
+                method: .POST, path: "/v1/models/demo/stages/production/rollouts/ro_0/resume", headers: stale,
+                rule: .permission(.deploy)),
+            Route(
+                method: .POST, path: "/v1/models/demo/stages/production/rollouts/ro_0/abort", headers: stale,
+                rule: .permission(.deploy)),
+            Route(
+                method: .POST, path: "/v1/models/demo/stages/production/rollouts/ro_0/reports",
+                json: ["instance": "a", "state": "loaded"], rule: .permission(.read)),
             Route(method: .GET, path: "/v1/resolve/demo/production", rule: .permission(.read)),
             Route(method: .POST, path: "/v1/blobs/check", json: ["digests": .array([])], rule: .upload),
             Route(
