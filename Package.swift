@@ -74,7 +74,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
-        .target(name: "ModelServing"),
+        .target(name: "ModelServing", dependencies: ["RegistryCore", "RegistryClient"]),
         .target(
             name: "RegistryTesting",
             dependencies: ["RegistryCore", .product(name: "NIOCore", package: "swift-nio")]
@@ -119,7 +119,10 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
-        .testTarget(name: "ModelServingTests", dependencies: ["ModelServing"]),
+        .testTarget(
+            name: "ModelServingTests",
+            dependencies: ["ModelServing", "RegistryClient", "RegistryCore", "RegistryTesting", "registry"]
+        ),
         .testTarget(name: "RegistryCoreTests", dependencies: ["RegistryCore", "RegistryTesting"]),
         .testTarget(
             name: "RegistrySQLiteTests",

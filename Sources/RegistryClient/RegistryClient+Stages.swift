@@ -56,8 +56,14 @@ extension RegistryClient {
     }
 
     /// What the stage serves now; nil when `ifNoneMatch` is still current (HTTP 304).
-    public func resolve(model: String, stage: String, ifNoneMatch: String? = nil) async throws -> Resolution? {
-        var call = Call(.GET, "/v1/resolve/\(Self.escape(model))/\(Self.escape(stage))")
+    ///
+    /// With `wait` (seconds) and a current `ifNoneMatch` this is a watch: the registry answers as soon as the
+    /// resolution changes, or with 304 (nil) when the wait runs out.
+    public func resolve(
+        model: String, stage: String, ifNoneMatch: String? = nil, wait: Int? = nil
+    ) async throws -> Resolution? {
+        var call = Call(
+            .GET, "/v1/resolve/\(Self.escape(model))/\(Self.escape(stage))", query: [("wait", wait.map(String.init))])
         if let ifNoneMatch { call.headers.append(("If-None-Match", ifNoneMatch)) }
         let response = try await send(call)
         if response.status == .notModified {

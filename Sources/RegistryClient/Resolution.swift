@@ -7,8 +7,10 @@ public struct Resolution: Sendable, Equatable, Codable {
         public var version: Int
         public var manifestDigest: Digest
         public var size: Int64
-        /// The share of traffic for a rollout candidate, in percent.
-        public var weight: Int?
+        /// The share of traffic for a rollout candidate, in percent (0 while the fleet warms up).
+        public var weight: Double?
+        /// The rollout's state, for a candidate.
+        public var state: String?
     }
 
     public var model: String

@@ -1,0 +1,208 @@
+import Foundation
+import ModelServing
+import RegistryClient
+import RegistryCore
+import RegistryTesting
+import Synchronization
+import Testing
+
+/// A model whose weights are one line of text; it knows which version it was loaded as.
+final class TextModel: Sendable {
+    let version: Int
+    let text: String
+
+    init(directory: URL, version: Int) throws {
+        self.version = version
+        self.text = try String(contentsOf: directory.appendingPathComponent("model.txt"), encoding: .utf8)
+    }
+}
+
+/// A real `registry serve` process with model `toy`: versions 1 and 2 approved, `production` at version 1.
+struct ToyRegistry {
+    static let secret = "mr_runtime-test-admin"
+    let server: RegistryProcess
+    let directory: String
+    let admin: RegistryClient
+
+    static func with(_ body: (ToyRegistry) async throws -> Void) async throws {
+        let directory = NSTemporaryDirectory() + "registry-runtime-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let server = try await RegistryProcess(dataDirectory: directory + "/data", adminToken: secret)
+        defer {
+            server.terminate()
+            try? FileManager.default.removeItem(atPath: server.outputPath)
+        }
+        let registry = ToyRegistry(
+            server: server, directory: directory, admin: RegistryClient(baseURL: server.baseURL, token: secret))
+        _ = try await registry.admin.createModel("toy")
+        try await registry.publish(1)
+        try await registry.publish(2)
+        _ = try await registry.admin.promote(model: "toy", stage: "production", version: 1, revision: nil)
+        try await body(registry)
+    }
+
+    /// Pushes version `number` (its text is "weights v<number>") and approves it as a second subject.
+    func publish(_ number: Int) async throws {
+        let source = URL(fileURLWithPath: directory + "/source-\(number)")
+        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
+        try "weights v\(number)".write(to: source.appendingPathComponent("model.txt"), atomically: true, encoding: .utf8)
+        let pushed = try await admin.push(
+            model: "toy", files: [PushFile(path: "model.txt", url: source.appendingPathComponent("model.txt"))])
+        #expect(pushed.version.version == number)
+        let reviewer = try await admin.createToken(subject: "reviewer-\(number)", admin: true)
+        _ = try await RegistryClient(baseURL: server.baseURL, token: reviewer.token).decide(
+            model: "toy", number: number, decision: .approve, comment: nil, revision: pushed.version.revision)
+    }
+
+    func startRuntime(
+        cache: String = UUID().uuidString, instance: String = "pod-1", backoff: Duration = .milliseconds(200)
+    ) async throws -> ModelRuntime<TextModel> {
+        let configuration = RuntimeConfiguration(
+            model: "toy", stage: "production", cacheDirectory: URL(fileURLWithPath: directory + "/cache-" + cache),
+            watchSeconds: 10, gracePeriod: .seconds(600), instance: instance, reportInterval: .milliseconds(200),
+            backoff: (backoff, backoff * 2))
+        return try await ModelRuntime.start(
+            client: RegistryClient(baseURL: server.baseURL, token: Self.secret), configuration: configuration,
+            loader: { directory, version in try TextModel(directory: directory, version: version) })
+    }
+
+    func stage() async throws -> Stage { try await admin.stage(model: "toy", name: "production") }
+}
+
+/// Polls `condition` every 5 ms until it holds or `timeout` passes; returns how long it took, nil on timeout.
+func eventually(
+    within timeout: Duration = .seconds(15), _ condition: () async throws -> Bool
+) async rethrows -> Duration? {
+    let start = ContinuousClock.now
+    while ContinuousClock.now - start < timeout {
+        if try await condition() { return ContinuousClock.now - start }
+        try? await Task.sleep(for: .milliseconds(5))
+    }
+    return nil
+}
+
+@Suite(.serialized) struct ModelRuntimeTests {
+    @Test func aRuntimeWarmsTheCandidateSplitsTrafficAndFlipsBackOnAbortWithinASecond() async throws {
+        try await ToyRegistry.with { registry in
+            let runtime = try await registry.startRuntime()
+            defer { runtime.stop() }
+            #expect(runtime.route("anyone").model.text == "weights v1")
+
+            // The rollout waits for this instance: it loads the candidate, reports it, and exposure begins.
+            let rollout = try await registry.admin.startRollout(
+                model: "toy", stage: "production", stageRevision: try await registry.stage().revision,
+                .init(version: 2, bakeSeconds: 3600, minInstances: 1))
+            #expect(rollout.state == .warming)
+            let exposed = await eventually { await runtime.status().weight == 5 }
+            #expect(exposed != nil, "the runtime reported the candidate loaded and took the 5 % step")
+            let progressing = try await registry.admin.rollout(model: "toy", stage: "production", id: rollout.id)
+            #expect(progressing.state == .progressing)
+            #expect(progressing.reports["pod-1"] != nil)
+
+            // About 5 % of keys reach the candidate, always the same ones.
+            let keys = (0..<100_000).map { "user-\($0)" }
+            let share = Double(keys.filter { runtime.route($0).version == 2 }.count) / Double(keys.count)
+            #expect(abs(share - 0.05) <= 0.01, "\(share * 100) % on the candidate")
+            #expect(keys.prefix(1000).allSatisfy { runtime.route($0).version == runtime.route($0).version })
+            for key in keys.prefix(1000) {
+                let slot = runtime.route(key)
+                #expect(slot.model.text == "weights v\(slot.version)")
+            }
+
+            // Abort: every key is back on version 1 well within a second, through the watch.
+            let current = try await registry.admin.rollout(model: "toy", stage: "production", id: rollout.id)
+            let abortedAt = ContinuousClock.now
+            _ = try await registry.admin.moveRollout(
+                model: "toy", stage: "production", id: rollout.id, .abort, revision: current.revision)
+            let flipped = await eventually(within: .seconds(5)) { runtime.router.state.candidate == nil }
+            let delay = ContinuousClock.now - abortedAt
+            #expect(flipped != nil)
+            #expect(delay < .seconds(1), "abort reached the runtime after \(delay)")
+            #expect(keys.prefix(10_000).allSatisfy { runtime.route($0).version == 1 })
+            #expect(await runtime.status().loaded == [1, 2], "the candidate stays loaded for the grace period")
+        }
+    }
+
+    @Test func theRuntimeKeepsServingWhileTheRegistryIsDownAndCatchesUpAfter() async throws {
+        try await ToyRegistry.with { registry in
+            let runtime = try await registry.startRuntime()
+            defer { runtime.stop() }
+            registry.server.kill()
+            // Requests never touch the registry: all of them are answered while it is gone.
+            for index in 0..<100_000 { #expect(runtime.route(UInt64(index)).model.text == "weights v1") }
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(runtime.route("after the crash").version == 1)
+
+            let restarted = try await RegistryProcess(
+                dataDirectory: registry.directory + "/data", adminToken: ToyRegistry.secret, port: registry.server.port)
+            defer { restarted.terminate() }
+            let stage = try await registry.stage()
+            _ = try await registry.admin.promote(model: "toy", stage: "production", version: 2, revision: stage.revision)
+            let caughtUp = await eventually { runtime.route("anyone").version == 2 }
+            #expect(caughtUp != nil, "the runtime followed the promotion made after the registry came back")
+            #expect(runtime.route("anyone").model.text == "weights v2")
+        }
+    }
+
+    @Test func flipsUnderLoadNeverFailARequestOrShowAHalfLoadedModel() async throws {
+        try await ToyRegistry.with { registry in
+            let runtime = try await registry.startRuntime()
+            defer { runtime.stop() }
+            let load = Load()
+            let readers = DispatchGroup()
+            for worker in 0..<3 {
+                readers.enter()
+                Thread {
+                    var key = UInt64(worker) << 40
+                    var served = 0
+                    while !load.stop.load(ordering: .relaxed) {
+                        key &+= 1
+                        let slot = runtime.route(key)
+                        if slot.model.text != "weights v\(slot.version)" || slot.model.version != slot.version {
+                            load.failures.wrappingAdd(1, ordering: .relaxed)
+                        }
+                        slot.record()
+                        served += 1
+                    }
+                    load.served.wrappingAdd(served, ordering: .relaxed)
+                    readers.leave()
+                }.start()
+            }
+            // Two rollouts while the readers run: one aborted midway, one taken to completion.
+            for complete in [false, true] {
+                let stage = try await registry.stage()
+                var rollout = try await registry.admin.startRollout(
+                    model: "toy", stage: "production", stageRevision: stage.revision,
+                    .init(version: 2, steps: [5, 25, 50, 100], bakeSeconds: 3600, minInstances: 1))
+                // Exposure starts once this instance reports the candidate loaded.
+                _ = await eventually { await runtime.status().weight == 5 }
+                rollout = try await registry.admin.rollout(model: "toy", stage: "production", id: rollout.id)
+                for _ in 0..<(complete ? 3 : 1) {
+                    rollout = try await registry.admin.moveRollout(
+                        model: "toy", stage: "production", id: rollout.id, .advance, revision: rollout.revision)
+                    try await Task.sleep(for: .milliseconds(150))
+                }
+                if !complete {
+                    _ = try await registry.admin.moveRollout(
+                        model: "toy", stage: "production", id: rollout.id, .abort, revision: rollout.revision)
+                    _ = await eventually { runtime.router.state.candidate == nil }
+                }
+            }
+            let promoted = await eventually { runtime.route("anyone").version == 2 && runtime.router.state.candidate == nil }
+            load.stop.store(true, ordering: .relaxed)
+            await withCheckedContinuation { done in readers.notify(queue: .global()) { done.resume() } }
+            #expect(promoted != nil)
+            #expect(load.failures.load(ordering: .relaxed) == 0)
+            #expect(load.served.load(ordering: .relaxed) > 10_000)
+            let stage = try await registry.stage()
+            #expect(stage.version == 2)
+        }
+    }
+}
+
+final class Load: Sendable {
+    let stop = Atomic<Bool>(false)
+    let failures = Atomic<Int>(0)
+    let served = Atomic<Int>(0)
+}
