@@ -82,7 +82,7 @@ let package = Package(
         .executableTarget(
             name: "registry",
             dependencies: [
-                "RegistryCore", "RegistrySQLite", "RegistryFileStore", "RegistryServer", "RegistryClient",
+                "RegistryCore", "RegistrySQLite", "RegistryFileStore", "RegistryServer", "RegistryClient", "ModelServing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -74,6 +74,9 @@ public final class ModelRuntime<Model: Sendable>: Sendable {
     public typealias WarmUp = @Sendable (Model) async throws -> Void
     /// Releases a model once its grace period is over.
     public typealias Unload = @Sendable (Model) async -> Void
+    /// Hears every state the runtime publishes, in order (the previous stable version as the second argument),
+    /// before the next one is published.
+    public typealias Published = @Sendable (ServingState<Model>, _ previousStable: Int?) -> Void
 
     public let router: ModelRouter<Model>
     public let configuration: RuntimeConfiguration
@@ -83,11 +86,12 @@ public final class ModelRuntime<Model: Sendable>: Sendable {
     /// Resolves, downloads, loads and warms the stable version, then starts following the stage.
     public static func start(
         client: RegistryClient, configuration: RuntimeConfiguration, loader: @escaping Loader,
-        warmUp: WarmUp? = nil, unload: Unload? = nil
+        warmUp: WarmUp? = nil, unload: Unload? = nil, published: Published? = nil
     ) async throws -> ModelRuntime {
         try FileManager.default.createDirectory(at: configuration.cacheDirectory, withIntermediateDirectories: true)
         let coordinator = RuntimeCoordinator(
-            client: client, configuration: configuration, loader: loader, warmUp: warmUp, unload: unload)
+            client: client, configuration: configuration, loader: loader, warmUp: warmUp, unload: unload,
+            published: published)
         let router = try await coordinator.startServing()
         return ModelRuntime(router: router, configuration: configuration, coordinator: coordinator)
     }
@@ -145,6 +149,7 @@ actor RuntimeCoordinator<Model: Sendable> {
     let loader: ModelRuntime<Model>.Loader
     let warmUp: ModelRuntime<Model>.WarmUp?
     let unload: ModelRuntime<Model>.Unload?
+    let published: ModelRuntime<Model>.Published?
 
     private var router: ModelRouter<Model>?
     private var desired: Resolution?
@@ -155,11 +160,15 @@ actor RuntimeCoordinator<Model: Sendable> {
     /// When each loaded version stopped serving; unloaded `gracePeriod` later unless it serves again.
     private var retired: [Int: ContinuousClock.Instant] = [:]
     private var lastContact: Date?
+    /// The stable version before the current one, while it may still be needed for a rollback.
+    private var previousStable: Int?
 
     init(
         client: RegistryClient, configuration: RuntimeConfiguration, loader: @escaping ModelRuntime<Model>.Loader,
-        warmUp: ModelRuntime<Model>.WarmUp?, unload: ModelRuntime<Model>.Unload?
+        warmUp: ModelRuntime<Model>.WarmUp?, unload: ModelRuntime<Model>.Unload?,
+        published: ModelRuntime<Model>.Published?
     ) {
+        self.published = published
         self.client = client
         self.configuration = configuration
         self.loader = loader
@@ -179,8 +188,10 @@ actor RuntimeCoordinator<Model: Sendable> {
                 lastContact = Date()
                 let slot = try await load(resolution.stable, artifactsURL: resolution.artifactsURL)
                 slots[slot.version] = slot
-                let router = ModelRouter(ServingState(stable: slot))
+                let first = ServingState(stable: slot)
+                let router = ModelRouter(first)
                 self.router = router
+                published?(first, nil)
                 desired = resolution
                 etag = resolution.etag
                 reconcile()
@@ -265,6 +276,8 @@ actor RuntimeCoordinator<Model: Sendable> {
             || next.split != current.split || next.rolloutId != current.rolloutId
         {
             router.publish(next)
+            if next.stable !== current.stable { previousStable = current.stable.version }
+            published?(next, previousStable)
         }
         let serving = Set([next.stable.version] + (next.candidate.map { [$0.version] } ?? []))
         let now = ContinuousClock.now

@@ -1,0 +1,123 @@
+import Foundation
+import RegistryClient
+import RegistryCore
+import RegistryTesting
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `registry agent` as a real process, watched by a reader that checks the directory thousands of times a second.
+@Suite(.serialized) struct AgentTests {
+    @Test func currentAndRolloutJSONAreNeverTornOrIncompleteAcrossARollout() async throws {
+        try await ToyRegistry.with { registry in
+            let root = registry.directory + "/agent"
+            let agent = Process()
+            agent.executableURL = URL(fileURLWithPath: try RegistryProcess.binary(named: "registry"))
+            agent.arguments = [
+                "agent", "--model", "toy", "--stage", "production", "--dir", root, "--url", registry.server.baseURL,
+                "--token", ToyRegistry.secret, "--report-seconds", "0.2", "--instance", "agent-1",
+            ]
+            agent.standardOutput = FileHandle.nullDevice
+            try agent.run()
+            defer {
+                kill(agent.processIdentifier, SIGKILL)
+                agent.waitUntilExit()
+            }
+            let started = await eventually { Self.current(root) == 1 }
+            #expect(started != nil, "the agent linked current to version 1")
+
+            let watch = DirectoryWatch()
+            let reader = Thread {
+                while !watch.stop.load(ordering: .relaxed) {
+                    watch.check(root)
+                }
+                watch.done.store(true, ordering: .releasing)
+            }
+            reader.start()
+
+            // A rollout the agent warms up for, taken through its steps to completion by hand.
+            var rollout = try await registry.admin.startRollout(
+                model: "toy", stage: "production", stageRevision: try await registry.stage().revision,
+                .init(version: 2, bakeSeconds: 3600, minInstances: 1))
+            let exposed = await eventually { Self.rolloutFile(root)?["weight"] == .number(5) }
+            #expect(exposed != nil, "the agent reported version 2 loaded and wrote the 5 % step")
+            #expect(Self.rolloutFile(root)?["candidate"] == .number(2))
+            #expect(Self.rolloutFile(root)?["rolloutId"] == .string(rollout.id))
+            rollout = try await registry.admin.rollout(model: "toy", stage: "production", id: rollout.id)
+            for _ in 0..<3 {
+                rollout = try await registry.admin.moveRollout(
+                    model: "toy", stage: "production", id: rollout.id, .advance, revision: rollout.revision)
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(rollout.state == .completed)
+            let flipped = await eventually { Self.current(root) == 2 && Self.rolloutFile(root)?["candidate"] == .null }
+            #expect(flipped != nil)
+            #expect(Self.rolloutFile(root)?["previous"] == .number(1))
+            #expect(FileManager.default.fileExists(atPath: root + "/1/model.txt"), "version 1 stays for the grace period")
+
+            // A rollback is a rename back to the resident version.
+            let stage = try await registry.stage()
+            _ = try await registry.admin.rollback(model: "toy", stage: "production", revision: stage.revision)
+            let back = await eventually { Self.current(root) == 1 }
+            #expect(back != nil)
+
+            watch.stop.store(true, ordering: .relaxed)
+            _ = await eventually { watch.done.load(ordering: .acquiring) }
+            #expect(watch.torn.load(ordering: .relaxed) == 0, "\(watch.problem.withLock { $0 } ?? "")")
+            #expect(watch.checks.load(ordering: .relaxed) > 1000)
+        }
+    }
+
+    /// The version `root/current` points at, if it is a link to a version directory.
+    static func current(_ root: String) -> Int? {
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: root + "/current") else {
+            return nil
+        }
+        return Int(target)
+    }
+
+    static func rolloutFile(_ root: String) -> JSONValue? {
+        guard let data = FileManager.default.contents(atPath: root + "/rollout.json") else { return nil }
+        return try? JSONCoding.decode(JSONValue.self, from: Array(data))
+    }
+}
+
+/// Reads `current` and `rollout.json` as a server would, counting anything torn or incomplete.
+final class DirectoryWatch: Sendable {
+    let stop = Atomic<Bool>(false)
+    let done = Atomic<Bool>(false)
+    let torn = Atomic<Int>(0)
+    let checks = Atomic<Int>(0)
+    let problem = Mutex<String?>(nil)
+
+    func check(_ root: String) {
+        checks.wrappingAdd(1, ordering: .relaxed)
+        // `current` always resolves to a complete version directory.
+        if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: root + "/current") {
+            guard let version = Int(target),
+                let text = try? String(contentsOfFile: root + "/current/model.txt", encoding: .utf8),
+                text == "weights v\(version)"
+            else { return fail("current -> \(target) is not a complete version directory") }
+        } else {
+            return fail("current is missing")
+        }
+        // `rollout.json` always parses and names complete directories.
+        guard let data = FileManager.default.contents(atPath: root + "/rollout.json"),
+            let file = try? JSONCoding.decode(JSONValue.self, from: Array(data)),
+            case .number(let stable)? = file["stable"]
+        else { return fail("rollout.json is missing or torn") }
+        for case .number(let version)? in [file["stable"], file["candidate"]] {
+            guard FileManager.default.fileExists(atPath: root + "/\(Int(version))/model.txt") else {
+                return fail("rollout.json names \(Int(version)), which is not complete (stable \(Int(stable)))")
+            }
+        }
+    }
+
+    private func fail(_ reason: String) {
+        torn.wrappingAdd(1, ordering: .relaxed)
+        problem.withLock { $0 = $0 ?? reason }
+    }
+}
