@@ -100,6 +100,15 @@ let package = Package(
             path: "Benchmarks/RegistryBenchmark"
         ),
         .executableTarget(
+            name: "ToyServing",
+            dependencies: [
+                "ModelServing", "RegistryClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            path: "Examples/ToyServing"
+        ),
+        .executableTarget(
             name: "ServingBenchmark",
             dependencies: ["ModelServing", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Benchmarks/ServingBenchmark"

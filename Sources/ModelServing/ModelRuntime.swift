@@ -22,7 +22,8 @@ public struct RuntimeConfiguration: Sendable {
     public var region: String?
     public var reportInterval: Duration
     public var transferConcurrency: Int
-    /// Checks each downloaded version before it is loaded (a signature, a policy); throwing refuses the version.
+    /// Checks each downloaded version before it is loaded; throwing refuses the version. By default the model's
+    /// trust policy is applied: when it requires a signature, the version's must verify against its trusted keys.
     public var verify: PullVerification?
     /// Retry delays while the registry is unreachable: doubling from the first to the second.
     public var backoff: (initial: Duration, maximum: Duration)
@@ -322,11 +323,20 @@ actor RuntimeCoordinator<Model: Sendable> {
         let marker = configuration.cacheDirectory.appendingPathComponent(".\(target.version).manifest")
         let cached = (try? String(contentsOf: marker, encoding: .utf8)) == target.manifestDigest.description
         if !cached {
+            // The model's trust policy is enforced here too: a version without a trusted signature is never loaded.
+            var verify = configuration.verify
+            if verify == nil {
+                let policy = try await client.model(configuration.model).trustPolicy
+                if policy.requireSignature {
+                    verify = client.signatureVerifier(
+                        model: configuration.model, version: target.version, stage: nil, trustedKeys: policy.trustedKeys)
+                }
+            }
             let artifacts =
                 artifactsURL.flatMap { $0.isEmpty ? nil : RegistryClient(baseURL: $0, token: client.token) } ?? client
             _ = try await artifacts.pull(
                 manifestDigest: target.manifestDigest, version: target.version, to: directory,
-                concurrency: configuration.transferConcurrency, verify: configuration.verify)
+                concurrency: configuration.transferConcurrency, verify: verify)
             try target.manifestDigest.description.write(to: marker, atomically: true, encoding: .utf8)
         }
         let model = try await loader(directory, target.version)
