@@ -110,7 +110,11 @@ let package = Package(
         ),
         .executableTarget(
             name: "ServingBenchmark",
-            dependencies: ["ModelServing", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "ModelServing", "RegistryClient", "RegistryCore", "RegistryTesting",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
             path: "Benchmarks/ServingBenchmark"
         ),
         .executableTarget(

@@ -11,6 +11,10 @@ struct ServingBenchmark: AsyncParsableCommand {
 
     @Option(help: "Routed calls per thread and key kind.") var calls = 2_000_000
     @Option(help: "Threads routing at once (the second pass).") var threads = 2
+    @Option(help: "Runtimes holding watches for the abort measurement (0 skips the fleet measurements).")
+    var runtimes = 50
+    @Option(help: "Aborts to measure.") var aborts = 5
+    @Option(help: "Size in GiB of the model for the first-exposure measurement (0 skips it).") var largeGib = 1
 
     func run() async throws {
         print(Machine.describe())
@@ -48,6 +52,11 @@ struct ServingBenchmark: AsyncParsableCommand {
             String(
                 format: "| publish (atomic flip) | 1 | 10000 | %.0f | %.0f | %.0f | %.0f |", flips[5_000], flips[9_900],
                 flips[9_990], flips.reduce(0, +) / Double(flips.count)))
+
+        if runtimes > 0 {
+            print("\nAgainst a real `registry serve` process (next to this executable):\n")
+            try await FleetBenchmark(runtimes: runtimes, aborts: aborts, largeGiB: largeGib).run()
+        }
     }
 
     struct Measured {
