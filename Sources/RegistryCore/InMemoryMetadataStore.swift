@@ -306,15 +306,9 @@ public final class InMemoryMetadataStore: MetadataStore {
         guard let stage = state.stages[rollout.model]?[rollout.stage] else {
             throw RegistryError.stageNotFound(rollout.model, rollout.stage)
         }
-        var next = rollout
-        let kind = try change(&next)
-        if kind != .report {
-            next.revision = rollout.revision + 1
-            next.updatedAt = context.time
-        }
-        let (newStage, entry, draft, events) = try Transitions.applyRollout(
-            kind, before: rollout, after: next, stage: stage,
-            lastSequence: state.history[rollout.model]?[rollout.stage]?.last?.sequence ?? 0, context: context)
+        let (next, newStage, entry, draft, events) = try Transitions.changeRollout(
+            rollout, stage: stage, lastSequence: state.history[rollout.model]?[rollout.stage]?.last?.sequence ?? 0,
+            context: context, change)
         state.rollouts[rollout.id] = next
         if let newStage { state.stages[rollout.model]?[rollout.stage] = newStage }
         if let entry { state.history[rollout.model]?[rollout.stage]?.append(entry) }

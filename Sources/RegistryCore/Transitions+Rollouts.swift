@@ -43,6 +43,23 @@ extension Transitions {
         return (rollout, stage, entry, audit, [event(EventType.rolloutStarted, rollout)])
     }
 
+    /// Runs `change` on `rollout` (bumping its revision unless it only recorded a report) and works out what that
+    /// does to `stage`; see `applyRollout`. Stores call this inside their write transaction.
+    public static func changeRollout(
+        _ rollout: Rollout, stage: Stage, lastSequence: Int, context: MutationContext,
+        _ change: (inout Rollout) throws -> RolloutRules.Change
+    ) throws -> (rollout: Rollout, stage: Stage?, entry: StageHistoryEntry?, audit: AuditDraft, events: [EventDraft]) {
+        var next = rollout
+        let kind = try change(&next)
+        if kind != .report {
+            next.revision = rollout.revision + 1
+            next.updatedAt = context.time
+        }
+        let (newStage, entry, audit, events) = try applyRollout(
+            kind, before: rollout, after: next, stage: stage, lastSequence: lastSequence, context: context)
+        return (next, newStage, entry, audit, events)
+    }
+
     /// What a rollout change does to its stage: the new stage (nil when it does not change), the history entry
     /// (nil when none), and the audit entry and events. `before` and `after` are the rollout around the change.
     public static func applyRollout(

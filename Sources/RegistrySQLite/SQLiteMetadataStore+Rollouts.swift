@@ -66,15 +66,9 @@ extension SQLiteMetadataStore {
         guard let stage = try loadStage(db, rollout.model, rollout.stage) else {
             throw RegistryError.stageNotFound(rollout.model, rollout.stage)
         }
-        var next = rollout
-        let kind = try change(&next)
-        if kind != .report {
-            next.revision = rollout.revision + 1
-            next.updatedAt = context.time
-        }
-        let (newStage, entry, audit, events) = try Transitions.applyRollout(
-            kind, before: rollout, after: next, stage: stage,
-            lastSequence: try lastHistorySequence(db, rollout.model, rollout.stage), context: context)
+        let (next, newStage, entry, audit, events) = try Transitions.changeRollout(
+            rollout, stage: stage, lastSequence: try lastHistorySequence(db, rollout.model, rollout.stage),
+            context: context, change)
         try db.cachedStatement(sql: "UPDATE rollouts SET state = ?, body = ? WHERE id = ?").execute(arguments: [
             next.state.rawValue, try Rows.json(next), next.id,
         ])

@@ -190,13 +190,18 @@ func eventually(
                 }
             }
             let promoted = await eventually { runtime.route("anyone").version == 2 && runtime.router.state.candidate == nil }
+            // And a stage rollback: version 1 is still resident, so the flip back needs no download.
+            let completed = try await registry.stage()
+            _ = try await registry.admin.rollback(model: "toy", stage: "production", revision: completed.revision)
+            let rolledBack = await eventually { runtime.route("anyone").version == 1 }
             load.stop.store(true, ordering: .relaxed)
             await withCheckedContinuation { done in readers.notify(queue: .global()) { done.resume() } }
             #expect(promoted != nil)
+            #expect(rolledBack != nil)
             #expect(load.failures.load(ordering: .relaxed) == 0)
             #expect(load.served.load(ordering: .relaxed) > 10_000)
             let stage = try await registry.stage()
-            #expect(stage.version == 2)
+            #expect(stage.version == 1)
         }
     }
 }

@@ -57,6 +57,12 @@ import Testing
             let stage = try await registry.send(.GET, "/v1/models/demo/stages/production", token: world.tokens["reader"])
             #expect(stage.json["rollout"]?["id"] == .string(id))
 
+            // Without reports the gate holds: the periodic check (every second) does not expose anything.
+            try await Task.sleep(for: .milliseconds(1300))
+            let held = try await registry.send(.GET, path, token: world.tokens["reader"])
+            #expect(held.json["state"] == "warming")
+            #expect(held.json["weight"] == .number(0))
+
             // Nothing else may move the stage meanwhile.
             let promote = try await registry.send(
                 .PUT, "/v1/models/demo/stages/production", token: world.tokens["deployer"], json: ["version": 2],
