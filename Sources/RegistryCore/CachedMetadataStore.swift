@@ -186,11 +186,18 @@ public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
         id: String, expectedRevision: Int?, context: MutationContext,
         _ change: @escaping @Sendable (inout Rollout) throws -> RolloutRules.Change
     ) async throws -> Rollout {
-        // The rollout names its stage (for good); an update may move it (a step, a completion, an abort).
-        guard let rollout = try await base.rollout(id: id) else { throw RegistryError.rolloutNotFound(id) }
+        // An update may move the rollout's stage (a step, a completion, an abort); the result names that stage, and
+        // a failed update changed nothing.
         let ticket = beginWrite()
-        defer { finishWrite(ticket) { $0.stages[StageKey(model: rollout.model, stage: rollout.stage)] = nil } }
-        return try await base.updateRollout(id: id, expectedRevision: expectedRevision, context: context, change)
+        do {
+            let updated = try await base.updateRollout(
+                id: id, expectedRevision: expectedRevision, context: context, change)
+            finishWrite(ticket) { $0.stages[StageKey(model: updated.model, stage: updated.stage)] = nil }
+            return updated
+        } catch {
+            finishWrite(ticket) { _ in }
+            throw error
+        }
     }
 
     // MARK: Everything else goes straight to the base store
