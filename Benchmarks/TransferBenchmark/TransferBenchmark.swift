@@ -162,7 +162,13 @@ enum MetadataReader {
         var latencies = Latencies()
         while !Task.isCancelled {
             let start = ContinuousClock.now
-            _ = try await client.version(model: model, number: 1)
+            do {
+                _ = try await client.version(model: model, number: 1)
+            } catch {
+                // Cancelled mid-request when the pull ends: that read is not a sample, and not a failure.
+                if Task.isCancelled { break }
+                throw error
+            }
             latencies.add(ContinuousClock.now - start)
             try? await Task.sleep(for: .milliseconds(5))
         }
