@@ -122,6 +122,7 @@ let package = Package(
             dependencies: [
                 "RegistryCore", "RegistryClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "Benchmarks/TransferBenchmark"
         ),

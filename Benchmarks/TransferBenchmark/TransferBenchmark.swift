@@ -3,6 +3,8 @@ import Foundation
 import RegistryClient
 import RegistryCore
 
+import struct Crypto.SHA256
+
 /// Measures the data plane end to end with the real binaries: `registry serve --data-port` in one process,
 /// `registry push` / `registry pull` in others (under `/usr/bin/time -v` for their peak RSS), and a metadata reader
 /// in this process hitting the main port while a pull runs at full speed.
@@ -31,6 +33,7 @@ struct TransferBenchmark: AsyncParsableCommand {
             binary: binary, directory: directory, server: server, concurrency: concurrency,
             admin: RegistryClient(baseURL: server.baseURL, token: ServerProcess.adminToken))
         print(Machine.describe())
+        print(try Calibration.run(directory: directory))
         print("registry serve --data-port: main \(server.baseURL), data \(server.dataURL)\n")
         print("| measurement | size | seconds | GB/s | peak RSS MiB | notes |")
         print("|---|---:|---:|---:|---:|---|")
@@ -38,6 +41,49 @@ struct TransferBenchmark: AsyncParsableCommand {
             try await bench.measure(gibibytes: size)
         }
         try await bench.dedup()
+    }
+}
+
+/// The machine's own limits, measured in the same run as the transfers so that their ratios mean something on a
+/// shared, noisy machine: SHA-256 on one core (every pulled byte is hashed twice, every pushed byte three times),
+/// and writing 1 GiB into the page cache, first into memory the kernel has not used lately, then again into the
+/// pages just freed (on a VM that hands free memory back to its host, the first costs far more).
+enum Calibration {
+    static func run(directory: String) throws -> String {
+        let block = [UInt8]((0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) })
+        var start = ContinuousClock.now
+        var hasher = SHA256()
+        for _ in 0..<1024 { block.withUnsafeBytes { hasher.update(bufferPointer: $0) } }
+        let sink = hasher.finalize().withUnsafeBytes { $0[0] }
+        let sha = Double(1 << 30) / (ContinuousClock.now - start).seconds / 1e9
+        let path = directory + "/calibration.bin"
+        func write() throws -> Double {
+            guard let handle = FileHandle(forWritingAtPath: path) ?? {
+                _ = FileManager.default.createFile(atPath: path, contents: nil)
+                return FileHandle(forWritingAtPath: path)
+            }() else { throw ValidationError("cannot create \(path)") }
+            defer { try? handle.close() }
+            let data = Data(block)
+            start = ContinuousClock.now
+            for _ in 0..<1024 { try handle.write(contentsOf: data) }
+            return Double(1 << 30) / (ContinuousClock.now - start).seconds / 1e9
+        }
+        sync()
+        let fresh = try write()
+        try FileManager.default.removeItem(atPath: path)
+        let recycled = try write()
+        try FileManager.default.removeItem(atPath: path)
+        sync()
+        return String(
+            format: "calibration: SHA-256 %.2f GB/s on one core (%d); 1 GiB written into the page cache %.2f GB/s, "
+                + "again into the pages just freed %.2f GB/s", sha, Int(sink) & 1, fresh, recycled)
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let parts = components
+        return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
     }
 }
 
