@@ -50,6 +50,44 @@ import Testing
         }
     }
 
+    @Test(arguments: [
+        ContentDefinedChunker.Parameters(minimumSize: 16 << 10, averageSize: 64 << 10, maximumSize: 256 << 10),
+        ContentDefinedChunker.Parameters.default,
+    ])
+    func theManifestMatchesAnIndependentComputationAcrossReadBlocks(chunking: ContentDefinedChunker.Parameters)
+        async throws
+    {
+        // Push cuts, hashes and assembles chunks in a pipeline over 8 MiB read blocks; sizes around the block edges
+        // must give exactly the chunks and digests that chunking and hashing each whole file at once gives.
+        try await RegistryFixture.with { fixture in
+            _ = try await fixture.admin.createModel("edges")
+            let source = try fixture.makeDirectory("edges")
+            let block = 8 << 20
+            let sizes = [0, 1, block - 1, block, block + 1, 2 * block + 12_345]
+            var expected: [String: [UInt8]] = [:]
+            for (index, size) in sizes.enumerated() {
+                let bytes = BlobStoreConformance.pattern(size, seed: UInt8(index + 40))
+                expected["f\(index).bin"] = bytes
+                try Data(bytes).write(to: source.appendingPathComponent("f\(index).bin"))
+            }
+            let files = expected.keys.sorted().map { PushFile(path: $0, url: source.appendingPathComponent($0)) }
+            let pushed = try await fixture.admin.push(model: "edges", files: files, chunking: chunking)
+            #expect(pushed.manifest.files.map(\.path) == expected.keys.sorted())
+            for file in pushed.manifest.files {
+                let bytes = expected[file.path]!
+                #expect(file.size == Int64(bytes.count))
+                #expect(file.digest == Digest(of: bytes), "\(file.path)")
+                var offset = 0
+                var chunks: [Manifest.Chunk] = []
+                for length in ContentDefinedChunker.chunkLengths(of: bytes, parameters: chunking) {
+                    chunks.append(Manifest.Chunk(digest: Digest(of: bytes[offset..<offset + length]), size: Int64(length)))
+                    offset += length
+                }
+                #expect(file.chunks == chunks, "\(file.path): \(file.chunks.count) chunks, \(chunks.count) expected")
+            }
+        }
+    }
+
     @Test func chunksRepeatedInsideAVersionTravelOnceInEachDirection() async throws {
         try await RegistryFixture.with { fixture in
             _ = try await fixture.admin.createModel("twins")
