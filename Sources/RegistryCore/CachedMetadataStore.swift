@@ -112,6 +112,12 @@ public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
 
     // MARK: Writes pass through, then invalidate
 
+    /// Drops the model whose trust policy a guarded write checked: the store may have refused the write because the
+    /// policy changed (`TRUST_POLICY_CHANGED`), and the caller's retry must then see the new one.
+    private static func dropCheckedModel(_ state: inout CacheState, _ context: MutationContext) {
+        if let checked = context.checkedTrustPolicy { state.models[checked.model] = nil }
+    }
+
     public func createModel(_ model: Model, context: MutationContext) async throws -> Model {
         let ticket = beginWrite()
         defer { finishWrite(ticket) { $0.models[model.name] = nil } }
@@ -160,7 +166,12 @@ public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
         context: MutationContext
     ) async throws -> Stage {
         let ticket = beginWrite()
-        defer { finishWrite(ticket) { $0.stages[StageKey(model: model, stage: stage)] = nil } }
+        defer {
+            finishWrite(ticket) {
+                Self.dropCheckedModel(&$0, context)
+                $0.stages[StageKey(model: model, stage: stage)] = nil
+            }
+        }
         return try await base.promote(
             model: model, stage: stage, precondition: precondition, version: version, reason: reason, context: context)
     }
@@ -169,7 +180,12 @@ public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
         model: String, stage: String, expectedRevision: Int, reason: String?, context: MutationContext
     ) async throws -> Stage {
         let ticket = beginWrite()
-        defer { finishWrite(ticket) { $0.stages[StageKey(model: model, stage: stage)] = nil } }
+        defer {
+            finishWrite(ticket) {
+                Self.dropCheckedModel(&$0, context)
+                $0.stages[StageKey(model: model, stage: stage)] = nil
+            }
+        }
         return try await base.rollback(
             model: model, stage: stage, expectedRevision: expectedRevision, reason: reason, context: context)
     }
@@ -178,7 +194,12 @@ public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
         -> Rollout
     {
         let ticket = beginWrite()
-        defer { finishWrite(ticket) { $0.stages[StageKey(model: draft.model, stage: draft.stage)] = nil } }
+        defer {
+            finishWrite(ticket) {
+                Self.dropCheckedModel(&$0, context)
+                $0.stages[StageKey(model: draft.model, stage: draft.stage)] = nil
+            }
+        }
         return try await base.startRollout(draft, expectedStageRevision: expectedStageRevision, context: context)
     }
 

@@ -29,6 +29,9 @@ public final class InMemoryMetadataStore: MetadataStore {
         _ context: MutationContext, _ body: (inout State) throws -> (T, AuditDraft, [EventDraft])
     ) throws -> T {
         let (result, lastEvent) = try state.withLock { committed -> (T, Int64) in
+            if let checked = context.checkedTrustPolicy {
+                try checked.verify(current: committed.models[checked.model]?.trustPolicy)
+            }
             var copy = committed
             let (result, audit, events) = try body(&copy)
             Self.append(audit: audit, events: events, to: &copy, context: context)

@@ -5,11 +5,41 @@ public struct MutationContext: Sendable, Equatable {
     public var actor: String
     public var requestId: String
     public var time: Date
+    /// The trust policy a caller checked before this change (a version's signature, say); the store refuses the
+    /// change with `TRUST_POLICY_CHANGED`, inside its transaction, when the model's policy is no longer this one.
+    public var checkedTrustPolicy: CheckedTrustPolicy?
 
     public init(actor: String, requestId: String, time: Date = Timestamp.now()) {
         self.actor = actor
         self.requestId = requestId
         self.time = time
+    }
+
+    /// This context, guarded by `model`'s `policy` (see `checkedTrustPolicy`).
+    public func checking(_ policy: TrustPolicy, of model: String) -> MutationContext {
+        var context = self
+        context.checkedTrustPolicy = CheckedTrustPolicy(model: model, policy: policy)
+        return context
+    }
+}
+
+/// A model's trust policy as a caller saw it when it checked a signature.
+public struct CheckedTrustPolicy: Sendable, Equatable {
+    public var model: String
+    public var policy: TrustPolicy
+
+    public init(model: String, policy: TrustPolicy) {
+        self.model = model
+        self.policy = policy
+    }
+
+    /// Throws `TRUST_POLICY_CHANGED` unless `current` (the model's committed policy) is the one checked.
+    public func verify(current: TrustPolicy?) throws {
+        guard current != policy else { return }
+        throw RegistryError(
+            .trustPolicyChanged,
+            "The trust policy of '\(model)' changed while this request checked a signature against it; nothing was "
+                + "changed.", details: ["model": .string(model)])
     }
 }
 

@@ -36,6 +36,7 @@ public struct RegistryError: Error, Sendable, Equatable, CustomStringConvertible
         // Concurrency
         public static let revisionMismatch: Code = "REVISION_MISMATCH"
         public static let preconditionRequired: Code = "PRECONDITION_REQUIRED"
+        public static let trustPolicyChanged: Code = "TRUST_POLICY_CHANGED"
         // Rules
         public static let versionNotApproved: Code = "VERSION_NOT_APPROVED"
         public static let versionInUse: Code = "VERSION_IN_USE"

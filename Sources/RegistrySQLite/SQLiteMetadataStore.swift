@@ -57,6 +57,9 @@ public final class SQLiteMetadataStore: MetadataStore {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let job = WriteJob(
                 run: { db in
+                    if let checked = context.checkedTrustPolicy {
+                        try checked.verify(current: try Self.loadModel(db, checked.model)?.trustPolicy)
+                    }
                     let (result, audit, events) = try body(db)
                     let lastEvent = try Self.append(audit: audit, events: events, context: context, db)
                     return (lastEvent, { continuation.resume(returning: result) })

@@ -16,7 +16,7 @@ enum HTTPErrorMapping {
             .notFound
         case .methodNotAllowed: .methodNotAllowed
         case .modelExists, .versionNotApproved, .versionInUse, .invalidTransition, .alreadyDecided, .noPreviousVersion,
-            .rolloutInProgress:
+            .rolloutInProgress, .trustPolicyChanged:
             .conflict
         case .revisionMismatch: .preconditionFailed
         case .payloadTooLarge: .contentTooLarge

@@ -120,7 +120,7 @@ enum OpenAPIDocument {
                     parameters: [model, stage, ifMatch, ifNoneMatch], body: "Promotion",
                     responses: [
                         "200": json("Stage", etag: true),
-                        "409": error("VERSION_NOT_APPROVED, SIGNATURE_REQUIRED, SIGNATURE_INVALID"),
+                        "409": error("VERSION_NOT_APPROVED, SIGNATURE_REQUIRED, SIGNATURE_INVALID, TRUST_POLICY_CHANGED"),
                     ]),
             ],
             "/v1/models/{model}/stages/{stage}/history": [
@@ -138,7 +138,7 @@ enum OpenAPIDocument {
                     parameters: [model, stage, ifMatch], body: "Rollback", bodyRequired: false,
                     responses: [
                         "200": json("Stage", etag: true),
-                        "409": error("NO_PREVIOUS_VERSION, SIGNATURE_REQUIRED, SIGNATURE_INVALID"),
+                        "409": error("NO_PREVIOUS_VERSION, SIGNATURE_REQUIRED, SIGNATURE_INVALID, TRUST_POLICY_CHANGED"),
                     ])
             ],
             "/v1/models/{model}/stages/{stage}/rollouts": [
@@ -155,7 +155,9 @@ enum OpenAPIDocument {
                     parameters: [model, stage, ifMatch], body: "StartRollout",
                     responses: [
                         "201": json("Rollout", etag: true),
-                        "409": error("ROLLOUT_IN_PROGRESS, VERSION_NOT_APPROVED, SIGNATURE_REQUIRED, SIGNATURE_INVALID"),
+                        "409": error(
+                            "ROLLOUT_IN_PROGRESS, VERSION_NOT_APPROVED, SIGNATURE_REQUIRED, SIGNATURE_INVALID, "
+                                + "TRUST_POLICY_CHANGED"),
                     ])
             ],
             "/v1/models/{model}/stages/{stage}/rollouts/{rollout}": [

@@ -102,6 +102,27 @@ struct RegistryRoutes: Sendable {
         return (principal, model)
     }
 
+    /// Runs `attempt` (a signature check, then the change it allows) with a mutation context guarded by the trust
+    /// policy the model had when it was read. A policy change that commits in between makes the store refuse the
+    /// change (`TRUST_POLICY_CHANGED`) rather than let a revoked key through; the model is then read again, the
+    /// permission checked again, and `attempt` run again, three times at most.
+    func guardedByTrustPolicy<T>(
+        _ model: Model, _ permission: Permission, _ principal: Principal, _ request: Request,
+        _ context: RegistryRequestContext, _ attempt: (Model, MutationContext) async throws -> T
+    ) async throws -> T {
+        var model = model
+        var retries = 0
+        while true {
+            do {
+                return try await attempt(model, mutation(principal, context).checking(model.trustPolicy, of: model.name))
+            } catch let error as RegistryError where error.code == .trustPolicyChanged && retries < 2 {
+                retries += 1
+                model = try await self.model(context)
+                try await require(permission, on: model, principal, request, context)
+            }
+        }
+    }
+
     /// Throws `PERMISSION_DENIED` unless `principal` holds `permission` on `model`; denials are audited.
     func require(
         _ permission: Permission, on model: Model, _ principal: Principal, _ request: Request,

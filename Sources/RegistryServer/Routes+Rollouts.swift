@@ -51,14 +51,16 @@ extension RegistryRoutes {
                 maxErrorRateIncrease: body.maxErrorRateIncrease ?? defaults.maxErrorRateIncrease,
                 minRequests: body.minRequests ?? defaults.minRequests)
             try policy.validate()
-            if model.trustPolicy.requireSignature {
-                try await requireTrustedSignature(model: model, number: body.version)
-            }
             let draft = Rollout(
                 id: Rollout.newId(), model: model.name, stage: name, version: body.version, previousVersion: 0,
                 steps: steps, policy: policy, createdBy: principal.subject, createdAt: Timestamp.now())
-            var rollout = try await metadata.startRollout(
-                draft, expectedStageRevision: stageRevision, context: mutation(principal, context))
+            var rollout = try await guardedByTrustPolicy(model, .deploy, principal, request, context) {
+                model, mutation in
+                if model.trustPolicy.requireSignature {
+                    try await requireTrustedSignature(model: model, number: body.version)
+                }
+                return try await metadata.startRollout(draft, expectedStageRevision: stageRevision, context: mutation)
+            }
             // A rollout that needs no warm instances starts exposing at once.
             rollout = try await RolloutDecisions.decide(rollout, metadata: metadata, actor: principal.subject) ?? rollout
             var headers = HTTPFields()

@@ -86,17 +86,19 @@ extension RegistryRoutes {
                 throw RegistryError.invalidArgument("version must be a positive integer.", field: "version")
             }
             try validate(reason: body.reason)
-            if model.trustPolicy.requireSignature {
-                if let refused = try await signatureConflict({
-                    try await requireTrustedSignature(model: model, number: body.version)
-                }) {
+            return try await guardedByTrustPolicy(model, .deploy, principal, request, context) { model, mutation in
+                if model.trustPolicy.requireSignature,
+                    let refused = try await signatureConflict({
+                        try await requireTrustedSignature(model: model, number: body.version)
+                    })
+                {
                     return refused
                 }
+                let stage = try await metadata.promote(
+                    model: model.name, stage: name, precondition: precondition, version: body.version,
+                    reason: body.reason, context: mutation)
+                return try .json(try await stageResponse(stage), revision: stage.revision)
             }
-            let stage = try await metadata.promote(
-                model: model.name, stage: name, precondition: precondition, version: body.version,
-                reason: body.reason, context: mutation(principal, context))
-            return try .json(try await stageResponse(stage), revision: stage.revision)
         }
 
         add(router, .get, "/v1/models/:model/stages/:stage/history") { request, context in
@@ -118,18 +120,19 @@ extension RegistryRoutes {
             let body = try await request.decodeJSON(
                 RollbackBody.self, maxBytes: configuration.maxJSONBodyBytes, allowEmpty: true)
             try validate(reason: body.reason)
-            if model.trustPolicy.requireSignature,
-                let target = try await rollbackTarget(model: model.name, stage: name, revision: revision),
-                let refused = try await signatureConflict({
-                    try await requireTrustedSignature(model: model, number: target)
-                })
-            {
-                return refused
+            return try await guardedByTrustPolicy(model, .deploy, principal, request, context) { model, mutation in
+                if model.trustPolicy.requireSignature,
+                    let target = try await rollbackTarget(model: model.name, stage: name, revision: revision),
+                    let refused = try await signatureConflict({
+                        try await requireTrustedSignature(model: model, number: target)
+                    })
+                {
+                    return refused
+                }
+                let stage = try await metadata.rollback(
+                    model: model.name, stage: name, expectedRevision: revision, reason: body.reason, context: mutation)
+                return try .json(try await stageResponse(stage), revision: stage.revision)
             }
-            let stage = try await metadata.rollback(
-                model: model.name, stage: name, expectedRevision: revision, reason: body.reason,
-                context: mutation(principal, context))
-            return try .json(try await stageResponse(stage), revision: stage.revision)
         }
     }
 

@@ -27,6 +27,51 @@ extension MetadataStoreConformance {
             #expect(event.data["reason"] == "first")
             #expect(try await allAudit(store).last?.action == "stage.promote")
         },
+        ConformanceCase("aChangeGuardedByAStaleTrustPolicyIsRefusedAndWritesNothing") { store in
+            // A signature checked against the policy as it was must not carry a promotion, a rollback or a rollout
+            // start past a policy change that committed in between.
+            let created = try await createModel(store, model("fraud"))
+            try await approvedVersion(store, "fraud")
+            try await approvedVersion(store, "fraud")
+            try await approvedVersion(store, "fraud")
+            try await promote(store, "fraud", "production", to: 1, .absent)
+            let stage = try await promote(store, "fraud", "production", to: 2, .revision(1))
+            let checked = created.trustPolicy
+            let changed = try await store.updateModel(named: "fraud", expectedRevision: created.revision, context: context()) {
+                model in
+                model.trustPolicy.requireSignature = true
+                return .update
+            }
+            let stale = context("dave").checking(checked, of: "fraud")
+            let error = try await expectFailureWritesNothing(store, .trustPolicyChanged) {
+                _ = try await store.promote(
+                    model: "fraud", stage: "production", precondition: .revision(stage.revision), version: 3,
+                    reason: nil, context: stale)
+            }
+            #expect(error?.details["model"] == "fraud")
+            try await expectFailureWritesNothing(store, .trustPolicyChanged) {
+                _ = try await store.rollback(
+                    model: "fraud", stage: "production", expectedRevision: stage.revision, reason: nil, context: stale)
+            }
+            let draft = Rollout(
+                id: Rollout.newId(), model: "fraud", stage: "production", version: 3, previousVersion: 0,
+                steps: RolloutRules.defaultSteps, policy: RolloutPolicy(minInstances: 1), createdBy: "ignored",
+                createdAt: Timestamp.now())
+            try await expectFailureWritesNothing(store, .trustPolicyChanged) {
+                _ = try await store.startRollout(draft, expectedStageRevision: stage.revision, context: stale)
+            }
+            #expect(try await store.stage(model: "fraud", name: "production") == stage)
+            #expect(try await store.rollout(id: draft.id) == nil)
+            // Checked against the policy as it is now, the same change goes through.
+            let current = context("dave").checking(changed.trustPolicy, of: "fraud")
+            let moved = try await store.promote(
+                model: "fraud", stage: "production", precondition: .revision(stage.revision), version: 3, reason: nil,
+                context: current)
+            #expect(moved.version == 3)
+            let back = try await store.rollback(
+                model: "fraud", stage: "production", expectedRevision: moved.revision, reason: nil, context: current)
+            #expect(back.version == 2)
+        },
         ConformanceCase("promotingAtTheCurrentRevisionMovesTheStage") { store in
             try await createModel(store, model("fraud"))
             try await approvedVersion(store, "fraud")
