@@ -110,7 +110,10 @@ public enum RegistryApplication {
             routes.register(on: router)
         }
         return Application(
-            router: router, configuration: serverConfiguration, onServerRunning: onServerRunning,
+            router: router,
+            // Each connection gets its own handler (the autoclosure runs per channel).
+            server: .http1(configuration: .init(additionalChannelHandlers: [DrainBeforeClose()])),
+            configuration: serverConfiguration, onServerRunning: onServerRunning,
             eventLoopGroupProvider: eventLoopGroup, logger: logger)
     }
 }

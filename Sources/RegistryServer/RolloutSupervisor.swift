@@ -15,11 +15,16 @@ struct RolloutSupervisor: Service {
     static let actor = "registry:rollouts"
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                await checkOnce()
-                try await Task.sleep(for: interval)
+        do {
+            try await cancelWhenGracefulShutdown {
+                while !Task.isCancelled {
+                    await checkOnce()
+                    try await Task.sleep(for: interval)
+                }
             }
+        } catch is CancellationError {
+            // The graceful shutdown cancelled the sleep: a normal end. Thrown on, it would count as a failure of
+            // this service and make the service group cancel the HTTP servers instead of letting them drain.
         }
     }
 

@@ -48,6 +48,17 @@ public final class RegistryProcess: @unchecked Sendable {  // Process is not Sen
         process.waitUntilExit()
     }
 
+    /// Sends SIGTERM without waiting: the server drains in-flight requests, then exits.
+    public func signalTerminate() {
+        Glibc.kill(process.processIdentifier, SIGTERM)
+    }
+
+    /// Waits for the process to exit and returns its exit status.
+    public func waitForExit() -> Int32 {
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
     public var isRunning: Bool { process.isRunning }
 
     public var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
