@@ -5,56 +5,55 @@ import NIOCore
 /// On graceful shutdown Hummingbird (2.28) quiesces each connection: it closes it once the last response is written
 /// (`writeAndFlush` of the end, then `close`). A close fails every write NIO has not yet handed to the kernel, so a
 /// client reading slowly lost the tail of its download — the end of a multi-gigabyte blob, cut off by a routine
-/// restart. This handler sits before Hummingbird's connection state handler, counts the writes in flight and defers a
-/// full close until they complete (or `limit` passes, for a peer that stopped reading).
+/// restart. This handler sits before Hummingbird's connection state handler; when a full close arrives while the
+/// channel still buffers bytes, it waits (checking every few milliseconds) until the buffer is empty, or until `limit`
+/// passes for a peer that stopped reading. Writes pass through untouched, so it costs nothing per response.
 final class DrainBeforeClose: ChannelOutboundHandler, RemovableChannelHandler {
-    // Writes pass through untouched (they are Hummingbird's HTTP response parts); only their completion is watched.
+    // Writes are never unwrapped (they are Hummingbird's HTTP response parts).
     typealias OutboundIn = Any
     typealias OutboundOut = Any
 
     /// How long a close waits for a peer to read what was written.
     let limit: TimeAmount
-    private var inFlight = 0
-    private var deferredClose: (mode: CloseMode, promise: EventLoopPromise<Void>?)?
-    private var deadline: Scheduled<Void>?
+    /// How often a deferred close looks at the buffer again.
+    let interval: TimeAmount
+    private var deferredClose: (mode: CloseMode, promise: EventLoopPromise<Void>?, deadline: NIODeadline)?
 
-    init(limit: TimeAmount = .seconds(30)) {
+    init(limit: TimeAmount = .seconds(30), interval: TimeAmount = .milliseconds(5)) {
         self.limit = limit
-    }
-
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        inFlight += 1
-        let written = context.eventLoop.makePromise(of: Void.self)
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        written.futureResult.whenComplete { _ in
-            let (handler, context) = loopBound.value
-            handler.inFlight -= 1
-            if handler.inFlight == 0 { handler.closeNow(context) }
-        }
-        written.futureResult.cascade(to: promise)
-        context.write(data, promise: written)
+        self.interval = interval
     }
 
     func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
-        guard mode == .all, inFlight > 0, deferredClose == nil else {
+        guard mode == .all, deferredClose == nil else {
             context.close(mode: mode, promise: promise)
             return
         }
-        deferredClose = (mode, promise)
         context.flush()
+        guard Self.bufferedBytes(context) > 0 else {
+            context.close(mode: mode, promise: promise)
+            return
+        }
+        deferredClose = (mode, promise, .now() + limit)
+        check(context)
+    }
+
+    /// Closes once the channel buffers nothing (or the peer has had `limit` to read it); otherwise looks again later.
+    private func check(_ context: ChannelHandlerContext) {
+        guard let (mode, promise, deadline) = deferredClose else { return }
+        if Self.bufferedBytes(context) == 0 || !context.channel.isActive || .now() >= deadline {
+            deferredClose = nil
+            context.close(mode: mode, promise: promise)
+            return
+        }
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        deadline = context.eventLoop.scheduleTask(in: limit) {
+        context.eventLoop.scheduleTask(in: interval) {
             let (handler, context) = loopBound.value
-            handler.closeNow(context)
+            handler.check(context)
         }
     }
 
-    /// Runs the deferred close, if there is one.
-    private func closeNow(_ context: ChannelHandlerContext) {
-        guard let (mode, promise) = deferredClose else { return }
-        deferredClose = nil
-        deadline?.cancel()
-        deadline = nil
-        context.close(mode: mode, promise: promise)
+    private static func bufferedBytes(_ context: ChannelHandlerContext) -> Int {
+        (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
     }
 }
