@@ -6,10 +6,14 @@ final class DataPlaneEndpoint: Sendable {
     /// The configured override of the advertised URL, if any.
     let publicURL: String?
 
-    init(publicURL: String?) {
+    /// `https` when the servers speak TLS, else `http`.
+    let scheme: String
+
+    init(publicURL: String?, scheme: String = "http") {
         var url = publicURL
         while url?.hasSuffix("/") == true { url?.removeLast() }
         self.publicURL = url
+        self.scheme = scheme
     }
 
     /// The data server's bound port, nil when there is no separate data plane (or it is not bound yet).
@@ -23,8 +27,8 @@ final class DataPlaneEndpoint: Sendable {
     /// carry a port): the override, else the data port on that host, else the host as addressed.
     func artifactsURL(requestHost host: String) -> String {
         if let publicURL { return publicURL }
-        guard let port else { return "http://\(host)" }
-        return "http://\(Self.hostname(of: host)):\(port)"
+        guard let port else { return "\(scheme)://\(host)" }
+        return "\(scheme)://\(Self.hostname(of: host)):\(port)"
     }
 
     /// `host` without a trailing `:port`; bracketed IPv6 literals keep their brackets.

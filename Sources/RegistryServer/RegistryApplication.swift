@@ -1,5 +1,6 @@
 import Hummingbird
 import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import NIOCore
 import NIOPosix
@@ -12,9 +13,9 @@ public enum RegistryApplication {
     /// the data-plane port when one is configured).
     public static func make(
         configuration: ServerConfiguration, metadata: any MetadataStore, blobs: any BlobStore, logger: Logger
-    ) -> some ApplicationProtocol {
+    ) throws -> some ApplicationProtocol {
         let shared = Shared(configuration: configuration, metadata: metadata, blobs: blobs)
-        return build(shared, dataPlane: false, logger: logger, eventLoopGroup: .singleton) { _ in }
+        return try build(shared, dataPlane: false, logger: logger, eventLoopGroup: .singleton) { _ in }
     }
 
     /// Starts the server (port 0 = any free port) in the background and returns once it listens.
@@ -27,7 +28,7 @@ public enum RegistryApplication {
         let (ports, continuation) = AsyncStream<(dataPlane: Bool, port: Int)>.makeStream()
         let shared = Shared(configuration: configuration, metadata: metadata, blobs: blobs)
         var services: [any Service] = [
-            build(shared, dataPlane: false, logger: logger, eventLoopGroup: .singleton) { channel in
+            try build(shared, dataPlane: false, logger: logger, eventLoopGroup: .singleton) { channel in
                 continuation.yield((false, channel.localAddress?.port ?? configuration.port))
             }
         ]
@@ -39,7 +40,7 @@ public enum RegistryApplication {
             let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.dataThreads))
             dataGroup = group
             services.append(
-                build(shared, dataPlane: true, logger: logger, eventLoopGroup: .shared(group)) { channel in
+                try build(shared, dataPlane: true, logger: logger, eventLoopGroup: .shared(group)) { channel in
                     let port = channel.localAddress?.port ?? dataPort
                     shared.dataPlane.bound(to: port)
                     continuation.yield((true, port))
@@ -63,7 +64,8 @@ public enum RegistryApplication {
             if dataPlane { boundDataPort = port } else { mainPort = port }
             if let mainPort, configuration.dataPort == nil || boundDataPort != nil {
                 return RunningRegistryServer(
-                    port: mainPort, dataPort: boundDataPort, host: configuration.host, group: group, task: task)
+                    port: mainPort, dataPort: boundDataPort, host: configuration.host,
+                    scheme: configuration.tls == nil ? "http" : "https", group: group, task: task)
             }
         }
         try await task.value
@@ -84,14 +86,15 @@ public enum RegistryApplication {
             self.metadata = metadata
             self.blobs = blobs
             authenticator = Authenticator(store: metadata, ttl: .seconds(configuration.authCacheSeconds))
-            dataPlane = DataPlaneEndpoint(publicURL: configuration.publicArtifactsURL)
+            dataPlane = DataPlaneEndpoint(
+                publicURL: configuration.publicArtifactsURL, scheme: configuration.tls == nil ? "http" : "https")
         }
     }
 
     static func build(
         _ shared: Shared, dataPlane: Bool, logger: Logger, eventLoopGroup: EventLoopGroupProvider,
         onServerRunning: @escaping @Sendable (any Channel) async -> Void
-    ) -> Application<RouterResponder<RegistryRequestContext>> {
+    ) throws -> Application<RouterResponder<RegistryRequestContext>> {
         let configuration = shared.configuration
         let table = RouteTable()
         let routes = RegistryRoutes(
@@ -109,10 +112,12 @@ public enum RegistryApplication {
         } else {
             routes.register(on: router)
         }
+        // Each connection gets its own handler (the autoclosure runs per channel).
+        var server = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [DrainBeforeClose()]))
+        if let tls = configuration.tls { server = try .tls(server, tlsConfiguration: tls) }
         return Application(
             router: router,
-            // Each connection gets its own handler (the autoclosure runs per channel).
-            server: .http1(configuration: .init(additionalChannelHandlers: [DrainBeforeClose()])),
+            server: server,
             configuration: serverConfiguration, onServerRunning: onServerRunning,
             eventLoopGroupProvider: eventLoopGroup, logger: logger)
     }
@@ -125,13 +130,16 @@ public final class RunningRegistryServer: Sendable {
     /// The bound data-plane port, nil when blobs and manifests are served on `port` only.
     public let dataPort: Int?
     public let host: String
+    /// `https` when the server speaks TLS.
+    public let scheme: String
     private let group: ServiceGroup
     private let task: Task<Void, any Error>
 
-    init(port: Int, dataPort: Int?, host: String, group: ServiceGroup, task: Task<Void, any Error>) {
+    init(port: Int, dataPort: Int?, host: String, scheme: String, group: ServiceGroup, task: Task<Void, any Error>) {
         self.port = port
         self.dataPort = dataPort
         self.host = host
+        self.scheme = scheme
         self.group = group
         self.task = task
     }
@@ -143,7 +151,7 @@ public final class RunningRegistryServer: Sendable {
     public var dataBaseURL: String { dataPort.map(url(port:)) ?? baseURL }
 
     private func url(port: Int) -> String {
-        "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+        "\(scheme)://\(host.contains(":") ? "[\(host)]" : host):\(port)"
     }
 
     /// Stops accepting connections, lets in-flight requests finish (long polls end early), then returns.

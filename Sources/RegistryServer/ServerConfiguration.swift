@@ -1,5 +1,10 @@
+import NIOSSL
+
 /// Settings of one registry server; every field has a production default.
 public struct ServerConfiguration: Sendable {
+    /// When set, both ports speak HTTPS only with this configuration (certificate chain and key), and the URLs the
+    /// server prints and advertises (`artifactsURL`) are `https://`.
+    public var tls: TLSConfiguration?
     public var host: String
     /// The TCP port; 0 binds any free port (see `RunningRegistryServer.port`).
     public var port: Int
@@ -35,8 +40,9 @@ public struct ServerConfiguration: Sendable {
         maxManifestBytes: Int = 16 << 20, maxBlobBytes: Int64 = 2 << 30, resolveTTLSeconds: Int = 60,
         maxEventWaitSeconds: Int = 60, authCacheSeconds: Int = 5, dataPort: Int? = nil, dataThreads: Int = 1,
         maxDataConnections: Int = 256, publicArtifactsURL: String? = nil,
-        rolloutCheckInterval: Duration? = .seconds(1)
+        rolloutCheckInterval: Duration? = .seconds(1), tls: TLSConfiguration? = nil
     ) {
+        self.tls = tls
         self.host = host
         self.port = port
         self.maxJSONBodyBytes = maxJSONBodyBytes

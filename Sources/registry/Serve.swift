@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import NIOSSL
 import RegistryCore
 import RegistryFileStore
 import RegistrySQLite
@@ -26,7 +27,16 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(help: "Serve HTTPS only, with this PEM certificate chain (needs --tls-key).")
+    var tlsCert: String?
+
+    @Option(help: "The PEM private key of --tls-cert.")
+    var tlsKey: String?
+
     func validate() throws {
+        if (tlsCert == nil) != (tlsKey == nil) {
+            throw ValidationError("--tls-cert and --tls-key go together.")
+        }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535.") }
         if let dataPort, !(0...65535).contains(dataPort) {
             throw ValidationError("--data-port must be between 0 and 65535.")
@@ -61,8 +71,8 @@ struct Serve: AsyncParsableCommand {
         }
         let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         let server = try await RegistryApplication.start(
-            configuration: ServerConfiguration(host: host, port: port, dataPort: dataPort), metadata: metadata,
-            blobs: blobs, logger: logger)
+            configuration: ServerConfiguration(host: host, port: port, dataPort: dataPort, tls: try tls()),
+            metadata: metadata, blobs: blobs, logger: logger)
         // Written unbuffered: whoever started the server waits for this line on a pipe.
         FileHandle.standardOutput.write(Data("listening on \(server.baseURL)\n".utf8))
         if server.dataPort != nil {
@@ -73,5 +83,22 @@ struct Serve: AsyncParsableCommand {
             break
         }
         await server.shutdown()
+    }
+
+    /// The TLS configuration from `--tls-cert` and `--tls-key`, nil without them.
+    func tls() throws -> TLSConfiguration? {
+        guard let tlsCert, let tlsKey else { return nil }
+        do {
+            let chain = try NIOSSLCertificate.fromPEMFile(tlsCert).map { NIOSSLCertificateSource.certificate($0) }
+            let key = try NIOSSLPrivateKey(file: tlsKey, format: .pem)
+            guard !chain.isEmpty else { throw ValidationError("\(tlsCert) holds no certificate.") }
+            var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+            configuration.minimumTLSVersion = .tlsv12
+            return configuration
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            throw ValidationError("Cannot load the TLS certificate or key: \(error).")
+        }
     }
 }
