@@ -57,12 +57,15 @@ enum Calibration {
         let sink = hasher.finalize().withUnsafeBytes { $0[0] }
         let sha = Double(1 << 30) / (ContinuousClock.now - start).seconds / 1e9
         let path = directory + "/calibration.bin"
+        /// Writes 1 GiB into a new file at `path`, then deletes it; returns GB/s.
         func write() throws -> Double {
-            guard let handle = FileHandle(forWritingAtPath: path) ?? {
-                _ = FileManager.default.createFile(atPath: path, contents: nil)
-                return FileHandle(forWritingAtPath: path)
-            }() else { throw ValidationError("cannot create \(path)") }
-            defer { try? handle.close() }
+            guard FileManager.default.createFile(atPath: path, contents: nil),
+                let handle = FileHandle(forWritingAtPath: path)
+            else { throw ValidationError("cannot create \(path)") }
+            defer {
+                try? handle.close()
+                try? FileManager.default.removeItem(atPath: path)
+            }
             let data = Data(block)
             start = ContinuousClock.now
             for _ in 0..<1024 { try handle.write(contentsOf: data) }
@@ -70,9 +73,7 @@ enum Calibration {
         }
         sync()
         let fresh = try write()
-        try FileManager.default.removeItem(atPath: path)
         let recycled = try write()
-        try FileManager.default.removeItem(atPath: path)
         sync()
         return String(
             format: "calibration: SHA-256 %.2f GB/s on one core (%d); 1 GiB written into the page cache %.2f GB/s, "
@@ -228,8 +229,7 @@ struct Latencies {
     var count: Int { milliseconds.count }
 
     mutating func add(_ duration: Duration) {
-        let parts = duration.components
-        milliseconds.append(Double(parts.seconds) * 1000 + Double(parts.attoseconds) / 1e15)
+        milliseconds.append(duration.seconds * 1000)
     }
 
     func percentile(_ fraction: Double) -> Double {
@@ -279,9 +279,8 @@ struct Timed {
         }
         let rss = text.split(separator: "\n").first { $0.contains("Maximum resident set size") }?
             .split(separator: ":").last.flatMap { Double($0.trimmingCharacters(in: .whitespaces)) } ?? .nan
-        let parts = elapsed.components
         return Timed(
-            seconds: Double(parts.seconds) + Double(parts.attoseconds) / 1e18, peakRSSMebibytes: rss / 1024,
+            seconds: elapsed.seconds, peakRSSMebibytes: rss / 1024,
             output: String(decoding: out, as: UTF8.self))
     }
 }

@@ -139,28 +139,24 @@ public struct ContentDefinedChunker: Sendable {
     }
 }
 
-/// The gear table: 256 pseudo-random words from SplitMix64 with a fixed seed. Never change it.
+/// The gear table: 256 pseudo-random words from SplitMix64 with a fixed seed. Never change it. It lives in memory that
+/// is never freed, so the chunking loops index it without retains or bounds checks.
 enum Gear {
-    static let table: [UInt64] = {
-        var state: UInt64 = 0x6d6f_6465_6c2d_7265  // "model-re"
-        return (0..<256).map { _ in
-            state &+= 0x9e37_79b9_7f4a_7c15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-            return z ^ (z >> 31)
-        }
-    }()
-
-    /// The table in memory that is never freed, so the chunking loops index it without retains or bounds checks.
-    static let words = Words(table)
+    static let words = Words()
 
     struct Words: @unchecked Sendable {  // immutable after init
         let pointer: UnsafePointer<UInt64>
 
-        init(_ values: [UInt64]) {
-            let memory = UnsafeMutablePointer<UInt64>.allocate(capacity: values.count)
-            memory.initialize(from: values, count: values.count)
+        init() {
+            let memory = UnsafeMutablePointer<UInt64>.allocate(capacity: 256)
+            var state: UInt64 = 0x6d6f_6465_6c2d_7265  // "model-re"
+            for index in 0..<256 {
+                state &+= 0x9e37_79b9_7f4a_7c15
+                var z = state
+                z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+                z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+                (memory + index).initialize(to: z ^ (z >> 31))
+            }
             pointer = UnsafePointer(memory)
         }
     }

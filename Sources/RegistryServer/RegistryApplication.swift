@@ -65,7 +65,7 @@ public enum RegistryApplication {
             if let mainPort, configuration.dataPort == nil || boundDataPort != nil {
                 return RunningRegistryServer(
                     port: mainPort, dataPort: boundDataPort, host: configuration.host,
-                    scheme: configuration.tls == nil ? "http" : "https", group: group, task: task)
+                    scheme: configuration.scheme, group: group, task: task)
             }
         }
         try await task.value
@@ -87,7 +87,7 @@ public enum RegistryApplication {
             self.blobs = blobs
             authenticator = Authenticator(store: metadata, ttl: .seconds(configuration.authCacheSeconds))
             dataPlane = DataPlaneEndpoint(
-                publicURL: configuration.publicArtifactsURL, scheme: configuration.tls == nil ? "http" : "https")
+                publicURL: configuration.publicArtifactsURL, scheme: configuration.scheme)
         }
     }
 

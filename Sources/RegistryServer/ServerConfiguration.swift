@@ -5,6 +5,9 @@ public struct ServerConfiguration: Sendable {
     /// When set, both ports speak HTTPS only with this configuration (certificate chain and key), and the URLs the
     /// server prints and advertises (`artifactsURL`) are `https://`.
     public var tls: TLSConfiguration?
+
+    /// The URL scheme of both ports: `https` with `tls`, else `http`.
+    public var scheme: String { tls == nil ? "http" : "https" }
     public var host: String
     /// The TCP port; 0 binds any free port (see `RunningRegistryServer.port`).
     public var port: Int

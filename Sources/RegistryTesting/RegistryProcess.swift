@@ -44,8 +44,8 @@ public final class RegistryProcess: @unchecked Sendable {  // Process is not Sen
     /// Sends SIGTERM and waits for the process to exit.
     public func terminate() {
         guard process.isRunning else { return }
-        process.terminate()
-        process.waitUntilExit()
+        signalTerminate()
+        _ = waitForExit()
     }
 
     /// Sends SIGTERM without waiting: the server drains in-flight requests, then exits.

@@ -18,7 +18,7 @@ struct GracefulShutdownTests {
         let admin = "sigterm-admin-\(UUID().uuidString)"
         let server = try await RegistryProcess(dataDirectory: directory, adminToken: admin)
         defer { server.terminate() }
-        let bytes = Self.pattern(32 << 20)
+        let bytes = BlobStoreConformance.pattern(32 << 20, seed: 7)
         let digest = Digest(of: bytes)
         var put = HTTPClientRequest(url: server.baseURL + "/v1/blobs/\(digest)")
         put.method = .PUT
@@ -49,14 +49,5 @@ struct GracefulShutdownTests {
         #expect(status == 0)
         let errors = server.output.split(separator: "\n").filter { $0.contains(" error ") || $0.contains(" critical ") }
         #expect(errors.isEmpty, "a graceful shutdown logged: \(errors)")
-    }
-
-    /// Deterministic bytes that do not repeat in an obvious way.
-    static func pattern(_ count: Int) -> [UInt8] {
-        var state: UInt64 = 0x9e37_79b9_7f4a_7c15
-        return (0..<count).map { _ in
-            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            return UInt8(truncatingIfNeeded: state >> 33)
-        }
     }
 }

@@ -29,6 +29,8 @@ import Testing
         clientTLS.trustRoots = .certificates(chain)
         let trusting = HTTPClient(
             eventLoopGroupProvider: .singleton, configuration: HTTPClient.Configuration(tlsConfiguration: clientTLS))
+        // Both are shut down whatever the checks throw, then the error (if any) is reported.
+        var failure: (any Error)?
         do {
             #expect(server.baseURL.hasPrefix("https://127.0.0.1:"))
             #expect(server.dataBaseURL.hasPrefix("https://127.0.0.1:"))
@@ -54,12 +56,11 @@ import Testing
                     HTTPClientRequest(url: server.baseURL + "/healthz"), timeout: .seconds(5))
             }
         } catch {
-            try await trusting.shutdown()
-            await server.shutdown()
-            throw error
+            failure = error
         }
         try await trusting.shutdown()
         await server.shutdown()
+        if let failure { throw failure }
     }
 
     /// A throwaway self-signed P-256 certificate for 127.0.0.1 made with `openssl`; nil (and a loud skip) when openssl
