@@ -198,7 +198,12 @@ enum OpenAPIDocument {
                         + "carries the version being rolled out and its weight (0 while warming). With wait=<seconds> "
                         + "and an If-None-Match that is still current this is a watch: the answer comes the moment it "
                         + "changes (a step, an abort, a promotion), or 304 when the wait runs out.",
-                    parameters: [model, stage, ifNoneMatch, query("wait", "Watch for up to this many seconds", type: "integer")],
+                    parameters: [
+                        model, stage, ifNoneMatch,
+                        query(
+                            "wait", "Watch for up to this many seconds; a server shutting down answers 304 at once",
+                            type: "integer"),
+                    ],
                     responses: [
                         "200": json("Resolution", etag: true, extra: ["Cache-Control": header("max-age=<ttlSeconds>")]),
                         "304": ["description": "Not modified: If-None-Match matched the current ETag."],

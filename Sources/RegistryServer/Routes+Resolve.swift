@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import RegistryCore
+import ServiceLifecycle
 
 extension RegistryRoutes {
     struct ResolveResponse: Encodable, Equatable, Sendable {
@@ -64,6 +65,8 @@ extension RegistryRoutes {
             let known = request.headers[.ifNoneMatch].map {
                 Set($0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
             } ?? []
+            if wait > 0 { metrics.openWatches.increment() }
+            defer { if wait > 0 { metrics.openWatches.decrement() } }
             while true {
                 let head = wait > 0 ? try await metadata.lastEventId() : 0
                 let (etag, body) = try await resolution(model: model, stage: name, request: request)
@@ -75,8 +78,16 @@ extension RegistryRoutes {
                     return .json(rendered: bytes, headers: headers)
                 }
                 let remaining = deadline - ContinuousClock.now
-                guard remaining > .zero else { return Response(status: .notModified, headers: headers) }
-                try await metadata.waitForEvents(after: head, timeout: remaining)
+                // A graceful shutdown ends the watch with "unchanged": the watcher asks again, of another
+                // instance, instead of holding this one's shutdown for up to `maxEventWaitSeconds`.
+                guard remaining > .zero, !Task.isShuttingDownGracefully else {
+                    return Response(status: .notModified, headers: headers)
+                }
+                let metadata = self.metadata
+                try? await cancelWhenGracefulShutdown {
+                    try await metadata.waitForEvents(after: head, timeout: remaining)
+                }
+                try Task.checkCancellation()
             }
         }
     }

@@ -23,6 +23,16 @@ final class ServerMetrics: Sendable {
         .seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
     ]
 
+    /// Resolve watches (`?wait=`) open right now: about one per serving instance that follows a stage.
+    let openWatches: Gauge
+
+    init() {
+        openWatches = registry.makeGauge(
+            descriptor: MetricNameDescriptor(
+                namespace: "registry", metricName: "resolve_watches", unitName: "open",
+                helpText: "Resolve watches waiting for a change right now."))
+    }
+
     /// Counts one request; `route` is the route template, never the raw path, to bound cardinality.
     func record(method: String, route: String, status: Int, duration: Duration) {
         registry.makeCounter(
