@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "RegistryCore", targets: ["RegistryCore"]),
         .library(name: "RegistrySQLite", targets: ["RegistrySQLite"]),
         .library(name: "RegistryFileStore", targets: ["RegistryFileStore"]),
+        .library(name: "RegistryS3", targets: ["RegistryS3"]),
         .library(name: "RegistryServer", targets: ["RegistryServer"]),
         .library(name: "RegistryClient", targets: ["RegistryClient"]),
         .library(name: "RegistryTesting", targets: ["RegistryTesting"]),
@@ -52,6 +53,16 @@ let package = Package(
             ]
         ),
         .target(
+            name: "RegistryS3",
+            dependencies: [
+                "RegistryCore", "RegistryFileStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        .target(
             name: "RegistryServer",
             dependencies: [
                 "RegistryCore",
@@ -85,7 +96,8 @@ let package = Package(
         .executableTarget(
             name: "registry",
             dependencies: [
-                "RegistryCore", "RegistrySQLite", "RegistryFileStore", "RegistryServer", "RegistryClient", "ModelServing",
+                "RegistryCore", "RegistrySQLite", "RegistryFileStore", "RegistryS3", "RegistryServer", "RegistryClient",
+                "ModelServing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -135,6 +147,12 @@ let package = Package(
             dependencies: [
                 "registry", "RegistryCore", "RegistryTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
+        .testTarget(
+            name: "RegistryS3Tests",
+            dependencies: [
+                "RegistryClient", "RegistryCore", "RegistryFileStore", "RegistryS3", "RegistryTesting", "registry",
             ]
         ),
         .testTarget(

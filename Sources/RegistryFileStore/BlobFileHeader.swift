@@ -2,6 +2,7 @@ import enum Crypto.AES
 import struct Crypto.SHA256
 import struct Crypto.SymmetricKey
 import Foundation
+import NIOCore
 import RegistryCore
 
 /// The fixed 128-byte header of a blob file, and where its sealed segments lie.
@@ -27,26 +28,26 @@ import RegistryCore
 /// moved, dropped, swapped with another blob's or cut short fails to open, and so does a changed size field. The
 /// key fields are left out of the authenticated data so that `rewrap` can replace them without touching segments;
 /// the wrapped key is itself authenticated (its AAD is `mrbl-dek:` ‖ key id).
-struct BlobFileHeader: Sendable, Equatable {
+package struct BlobFileHeader: Sendable, Equatable {
     static let magic: [UInt8] = Array("MRBL".utf8)
     static let formatVersion: UInt16 = 1
-    static let byteCount = 128
-    static let tagByteCount = 16
+    package static let byteCount = 128
+    package static let tagByteCount = 16
     static let nonceByteCount = 12
     static let maxKeyIdBytes = 32
     static let wrappedKeyByteCount = 60
-    static let maxSegmentSize = 1 << 20
+    package static let maxSegmentSize = 1 << 20
     /// The authenticated prefix: magic, version, segment size, nonce prefix.
     static let authenticatedByteCount = 18
 
-    var segmentSize: Int
+    package var segmentSize: Int
     var noncePrefix: [UInt8]
-    var plaintextSize: Int64
-    var keyId: String
+    package var plaintextSize: Int64
+    package var keyId: String
     var wrappedKey: [UInt8]
 
     /// A header for a new blob sealed under a fresh `dataKey`, wrapped by `master`.
-    init(segmentSize: Int, dataKey: SymmetricKey, master: MasterKey) throws {
+    package init(segmentSize: Int, dataKey: SymmetricKey, master: MasterKey) throws {
         var random = SystemRandomNumberGenerator()
         self.segmentSize = segmentSize
         self.noncePrefix = (0..<8).map { _ in UInt8.random(in: .min ... .max, using: &random) }
@@ -56,7 +57,7 @@ struct BlobFileHeader: Sendable, Equatable {
     }
 
     /// Parses a header; returns a reason when the bytes are not a valid header.
-    init(parsing bytes: [UInt8]) throws(HeaderProblem) {
+    package init(parsing bytes: [UInt8]) throws(HeaderProblem) {
         guard bytes.count >= Self.byteCount else { throw HeaderProblem("the file is shorter than its header") }
         guard Array(bytes[0..<4]) == Self.magic else { throw HeaderProblem("the file does not start with MRBL") }
         let version = UInt16(bytes[4]) << 8 | UInt16(bytes[5])
@@ -75,7 +76,7 @@ struct BlobFileHeader: Sendable, Equatable {
     }
 
     /// The 128 header bytes.
-    var encoded: [UInt8] {
+    package var encoded: [UInt8] {
         var bytes = Self.magic
         bytes.reserveCapacity(Self.byteCount)
         Self.append(UInt64(Self.formatVersion), bytes: 2, to: &bytes)
@@ -91,23 +92,32 @@ struct BlobFileHeader: Sendable, Equatable {
     }
 
     /// How many segments the file holds: at least one, so that even an empty blob carries an authenticated segment.
-    var segmentCount: Int64 {
+    package var segmentCount: Int64 {
         max(1, (plaintextSize + Int64(segmentSize) - 1) / Int64(segmentSize))
     }
 
     /// The file size this header implies.
-    var fileSize: Int64 {
+    package var fileSize: Int64 {
         Int64(Self.byteCount) + plaintextSize + Int64(Self.tagByteCount) * segmentCount
     }
 
     /// Where segment `index` starts in the file.
-    func fileOffset(ofSegment index: Int64) -> Int64 {
+    package func fileOffset(ofSegment index: Int64) -> Int64 {
         Int64(Self.byteCount) + index * Int64(segmentSize + Self.tagByteCount)
     }
 
     /// The plaintext bytes segment `index` holds.
-    func plaintextLength(ofSegment index: Int64) -> Int {
+    package func plaintextLength(ofSegment index: Int64) -> Int {
         Int(min(Int64(segmentSize), plaintextSize - index * Int64(segmentSize)))
+    }
+
+    /// The part of segment `index`'s plaintext that lies within `bounds` (plaintext offsets).
+    package func slice(_ plaintext: ByteBuffer, segment index: Int64, to bounds: Range<Int64>) -> ByteBuffer {
+        let start = index * Int64(segmentSize)
+        let from = Int(max(bounds.lowerBound - start, 0))
+        let to = Int(min(bounds.upperBound - start, Int64(plaintext.readableBytes)))
+        guard from > 0 || to < plaintext.readableBytes else { return plaintext }
+        return plaintext.getSlice(at: plaintext.readerIndex + from, length: max(to - from, 0)) ?? ByteBuffer()
     }
 
     /// The nonce of segment `index`: the blob's random prefix followed by the index.
@@ -123,7 +133,7 @@ struct BlobFileHeader: Sendable, Equatable {
     }
 
     /// Unwraps the data key with `master`, whose id must be `keyId`; throws when the wrapped key does not open.
-    func dataKey(using master: MasterKey) throws -> SymmetricKey {
+    package func dataKey(using master: MasterKey) throws -> SymmetricKey {
         let box = try AES.GCM.SealedBox(combined: wrappedKey)
         let bytes = try AES.GCM.open(box, using: master.key, authenticating: Self.wrappingAAD(keyId))
         return SymmetricKey(data: bytes)
@@ -154,7 +164,7 @@ struct BlobFileHeader: Sendable, Equatable {
 }
 
 /// Why bytes are not a valid blob file header.
-struct HeaderProblem: Error {
-    let reason: String
+package struct HeaderProblem: Error {
+    package let reason: String
     init(_ reason: String) { self.reason = reason }
 }

@@ -175,7 +175,7 @@ public final class FileSystemBlobStore: BlobStore {
         let first: ByteBuffer
         do {
             first = try await threadPool.runIfActive {
-                try Self.slice(cipher.readAndOpen(index: firstSegment, fd: file.fd, path: file.path), segment: firstSegment, of: header, to: bounds)
+                header.slice(try cipher.readAndOpen(index: firstSegment, fd: file.fd, path: file.path), segment: firstSegment, to: bounds)
             }
         } catch let error as RegistryError where error.code == .blobCorrupt {
             onCorruption(error)
@@ -194,7 +194,7 @@ public final class FileSystemBlobStore: BlobStore {
                 next += 1
                 do {
                     return try await threadPool.runIfActive {
-                        try Self.slice(cipher.readAndOpen(index: index, fd: file.fd, path: file.path), segment: index, of: header, to: bounds)
+                        header.slice(try cipher.readAndOpen(index: index, fd: file.fd, path: file.path), segment: index, to: bounds)
                     }
                 } catch let error as RegistryError where error.code == .blobCorrupt {
                     onCorruption(error)
@@ -270,17 +270,6 @@ public final class FileSystemBlobStore: BlobStore {
             .blobCorrupt, "Blob \(digest) is corrupt on disk: \(reason).", details: ["digest": .string(digest.description)])
         onCorruption(error)
         return error
-    }
-
-    /// The part of segment `index`'s plaintext that lies within `bounds`.
-    private static func slice(
-        _ plaintext: ByteBuffer, segment index: Int64, of header: BlobFileHeader, to bounds: Range<Int64>
-    ) -> ByteBuffer {
-        let start = index * Int64(header.segmentSize)
-        let from = Int(max(bounds.lowerBound - start, 0))
-        let to = Int(min(bounds.upperBound - start, Int64(plaintext.readableBytes)))
-        guard from > 0 || to < plaintext.readableBytes else { return plaintext }
-        return plaintext.getSlice(at: plaintext.readerIndex + from, length: max(to - from, 0)) ?? ByteBuffer()
     }
 
     /// Moves a verified upload to its final path. A blob already there is replaced: the bytes are the same

@@ -6,14 +6,14 @@ import NIOCore
 import RegistryCore
 
 /// Seals and opens the segments of one blob file under its data key (see `BlobFileHeader` for the format).
-struct SegmentCipher: Sendable {
-    let header: BlobFileHeader
-    let digest: Digest
+package struct SegmentCipher: Sendable {
+    package let header: BlobFileHeader
+    package let digest: Digest
     private let key: SymmetricKey
     private let middleAAD: [UInt8]
     private let finalAAD: [UInt8]
 
-    init(header: BlobFileHeader, key: SymmetricKey, digest: Digest) {
+    package init(header: BlobFileHeader, key: SymmetricKey, digest: Digest) {
         self.header = header
         self.key = key
         self.digest = digest
@@ -23,6 +23,20 @@ struct SegmentCipher: Sendable {
 
     /// Seals `plaintext` as segment `index` and writes its ciphertext and tag where the segment lives in `fd`.
     func sealAndWrite(_ plaintext: ByteBuffer, index: Int64, final: Bool, fd: Int32, path: String) throws {
+        try seal(plaintext, index: index, final: final) { stored in
+            try POSIXFile.writeAll(fd, stored, offset: header.fileOffset(ofSegment: index), path: path)
+        }
+    }
+
+    /// Seals `plaintext` as segment `index` and appends the stored form (ciphertext ‖ tag) to `output`.
+    package func seal(_ plaintext: ByteBuffer, index: Int64, final: Bool, appendingTo output: inout ByteBuffer) throws {
+        try seal(plaintext, index: index, final: final) { output.writeBytes($0) }
+    }
+
+    /// Seals `plaintext` as segment `index` and hands `store` the ciphertext followed by its tag.
+    private func seal(
+        _ plaintext: ByteBuffer, index: Int64, final: Bool, _ store: (UnsafeRawBufferPointer) throws -> Void
+    ) throws {
         let box = try plaintext.withUnsafeReadableBytes { bytes in
             try AES.GCM.seal(
                 bytes, using: key, nonce: header.nonce(ofSegment: index), authenticating: final ? finalAAD : middleAAD)
@@ -32,9 +46,34 @@ struct SegmentCipher: Sendable {
             throw RegistryError(.internalError, "Sealing segment \(index) of \(digest) produced no combined form.")
         }
         try combined.withUnsafeBytes { raw in
-            let stored = UnsafeRawBufferPointer(rebasing: raw[BlobFileHeader.nonceByteCount...])
-            try POSIXFile.writeAll(fd, stored, offset: header.fileOffset(ofSegment: index), path: path)
+            try store(UnsafeRawBufferPointer(rebasing: raw[BlobFileHeader.nonceByteCount...]))
         }
+    }
+
+    /// Opens segment `index` from its stored form (ciphertext ‖ tag). Throws `BLOB_CORRUPT` naming the blob and
+    /// the segment when it is cut short or does not authenticate.
+    package func open(stored: ByteBuffer, index: Int64) throws -> ByteBuffer {
+        let sealedLength = header.plaintextLength(ofSegment: index) + BlobFileHeader.tagByteCount
+        guard stored.readableBytes == sealedLength else { throw corrupt(segment: index, "it is cut short") }
+        var combined = Data(capacity: BlobFileHeader.nonceByteCount + sealedLength)
+        header.nonce(ofSegment: index).withUnsafeBytes { combined.append(contentsOf: $0) }
+        stored.withUnsafeReadableBytes { combined.append(contentsOf: $0) }
+        return try open(combined: combined, index: index)
+    }
+
+    /// Opens nonce ‖ ciphertext ‖ tag of segment `index`.
+    private func open(combined: Data, index: Int64) throws -> ByteBuffer {
+        let plaintext: Data
+        do {
+            let box = try AES.GCM.SealedBox(combined: combined)
+            let final = index == header.segmentCount - 1
+            plaintext = try AES.GCM.open(box, using: key, authenticating: final ? finalAAD : middleAAD)
+        } catch {
+            throw corrupt(segment: index, "it fails authentication")
+        }
+        var buffer = ByteBufferAllocator().buffer(capacity: plaintext.count)
+        plaintext.withUnsafeBytes { _ = buffer.writeBytes($0) }
+        return buffer
     }
 
     /// Reads and opens segment `index` of `fd`. Throws `BLOB_CORRUPT` naming the blob and the segment when the
@@ -61,21 +100,11 @@ struct SegmentCipher: Sendable {
             pointer.deallocate()
         })
         guard read == sealedLength else { throw corrupt(segment: index, "it is cut short") }
-        let plaintext: Data
-        do {
-            let box = try AES.GCM.SealedBox(combined: combined)
-            let final = index == header.segmentCount - 1
-            plaintext = try AES.GCM.open(box, using: key, authenticating: final ? finalAAD : middleAAD)
-        } catch {
-            throw corrupt(segment: index, "it fails authentication")
-        }
-        var buffer = ByteBufferAllocator().buffer(capacity: length)
-        plaintext.withUnsafeBytes { _ = buffer.writeBytes($0) }
-        return buffer
+        return try open(combined: combined, index: index)
     }
 
     /// The error for a segment that cannot be trusted.
-    func corrupt(segment index: Int64, _ reason: String) -> RegistryError {
+    package func corrupt(segment index: Int64, _ reason: String) -> RegistryError {
         let start = index * Int64(header.segmentSize)
         return RegistryError(
             .blobCorrupt,

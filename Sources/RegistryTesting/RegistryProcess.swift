@@ -14,15 +14,19 @@ public final class RegistryProcess: @unchecked Sendable {  // Process is not Sen
     public let outputPath: String
 
     /// Starts `registry serve` on `dataDirectory` and returns once `/healthz` answers (or throws after 60 s).
-    public init(dataDirectory: String, adminToken: String, port: Int? = nil) async throws {
+    public init(
+        dataDirectory: String, adminToken: String, port: Int? = nil, arguments extra: [String] = [],
+        environment added: [String: String] = [:]
+    ) async throws {
         self.dataDirectory = dataDirectory
         self.adminToken = adminToken
         self.port = try port ?? Self.freePort()
         let binary = try Self.binary(named: "registry")
         process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["serve", "--data-dir", dataDirectory, "--host", "127.0.0.1", "--port", String(self.port)]
-        var environment = ProcessInfo.processInfo.environment
+        process.arguments =
+            ["serve", "--data-dir", dataDirectory, "--host", "127.0.0.1", "--port", String(self.port)] + extra
+        var environment = ProcessInfo.processInfo.environment.merging(added) { $1 }
         environment["REGISTRY_ADMIN_TOKEN"] = adminToken
         process.environment = environment
         outputPath = dataDirectory + ".log"

