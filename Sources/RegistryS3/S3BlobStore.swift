@@ -185,6 +185,7 @@ public final class S3BlobStore: BlobStore {
 
     public func delete(_ digest: Digest) async throws {
         try await client.delete(key(of: digest))
+        try await client.delete(touchKey(of: digest))
     }
 
     public func list() async throws -> [Digest] {
@@ -201,13 +202,24 @@ public final class S3BlobStore: BlobStore {
         return digests
     }
 
+    /// The later of the object's `Last-Modified` and its last touch.
     public func modificationTime(of digest: Digest) async throws -> Date? {
         guard let info = try await client.head(key(of: digest)) else { return nil }
-        return info.lastModified ?? Date.distantPast
+        let written = info.lastModified ?? .distantPast
+        guard let touched = try await client.head(touchKey(of: digest))?.lastModified else { return written }
+        return max(written, touched)
     }
 
+    /// Writes an empty marker object whose `Last-Modified` is the touch: S3 cannot change an object's time
+    /// without rewriting it, and a check touches every chunk of a model that is already there.
     public func touch(_ digest: Digest) async throws {
-        _ = try await client.copyInPlace(key(of: digest), metadata: ["touched": String(Int(Date().timeIntervalSince1970))])
+        guard try await client.head(key(of: digest)) != nil else { return }
+        try await client.put(touchKey(of: digest), body: ByteBuffer())
+    }
+
+    /// The marker object whose time is the blob's last touch.
+    private func touchKey(of digest: Digest) -> String {
+        "\(prefix)touched/sha256/\(digest.hex)"
     }
 
     /// Aborts multipart uploads under this store's prefix that began more than `age` ago: what a crash mid-upload

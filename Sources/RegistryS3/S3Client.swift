@@ -123,26 +123,6 @@ public final class S3Client: Sendable {
         try await Self.check(response, "DELETE", key)
     }
 
-    /// Copies the object onto itself with new metadata, which gives it a new `Last-Modified`; returns false when
-    /// there is no such object.
-    public func copyInPlace(_ key: String, metadata: [String: String]) async throws -> Bool {
-        var headers = [
-            ("x-amz-copy-source", "/\(location.bucket)/\(key)".split(separator: "/", omittingEmptySubsequences: false)
-                .map { SigV4Signer.encode(String($0)) }.joined(separator: "/")),
-            ("x-amz-metadata-directive", "REPLACE"),
-        ]
-        headers += metadata.map { ("x-amz-meta-\($0.key)", $0.value) }
-        let response = try await send(.PUT, key: key, headers: headers)
-        if response.status == .notFound { return false }
-        // A copy can fail after its 200 head: the error is then in the body.
-        let body = try await Self.check(response, "COPY", key)
-        if let error = XMLText.first("Code", in: body), body.contains("<Error>") {
-            if error == "NoSuchKey" { return false }
-            throw Self.failure("COPY", key, status: 200, code: error, message: XMLText.first("Message", in: body))
-        }
-        return true
-    }
-
     /// Every key under `prefix`, a page (up to 1000) at a time.
     public func list(prefix: String, continuationToken: String? = nil) async throws -> (keys: [String], next: String?) {
         var query = [("list-type", "2"), ("prefix", prefix)]

@@ -60,6 +60,7 @@ extension RegistryRoutes {
     /// spares them while the upload that checked them completes.
     func touchPresent(_ digests: [Digest], missing: [Digest]) async throws {
         let absent = Set(missing)
-        for digest in digests where !absent.contains(digest) { try await blobs.touch(digest) }
+        let blobs = self.blobs
+        _ = try await Self.concurrently(digests.filter { !absent.contains($0) }) { try await blobs.touch($0) }
     }
 }

@@ -197,23 +197,32 @@ extension RegistryRoutes {
     /// Which of `digests` the blob store lacks, in their order; checks run a few at a time.
     func missingBlobs(_ digests: [Digest]) async throws -> [Digest] {
         let blobs = self.blobs
-        var missing: [Int: Digest] = [:]
-        try await withThrowingTaskGroup(of: (Int, Digest?).self) { group in
+        return try await Self.concurrently(digests) { try await blobs.size(of: $0) == nil ? $0 : nil }
+            .compactMap { $0 }
+    }
+
+    /// `body` applied to every digest, at most `width` at a time (a remote blob store answers each in a round
+    /// trip); the results are in the order of `digests`.
+    static func concurrently<T: Sendable>(
+        _ digests: [Digest], width: Int = 16, _ body: @escaping @Sendable (Digest) async throws -> T
+    ) async throws -> [T] {
+        var results: [Int: T] = [:]
+        try await withThrowingTaskGroup(of: (Int, T).self) { group in
             var next = 0
             func schedule() {
                 guard next < digests.count else { return }
                 let index = next
                 let digest = digests[index]
                 next += 1
-                group.addTask { (index, try await blobs.size(of: digest) == nil ? digest : nil) }
+                group.addTask { (index, try await body(digest)) }
             }
-            for _ in 0..<16 { schedule() }
-            while let (index, digest) = try await group.next() {
-                if let digest { missing[index] = digest }
+            for _ in 0..<width { schedule() }
+            while let (index, result) = try await group.next() {
+                results[index] = result
                 schedule()
             }
         }
-        return missing.keys.sorted().compactMap { missing[$0] }
+        return digests.indices.map { results[$0]! }
     }
 
     static func incomplete(_ missing: [Digest], what: String) -> RegistryError {

@@ -137,6 +137,27 @@ struct S3BlobStoreTests {
         #expect(error?.message.contains("not-the-secret") == false)
     }
 
+    @Test func aTouchRenewsTheModificationTimeWithoutRewritingTheBlob() async throws {
+        let fixture = try await S3Fixture.make()
+        let bytes = BlobStoreConformance.pattern(100_000, seed: 15)
+        let digest = try await fixture.store.put(bytes: bytes)
+        let written = try #require(try await fixture.store.modificationTime(of: digest))
+        let object = try await fixture.rawObject(digest)
+        // Object times have a resolution of one second.
+        try await Task.sleep(for: .milliseconds(1500))
+        try await fixture.store.touch(digest)
+        let touched = try #require(try await fixture.store.modificationTime(of: digest))
+        #expect(touched > written)
+        #expect(try await fixture.rawObject(digest) == object, "the object itself was not rewritten")
+        #expect(try await fixture.client.list(prefix: "registry/touched/").keys.count == 1)
+
+        // Touching an absent blob leaves no marker; deleting a blob deletes its marker.
+        try await fixture.store.touch(Digest(of: Array("absent".utf8)))
+        #expect(try await fixture.client.list(prefix: "registry/touched/").keys.count == 1)
+        try await fixture.store.delete(digest)
+        #expect(try await fixture.client.list(prefix: "registry/").keys.isEmpty)
+    }
+
     @Test func staleMultipartUploadsAreAborted() async throws {
         let fixture = try await S3Fixture.make()
         let key = fixture.store.key(of: Digest(of: Array("abandoned".utf8)))
