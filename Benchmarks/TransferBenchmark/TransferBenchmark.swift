@@ -18,6 +18,10 @@ struct TransferBenchmark: AsyncParsableCommand {
     var workDir: String?
     @Option(help: "The registry executable (default: next to this one).") var registry: String?
     @Option(help: "Transfer concurrency passed to push and pull.") var concurrency = 8
+    @Option(
+        parsing: .unconditionalSingleValue,
+        help: "One more argument for `registry serve` (repeat it), e.g. --serve-arg --s3-bucket --serve-arg models.")
+    var serveArg: [String] = []
 
     func run() async throws {
         let binary = registry ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
@@ -27,14 +31,14 @@ struct TransferBenchmark: AsyncParsableCommand {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let gigabytes = sizes.split(separator: ",").compactMap { Int($0) }
 
-        let server = try await ServerProcess(binary: binary, dataDirectory: directory + "/data")
+        let server = try await ServerProcess(binary: binary, dataDirectory: directory + "/data", extra: serveArg)
         defer { server.stop() }
         let bench = Bench(
             binary: binary, directory: directory, server: server, concurrency: concurrency,
             admin: RegistryClient(baseURL: server.baseURL, token: ServerProcess.adminToken))
         print(Machine.describe())
         print(try Calibration.run(directory: directory))
-        print("registry serve --data-port: main \(server.baseURL), data \(server.dataURL)\n")
+        print("registry serve --data-port \(serveArg.joined(separator: " ")): main \(server.baseURL), data \(server.dataURL)\n")
         print("| measurement | size | seconds | GB/s | peak RSS MiB | notes |")
         print("|---|---:|---:|---:|---:|---|")
         for size in gigabytes {
@@ -292,13 +296,13 @@ final class ServerProcess: @unchecked Sendable {  // Process is not Sendable; us
     let dataURL: String
     private let process: Process
 
-    init(binary: String, dataDirectory: String) async throws {
+    init(binary: String, dataDirectory: String, extra: [String]) async throws {
         process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = [
             "serve", "--data-dir", dataDirectory, "--host", "127.0.0.1", "--port", "0", "--data-port", "0",
             "--log-level", "error",
-        ]
+        ] + extra
         var environment = ProcessInfo.processInfo.environment
         environment["REGISTRY_ADMIN_TOKEN"] = Self.adminToken
         process.environment = environment

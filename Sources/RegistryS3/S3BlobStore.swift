@@ -240,9 +240,13 @@ public final class S3BlobStore: BlobStore {
     /// The header of a blob and the object's entity tag, nil when absent; `BLOB_CORRUPT` when the header is not
     /// valid or the object's length disagrees with it.
     private func readHeader(_ digest: Digest) async throws -> (header: BlobFileHeader, etag: String?)? {
-        guard let response = try await client.get(key(of: digest), range: 0..<Int64(BlobFileHeader.byteCount)) else {
-            return nil
+        let found: HTTPClientResponse?
+        do {
+            found = try await client.get(key(of: digest), range: 0..<Int64(BlobFileHeader.byteCount))
+        } catch let error as RegistryError where error.details["status"] == .number(416) {
+            throw reportCorrupt(digest, "the object is empty")
         }
+        guard let response = found else { return nil }
         let bytes = try await response.body.collect(upTo: BlobFileHeader.byteCount + 1)
         let header: BlobFileHeader
         do {

@@ -11,14 +11,34 @@ struct ClientOptions: ParsableArguments {
     @Option(help: "The bearer token (default: $REGISTRY_TOKEN).")
     var token: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Also trust this PEM CA certificate for an https registry (default: $REGISTRY_CA_CERT).",
+            discussion: "The system's trusted roots are always trusted as well."))
+    var caCert: String?
+
     @Flag(help: "Print JSON instead of text.")
     var json = false
+
+    private var caFile: String? {
+        caCert ?? ProcessInfo.processInfo.environment["REGISTRY_CA_CERT"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    func validate() throws {
+        do {
+            _ = try TrustedHTTPClients.client(trusting: caFile)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
 
     var client: RegistryClient {
         let environment = ProcessInfo.processInfo.environment
         return RegistryClient(
             baseURL: url ?? environment["REGISTRY_URL"] ?? "http://127.0.0.1:8080",
-            token: token ?? environment["REGISTRY_TOKEN"])
+            token: token ?? environment["REGISTRY_TOKEN"],
+            // `validate` made (and cached) the client, so this does not fail.
+            httpClient: (try? TrustedHTTPClients.client(trusting: caFile)) ?? .shared)
     }
 
     /// Prints `value` as JSON with `--json`, otherwise the text `describe` makes of it.

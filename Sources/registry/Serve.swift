@@ -49,6 +49,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "A key prefix for the registry's objects in --s3-bucket.")
     var s3Prefix = ""
 
+    @Option(help: "Also trust this PEM CA certificate for an https --s3-endpoint.")
+    var s3CaCert: String?
+
     func validate() throws {
         if (tlsCert == nil) != (tlsKey == nil) {
             throw ValidationError("--tls-cert and --tls-key go together.")
@@ -57,8 +60,13 @@ struct Serve: AsyncParsableCommand {
         if let dataPort, !(0...65535).contains(dataPort) {
             throw ValidationError("--data-port must be between 0 and 65535.")
         }
-        if s3Bucket == nil && (s3Endpoint != nil || !s3Prefix.isEmpty) {
-            throw ValidationError("--s3-endpoint and --s3-prefix need --s3-bucket.")
+        if s3Bucket == nil && (s3Endpoint != nil || !s3Prefix.isEmpty || s3CaCert != nil) {
+            throw ValidationError("--s3-endpoint, --s3-prefix and --s3-ca-cert need --s3-bucket.")
+        }
+        do {
+            _ = try TrustedHTTPClients.client(trusting: s3CaCert)
+        } catch {
+            throw ValidationError("\(error)")
         }
     }
 
@@ -118,7 +126,8 @@ struct Serve: AsyncParsableCommand {
             location: .init(
                 endpoint: s3Endpoint ?? "https://s3.\(s3Region).amazonaws.com", bucket: s3Bucket, region: s3Region),
             credentials: .init(
-                accessKeyId: accessKey, secretAccessKey: secret, sessionToken: environment["AWS_SESSION_TOKEN"]))
+                accessKeyId: accessKey, secretAccessKey: secret, sessionToken: environment["AWS_SESSION_TOKEN"]),
+            httpClient: try TrustedHTTPClients.client(trusting: s3CaCert))
         let store = S3BlobStore(client: client, prefix: s3Prefix, keyring: keyring, onCorruption: onCorruption)
         // Fail now, with the object store's own reason, rather than on the first upload.
         _ = try await client.list(prefix: store.key(of: Digest(of: [])))

@@ -6,12 +6,13 @@ import NIOSSL
 import RegistryClient
 import RegistryCore
 import RegistryServer
+import RegistryTesting
 import Testing
 
 /// `ServerConfiguration.tls`: both ports speak HTTPS only, with a real certificate and a real handshake.
 @Suite struct TLSTests {
     @Test func bothPortsServeHTTPSOnlyAndAdvertiseHTTPSURLs() async throws {
-        guard let certificate = try Self.selfSignedCertificate() else { return }
+        guard let certificate = try TestCertificate.make() else { return }
         defer { try? FileManager.default.removeItem(atPath: certificate.directory) }
         let chain = try NIOSSLCertificate.fromPEMFile(certificate.cert)
         let key = try NIOSSLPrivateKey(file: certificate.key, format: .pem)
@@ -61,35 +62,5 @@ import Testing
         try await trusting.shutdown()
         await server.shutdown()
         if let failure { throw failure }
-    }
-
-    /// A throwaway self-signed P-256 certificate for 127.0.0.1 made with `openssl`; nil (and a loud skip) when openssl
-    /// is missing outside CI, a failure under CI.
-    static func selfSignedCertificate() throws -> (directory: String, cert: String, key: String)? {
-        let directory = NSTemporaryDirectory() + "registry-tls-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", directory + "/key.pem", "-out", directory + "/cert.pem", "-days", "1",
-            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-        ]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        do {
-            try process.run()
-            process.waitUntilExit()
-        } catch {}
-        guard process.terminationStatus == 0 else {
-            let reason = "openssl could not make a test certificate; the TLS test cannot run"
-            if ProcessInfo.processInfo.environment["CI"] != nil {
-                Issue.record(Comment(rawValue: reason))
-            } else {
-                print("SKIPPED: \(reason)")
-            }
-            return nil
-        }
-        return (directory, directory + "/cert.pem", directory + "/key.pem")
     }
 }
