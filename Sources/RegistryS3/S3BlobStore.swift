@@ -141,10 +141,11 @@ public final class S3BlobStore: BlobStore {
     }
 
     private func read(_ digest: Digest, range: Range<Int64>?) async throws -> ByteStream {
+        guard let range else { return try await readWhole(digest) }
         guard let (header, etag) = try await readHeader(digest) else { throw Self.notFound(digest) }
         let cipher = try openCipher(header, digest: digest)
         try checkRange(range, size: header.plaintextSize)
-        let bounds = range ?? 0..<header.plaintextSize
+        let bounds = range
         if bounds.isEmpty && header.plaintextSize > 0 { return .buffers([]) }
         let segmentSize = Int64(header.segmentSize)
         let firstSegment = bounds.lowerBound / segmentSize
@@ -156,9 +157,43 @@ public final class S3BlobStore: BlobStore {
             throw Self.notFound(digest)
         }
         let reader = SegmentReader(
-            body: ByteStream(response.body), cipher: cipher, bounds: bounds, segments: firstSegment...lastSegment)
+            body: ByteStream(response.body).makeAsyncIterator(), cipher: cipher, bounds: bounds,
+            segments: firstSegment...lastSegment)
+        return try await stream(reader)
+    }
+
+    /// A whole blob in one `GET`, header included (one round trip; a single response is one version of the object).
+    private func readWhole(_ digest: Digest) async throws -> ByteStream {
+        guard let response = try await client.get(key(of: digest)) else { throw Self.notFound(digest) }
+        var body = ByteStream(response.body).makeAsyncIterator()
+        var head = ByteBufferAllocator().buffer(capacity: BlobFileHeader.byteCount)
+        while head.readableBytes < BlobFileHeader.byteCount {
+            guard var more = try await body.next() else {
+                throw reportCorrupt(digest, "the object is shorter than its header")
+            }
+            head.writeBuffer(&more)
+        }
+        let header: BlobFileHeader
+        do {
+            header = try BlobFileHeader(parsing: Array(head.readBytes(length: BlobFileHeader.byteCount)!))
+        } catch {
+            throw reportCorrupt(digest, "its header is invalid: \(error.reason)")
+        }
+        let total = response.headers.first(name: "Content-Length").flatMap { Int64($0) }
+        guard total == header.fileSize else {
+            throw reportCorrupt(
+                digest, "the object holds \(total.map(String.init) ?? "?") bytes where its header implies \(header.fileSize)")
+        }
+        let reader = SegmentReader(
+            body: body, carry: head, cipher: try openCipher(header, digest: digest),
+            bounds: 0..<header.plaintextSize, segments: 0...(header.segmentCount - 1))
+        return try await stream(reader)
+    }
+
+    /// The plaintext stream of `reader`, whose first segment is opened before the stream is returned so that a
+    /// corrupt start fails the request cleanly.
+    private func stream(_ reader: SegmentReader) async throws -> ByteStream {
         let onCorruption = onCorruption
-        // The first segment is opened before the stream is returned, so a corrupt start fails the request cleanly.
         let first: ByteBuffer?
         do {
             first = try await reader.next()
@@ -360,10 +395,15 @@ private final class SegmentReader: @unchecked Sendable {
     private let bounds: Range<Int64>
     private let last: Int64
     private var index: Int64
-    private var carry = ByteBufferAllocator().buffer(capacity: 0)
+    private var carry: ByteBuffer
 
-    init(body: ByteStream, cipher: SegmentCipher, bounds: Range<Int64>, segments: ClosedRange<Int64>) {
-        self.iterator = body.makeAsyncIterator()
+    /// Reads `segments` from `body`, which starts with `carry` (bytes already read from it).
+    init(
+        body: ByteStream.AsyncIterator, carry: ByteBuffer = ByteBuffer(), cipher: SegmentCipher, bounds: Range<Int64>,
+        segments: ClosedRange<Int64>
+    ) {
+        self.iterator = body
+        self.carry = carry
         self.cipher = cipher
         self.bounds = bounds
         self.index = segments.lowerBound

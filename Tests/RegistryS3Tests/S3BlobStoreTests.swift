@@ -113,14 +113,21 @@ struct S3BlobStoreTests {
         var raw = try await fixture.rawObject(digest)
         raw[200] ^= 0x01  // inside the first segment's ciphertext
         try await fixture.client.put(fixture.store.key(of: digest), body: ByteBuffer(bytes: raw))
+        // A whole read (one GET) and a ranged read (header, then the segments) both refuse it.
         let error = await #expect(throws: RegistryError.self) { _ = try await BlobStoreConformance.read(fixture.store, digest) }
         #expect(error?.code == .blobCorrupt)
-        #expect(fixture.corruption.count == 1)
+        let ranged = await #expect(throws: RegistryError.self) {
+            _ = try await BlobStoreConformance.read(fixture.store, digest, range: 10..<20)
+        }
+        #expect(ranged?.code == .blobCorrupt)
+        #expect(fixture.corruption.count == 2)
 
         // Cut short: the header no longer matches the object's length.
         try await fixture.client.put(fixture.store.key(of: digest), body: ByteBuffer(bytes: raw.dropLast(100)))
         let truncated = await #expect(throws: RegistryError.self) { _ = try await fixture.store.size(of: digest) }
         #expect(truncated?.code == .blobCorrupt)
+        let cut = await #expect(throws: RegistryError.self) { _ = try await BlobStoreConformance.read(fixture.store, digest) }
+        #expect(cut?.code == .blobCorrupt)
 
         // Putting the right bytes again heals it.
         _ = try await fixture.store.put(bytes: bytes)
