@@ -167,7 +167,9 @@ enum OpenAPIDocument {
             ],
             "/v1/models/{model}/stages/{stage}/rollouts/{rollout}/advance": rolloutAction(
                 "advanceRollout", "Exposes the next step now; the step after the last completes the rollout, "
-                    + "pointing the stage at the candidate (deployer).", model, stage, rolloutId),
+                    + "pointing the stage at the candidate (deployer). Completing re-checks the candidate against "
+                    + "the model's trust policy: 409 SIGNATURE_INVALID or SIGNATURE_REQUIRED when it no longer "
+                    + "passes.", model, stage, rolloutId),
             "/v1/models/{model}/stages/{stage}/rollouts/{rollout}/pause": rolloutAction(
                 "pauseRollout", "Holds the current weight; no automatic advance (deployer).", model, stage, rolloutId),
             "/v1/models/{model}/stages/{stage}/rollouts/{rollout}/resume": rolloutAction(

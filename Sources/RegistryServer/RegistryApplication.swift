@@ -33,7 +33,10 @@ public enum RegistryApplication {
             }
         ]
         if let interval = configuration.rolloutCheckInterval {
-            services.append(RolloutSupervisor(metadata: metadata, interval: interval, logger: logger))
+            services.append(
+                RolloutSupervisor(
+                    metadata: metadata, interval: interval, logger: logger,
+                    completion: shared.routes(table: RouteTable()).completionCheck))
         }
         var dataGroup: MultiThreadedEventLoopGroup?
         if let dataPort = configuration.dataPort {
@@ -89,6 +92,13 @@ public enum RegistryApplication {
             dataPlane = DataPlaneEndpoint(
                 publicURL: configuration.publicArtifactsURL, scheme: configuration.scheme)
         }
+
+        /// The routes over these stores, registering into `table`.
+        func routes(table: RouteTable) -> RegistryRoutes {
+            RegistryRoutes(
+                configuration: configuration, metadata: metadata, blobs: blobs, authenticator: authenticator,
+                metrics: metrics, table: table, dataPlane: dataPlane)
+        }
     }
 
     static func build(
@@ -97,9 +107,7 @@ public enum RegistryApplication {
     ) throws -> Application<RouterResponder<RegistryRequestContext>> {
         let configuration = shared.configuration
         let table = RouteTable()
-        let routes = RegistryRoutes(
-            configuration: configuration, metadata: shared.metadata, blobs: shared.blobs,
-            authenticator: shared.authenticator, metrics: shared.metrics, table: table, dataPlane: shared.dataPlane)
+        let routes = shared.routes(table: table)
         let router = Router(context: RegistryRequestContext.self)
         router.add(middleware: RegistryMiddleware(metrics: shared.metrics, routes: table))
         var serverConfiguration = ApplicationConfiguration(

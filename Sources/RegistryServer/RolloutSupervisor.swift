@@ -11,6 +11,8 @@ struct RolloutSupervisor: Service {
     let metadata: any MetadataStore
     let interval: Duration
     let logger: Logger
+    /// Checks a candidate against its model's trust policy before a rollout completes.
+    let completion: RolloutDecisions.CompletionCheck
 
     static let actor = "registry:rollouts"
 
@@ -31,7 +33,8 @@ struct RolloutSupervisor: Service {
     func checkOnce() async {
         do {
             for rollout in try await metadata.activeRollouts() {
-                _ = try await RolloutDecisions.decide(rollout, metadata: metadata, actor: Self.actor)
+                _ = try await RolloutDecisions.decide(
+                    rollout, metadata: metadata, actor: Self.actor, completion: completion)
             }
         } catch is CancellationError {
             return

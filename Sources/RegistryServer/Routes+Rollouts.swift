@@ -62,7 +62,9 @@ extension RegistryRoutes {
                 return try await metadata.startRollout(draft, expectedStageRevision: stageRevision, context: mutation)
             }
             // A rollout that needs no warm instances starts exposing at once.
-            rollout = try await RolloutDecisions.decide(rollout, metadata: metadata, actor: principal.subject) ?? rollout
+            rollout =
+                try await RolloutDecisions.decide(
+                    rollout, metadata: metadata, actor: principal.subject, completion: completionCheck) ?? rollout
             var headers = HTTPFields()
             headers[.location] = "/v1/models/\(model.name)/stages/\(name)/rollouts/\(rollout.id)"
             return try .json(rollout, status: .created, revision: rollout.revision, headers: headers)
@@ -86,11 +88,27 @@ extension RegistryRoutes {
                 }
                 let now = Timestamp.now()
                 let reason = body.reason ?? "\(verb) by \(principal.subject)"
+                var change = mutation(principal, context)
+                // An advance that completes the rollout promotes the candidate: it must still meet the trust policy.
+                var probe = current
+                let completes = action == "advance" && (try? RolloutRules.advance(&probe, now: now)) == .complete
+                if completes {
+                    let (checked, refusal) = try await completionCheck(current)
+                    if let refusal { return HTTPErrorMapping.response(for: refusal, status: .conflict) }
+                    change = change.checking(checked.trustPolicy, of: checked.name)
+                }
                 let rollout = try await metadata.updateRollout(
-                    id: current.id, expectedRevision: revision, context: mutation(principal, context)
+                    id: current.id, expectedRevision: revision, context: change
                 ) { rollout in
                     switch action {
-                    case "advance": return try RolloutRules.advance(&rollout, now: now)
+                    case "advance":
+                        var next = rollout
+                        let step = try RolloutRules.advance(&next, now: now)
+                        guard step != .complete || completes else {
+                            throw RegistryError(.revisionMismatch, "The rollout changed while it was advanced; retry.")
+                        }
+                        rollout = next
+                        return step
                     case "pause": return try RolloutRules.pause(&rollout)
                     case "resume": return try RolloutRules.resume(&rollout, now: now)
                     default: return try RolloutRules.abort(&rollout, reason: reason)
@@ -119,12 +137,50 @@ extension RegistryRoutes {
                 instance: body.instance, region: body.region, state: body.state, requests: body.requests ?? 0,
                 errors: body.errors ?? 0, stableRequests: body.stableRequests ?? 0, stableErrors: body.stableErrors ?? 0,
                 time: now)
+            // A report can end a bake and so complete the rollout: that needs the candidate still trusted.
+            var probe = current
+            var change = mutation(principal, context)
+            var checked = false
+            var refusal: RegistryError?
+            if try RolloutRules.record(report, in: &probe, now: now) == .complete {
+                let (model, refused) = try await completionCheck(current)
+                change = change.checking(model.trustPolicy, of: model.name)
+                (checked, refusal) = (true, refused)
+            }
             let rollout = try await metadata.updateRollout(
-                id: current.id, expectedRevision: nil, context: mutation(principal, context)
-            ) { rollout in
-                try RolloutRules.record(report, in: &rollout, now: now)
+                id: current.id, expectedRevision: nil, context: change
+            ) { [checked, refusal] rollout in
+                var next = rollout
+                let decided = try RolloutRules.record(report, in: &next, now: now)
+                guard decided == .complete else {
+                    rollout = next
+                    return decided
+                }
+                rollout.reports[report.instance] = report
+                if let refusal { return try RolloutRules.abort(&rollout, reason: RolloutDecisions.untrusted(refusal)) }
+                // Not checked (the rollout moved on since it was read): the report is kept, and the supervisor
+                // completes the rollout after checking.
+                guard checked else { return .report }
+                rollout = next
+                return decided
             }
             return try .json(rollout, revision: rollout.revision)
+        }
+    }
+
+    /// `RolloutDecisions.CompletionCheck` against this registry's stores.
+    var completionCheck: RolloutDecisions.CompletionCheck {
+        { rollout in
+            guard let model = try await metadata.model(named: rollout.model) else {
+                throw RegistryError.modelNotFound(rollout.model)
+            }
+            guard model.trustPolicy.requireSignature else { return (model, nil) }
+            do {
+                try await requireTrustedSignature(model: model, number: rollout.version)
+                return (model, nil)
+            } catch let error as RegistryError where error.code == .signatureRequired || error.code == .signatureInvalid {
+                return (model, error)
+            }
         }
     }
 
@@ -143,19 +199,43 @@ extension RegistryRoutes {
 enum RolloutDecisions {
     /// Applies `rollout`'s own decision at the current time, if it has one; returns the updated rollout, or nil
     /// when there was nothing to decide (or another instance decided first).
-    static func decide(_ rollout: Rollout, metadata: any MetadataStore, actor: String) async throws -> Rollout? {
+    ///
+    /// A decision to complete first checks the candidate against the model's trust policy as it is now; when a
+    /// key was revoked or signatures became required since the rollout started, the rollout is aborted instead,
+    /// so traffic returns to the stable version rather than promoting a version nobody vouches for.
+    static func decide(
+        _ rollout: Rollout, metadata: any MetadataStore, actor: String, completion: CompletionCheck
+    ) async throws -> Rollout? {
         let now = Timestamp.now()
         var probe = rollout
-        guard RolloutRules.evaluate(&probe, now: now) != .report else { return nil }
+        let decision = RolloutRules.evaluate(&probe, now: now)
+        guard decision != .report else { return nil }
+        var context = MutationContext(actor: actor, requestId: "rollout-\(rollout.id)-r\(rollout.revision)")
+        var refusal: RegistryError?
+        if decision == .complete {
+            let (model, refused) = try await completion(rollout)
+            context = context.checking(model.trustPolicy, of: model.name)
+            refusal = refused
+        }
         do {
             return try await metadata.updateRollout(
-                id: rollout.id, expectedRevision: rollout.revision,
-                context: MutationContext(actor: actor, requestId: "rollout-\(rollout.id)-r\(rollout.revision)")
-            ) { current in
-                RolloutRules.evaluate(&current, now: now)
+                id: rollout.id, expectedRevision: rollout.revision, context: context
+            ) { [refusal] current in
+                if let refusal { return try RolloutRules.abort(&current, reason: untrusted(refusal)) }
+                return RolloutRules.evaluate(&current, now: now)
             }
-        } catch let error as RegistryError where error.code == .revisionMismatch {
+        } catch let error as RegistryError where error.code == .revisionMismatch || error.code == .trustPolicyChanged {
+            // Another instance decided first, or the policy changed under the check: the next look decides again.
             return nil
         }
+    }
+
+    /// Checks a rollout's candidate against its model's trust policy as it is now: the model read, and the refusal
+    /// when the candidate no longer meets it (nil when it does).
+    typealias CompletionCheck = @Sendable (Rollout) async throws -> (model: Model, refusal: RegistryError?)
+
+    /// The abort reason of a rollout whose candidate is no longer trusted.
+    static func untrusted(_ refusal: RegistryError) -> String {
+        "not completed: \(refusal.message)"
     }
 }

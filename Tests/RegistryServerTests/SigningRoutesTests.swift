@@ -156,6 +156,59 @@ import Testing
         }
     }
 
+    @Test func aRolloutIsNotCompletedOnceItsCandidateIsNoLongerTrusted() async throws {
+        try await TestRegistry.with { registry in
+            let world = try await World.make(registry)
+            try await trust([trusted], requireSignature: true, world, revision: 2)
+            let digest = try await registry.upload(["model.bin": Array("v2".utf8)], token: writer(world))
+            #expect(try await createVersion(world, digest, signature: try await sign(registry, digest, with: trusted)).status == 201)
+            try await approve(world, version: 2)
+
+            // Advanced by hand: the key is revoked at 50 %, so the step to 100 % (which promotes) is refused.
+            let manual = try await startRollout(world, ["steps": [50, 100], "autoAdvance": false, "minInstances": 0])
+            #expect(manual.status == 201)
+            #expect(manual.json["weight"] == .number(50))
+            let manualPath = try rolloutPath(manual)
+            try await trust([other], requireSignature: true, world, revision: 3)
+            let refused = try await registry.send(
+                .POST, manualPath + "/advance", token: world.tokens["deployer"],
+                headers: [("If-Match", manual.header("ETag") ?? "")])
+            #expect(refused.status == 409)
+            #expect(refused.errorCode == "SIGNATURE_INVALID")
+            let unchanged = try await registry.send(.GET, manualPath, token: world.tokens["reader"])
+            #expect(unchanged.json["state"] == "progressing")
+            #expect(unchanged.json["weight"] == .number(50))
+            #expect(try await stageVersion(world) == 1)
+            let aborted = try await registry.send(
+                .POST, manualPath + "/abort", token: world.tokens["deployer"],
+                headers: [("If-Match", unchanged.header("ETag") ?? "")])
+            #expect(aborted.status == 200, "aborting never depends on the trust policy")
+
+            // Advancing on its own: when the bake ends the registry aborts it instead of completing it.
+            try await trust([trusted], requireSignature: true, world, revision: 4)
+            let automatic = try await startRollout(world, ["steps": [50, 100], "bakeSeconds": 10, "minInstances": 0])
+            #expect(automatic.status == 201)
+            #expect(automatic.json["weight"] == .number(50))
+            let automaticPath = try rolloutPath(automatic)
+            try await trust([other], requireSignature: true, world, revision: 5)
+            var ended = try await registry.send(.GET, automaticPath, token: world.tokens["reader"])
+            let deadline = ContinuousClock.now + .seconds(90)
+            while ended.json["state"] == "progressing" && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(200))
+                ended = try await registry.send(.GET, automaticPath, token: world.tokens["reader"])
+            }
+            #expect(ended.json["state"] == "aborted")
+            if case .string(let reason)? = ended.json["reason"] {
+                #expect(reason.contains("not completed") && reason.contains("Version 2"), "\(reason)")
+            } else {
+                Issue.record("no abort reason: \(ended.text)")
+            }
+            #expect(try await stageVersion(world) == 1)
+            let resolved = try await registry.send(.GET, "/v1/resolve/demo/production", token: world.tokens["reader"])
+            #expect(resolved.json["candidate"] == .null)
+        }
+    }
+
     @Test func rollbackToAnUnsignedVersionIsRefusedWhenSignaturesAreRequired() async throws {
         try await TestRegistry.with { registry in
             let world = try await World.make(registry)
@@ -257,6 +310,29 @@ import Testing
             .POST, "/v1/models/demo/versions/\(version)/approvals", token: world.tokens["approver"],
             json: ["decision": "approve"], headers: [("If-Match", "\"1\"")])
         guard approval.status == 200 else { throw TestFailure("approval: \(approval.status) \(approval.text)") }
+    }
+
+    /// Starts a rollout of version 2 on `production` with `options`.
+    private func startRollout(_ world: World, _ options: [String: JSONValue]) async throws -> TestResponse {
+        let stage = try await world.registry.send(
+            .GET, "/v1/models/demo/stages/production", token: world.tokens["reader"])
+        var body = options
+        body["version"] = 2
+        return try await world.registry.send(
+            .POST, "/v1/models/demo/stages/production/rollouts", token: world.tokens["deployer"], json: .object(body),
+            headers: [("If-Match", stage.header("ETag") ?? "")])
+    }
+
+    private func rolloutPath(_ started: TestResponse) throws -> String {
+        guard case .string(let id)? = started.json["id"] else { throw TestFailure("rollout: \(started.text)") }
+        return "/v1/models/demo/stages/production/rollouts/\(id)"
+    }
+
+    private func stageVersion(_ world: World) async throws -> Double? {
+        let stage = try await world.registry.send(
+            .GET, "/v1/models/demo/stages/production", token: world.tokens["reader"])
+        if case .number(let version)? = stage.json["version"] { return version }
+        return nil
     }
 
     /// Creates `stage` at `version`.
