@@ -20,20 +20,12 @@ public final class InMemoryBlobStore: BlobStore {
 
     public func put(_ digest: Digest, expectedSize: Int64?, body: ByteStream) async throws -> Int64 {
         var bytes: [UInt8] = []
-        var hasher = SHA256()
+        var check = UploadCheck(digest: digest, expectedSize: expectedSize)
         for try await buffer in body {
-            buffer.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+            try check.consume(buffer)
             bytes.append(contentsOf: buffer.readableBytesView)
         }
-        let actual = Digest(finalized: hasher.finalize())
-        guard actual == digest else {
-            throw RegistryError(
-                .digestMismatch, "The bytes hash to \(actual), not \(digest).",
-                details: ["expected": .string(digest.description), "actual": .string(actual.description)])
-        }
-        if let expectedSize, expectedSize != Int64(bytes.count) {
-            throw RegistryError(.sizeMismatch, "Expected \(expectedSize) bytes, received \(bytes.count).")
-        }
+        _ = try check.finish()
         blobs.withLock { $0[digest] = Entry(bytes: bytes, modified: Date()) }
         return Int64(bytes.count)
     }

@@ -4,7 +4,6 @@ import NIOPosix
 import RegistryCore
 
 import enum Crypto.AES
-import struct Crypto.SHA256
 import struct Crypto.SymmetricKey
 
 #if canImport(Glibc)
@@ -98,19 +97,14 @@ public final class FileSystemBlobStore: BlobStore {
         }
         var isOpen = true
         do {
-            var hasher = SHA256()
-            var total: Int64 = 0
+            var check = UploadCheck(digest: digest, expectedSize: expectedSize)
             var index: Int64 = 0
             let segmentSize = segmentSize
             // One segment is gathered here; a full one is sealed only once more bytes arrive, because the last
             // segment is sealed as final.
             var segment = ByteBufferAllocator().buffer(capacity: segmentSize)
             for try await var buffer in body {
-                buffer.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
-                total += Int64(buffer.readableBytes)
-                if let expectedSize, total > expectedSize {
-                    throw Self.sizeMismatch(expected: expectedSize, atLeast: total)
-                }
+                try check.consume(buffer)
                 while buffer.readableBytes > 0 {
                     if segment.readableBytes == segmentSize {
                         let full = segment
@@ -125,15 +119,7 @@ public final class FileSystemBlobStore: BlobStore {
                     segment.writeBuffer(&slice)
                 }
             }
-            let actual = Digest(finalized: hasher.finalize())
-            guard actual == digest else {
-                throw RegistryError(
-                    .digestMismatch, "The bytes hash to \(actual), not \(digest).",
-                    details: ["expected": .string(digest.description), "actual": .string(actual.description)])
-            }
-            if let expectedSize, expectedSize != total {
-                throw Self.sizeMismatch(expected: expectedSize, atLeast: total)
-            }
+            let total = try check.finish()
             header.plaintextSize = total
             let headerBytes = header.encoded
             let last = segment
@@ -290,12 +276,6 @@ public final class FileSystemBlobStore: BlobStore {
             else { continue }
             try? manager.removeItem(atPath: path)
         }
-    }
-
-    private static func sizeMismatch(expected: Int64, atLeast received: Int64) -> RegistryError {
-        RegistryError(
-            .sizeMismatch, "Expected \(expected) bytes, received \(received > expected ? "more" : "\(received)").",
-            details: ["expected": .number(Double(expected))])
     }
 }
 

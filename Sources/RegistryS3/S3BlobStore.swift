@@ -4,7 +4,6 @@ import NIOCore
 import RegistryCore
 import RegistryFileStore
 
-import struct Crypto.SHA256
 import struct Crypto.SymmetricKey
 
 /// A `BlobStore` on any S3-compatible object store, for registries that scale out: several stateless instances
@@ -67,14 +66,9 @@ public final class S3BlobStore: BlobStore {
         var gathered = ByteBufferAllocator().buffer(capacity: 0)
         var multipart: MultipartWriter?
         do {
-            var hasher = SHA256()
-            var total: Int64 = 0
+            var check = UploadCheck(digest: digest, expectedSize: expectedSize)
             for try await var buffer in body {
-                buffer.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
-                total += Int64(buffer.readableBytes)
-                if let expectedSize, total > expectedSize {
-                    throw Self.sizeMismatch(expected: expectedSize, atLeast: total)
-                }
+                try check.consume(buffer)
                 if multipart != nil {
                     try await multipart!.write(&buffer)
                     continue
@@ -94,15 +88,7 @@ public final class S3BlobStore: BlobStore {
                 try await multipart!.write(&gathered)
                 gathered = ByteBufferAllocator().buffer(capacity: 0)
             }
-            let actual = Digest(finalized: hasher.finalize())
-            guard actual == digest else {
-                throw RegistryError(
-                    .digestMismatch, "The bytes hash to \(actual), not \(digest).",
-                    details: ["expected": .string(digest.description), "actual": .string(actual.description)])
-            }
-            if let expectedSize, expectedSize != total {
-                throw Self.sizeMismatch(expected: expectedSize, atLeast: total)
-            }
+            let total = try check.finish()
             if multipart != nil {
                 try await multipart!.finish()
             } else {
@@ -314,12 +300,6 @@ public final class S3BlobStore: BlobStore {
             details: ["digest": .string(digest.description)])
         onCorruption(error)
         return error
-    }
-
-    private static func sizeMismatch(expected: Int64, atLeast received: Int64) -> RegistryError {
-        RegistryError(
-            .sizeMismatch, "Expected \(expected) bytes, received \(received > expected ? "more" : "\(received)").",
-            details: ["expected": .number(Double(expected))])
     }
 }
 
