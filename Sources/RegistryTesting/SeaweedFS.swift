@@ -58,7 +58,18 @@ public final class SeaweedFS: Sendable {
         try await starter.value
     }
 
-    private static let starter = Task { try await start() }
+    private static let starter = Task {
+        // A port taken between the check and weed binding it makes weed exit: try again on other ports.
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await start()
+            } catch let error as RegistryProcessError where attempt < 3 {
+                FileHandle.standardError.write(Data("SeaweedFS failed to start (attempt \(attempt)): \(error)\n".utf8))
+            }
+        }
+    }
 
     private static func start() async throws -> SeaweedFS {
         guard let weed = binary else {
@@ -68,10 +79,11 @@ public final class SeaweedFS: Sendable {
         }
         let directory = NSTemporaryDirectory() + "registry-s3-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory + "/data", withIntermediateDirectories: true)
-        // weed uses each HTTP port + 10000 for gRPC, so every port needs its partner free too.
+        // weed uses each HTTP port + 10000 for gRPC, so every port needs its partner free too. Both stay below
+        // the kernel's ephemeral range (32768 and up), where other tests' listeners and connections take ports.
         var ports: [Int] = []
         while ports.count < 4 {
-            let port = Int.random(in: 20000..<45000)
+            let port = Int.random(in: 10000..<22700)
             if !ports.contains(port), isFree(port), isFree(port + 10000) { ports.append(port) }
         }
         let (master, volume, filer, s3) = (ports[0], ports[1], ports[2], ports[3])
@@ -119,7 +131,13 @@ public final class SeaweedFS: Sendable {
             try await Task.sleep(for: .milliseconds(100))
         }
         let log = (try? String(contentsOfFile: directory + "/weed.log", encoding: .utf8)) ?? ""
-        throw RegistryProcessError("SeaweedFS did not become ready within 60 s:\n\(log.suffix(4000))")
+        if process.isRunning, let text = try? String(contentsOfFile: directory + "/pid", encoding: .utf8),
+            let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0
+        {
+            kill(pid, SIGKILL)  // the watchdog then cleans up and exits
+        }
+        throw RegistryProcessError(
+            "SeaweedFS (ports \(ports)) did not become ready within 60 s:\n\(log.suffix(4000))")
     }
 
     private static func isFree(_ port: Int) -> Bool {

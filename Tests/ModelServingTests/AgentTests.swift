@@ -95,15 +95,20 @@ final class DirectoryWatch: Sendable {
 
     func check(_ root: String) {
         checks.wrappingAdd(1, ordering: .relaxed)
-        // `current` always resolves to a complete version directory.
+        // `current` always names a complete version directory. (The directory the link named is read, not the link
+        // again: the agent may flip it between the two reads, which is exactly what it is for.)
         if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: root + "/current") {
             guard let version = Int(target),
-                let text = try? String(contentsOfFile: root + "/current/model.txt", encoding: .utf8),
+                let text = try? String(contentsOfFile: root + "/\(target)/model.txt", encoding: .utf8),
                 text == "weights v\(version)"
             else { return fail("current -> \(target) is not a complete version directory") }
         } else {
             return fail("current is missing")
         }
+        // Reading through `current` always finds a whole model, whichever version it is at that instant.
+        guard let through = try? String(contentsOfFile: root + "/current/model.txt", encoding: .utf8),
+            through == "weights v1" || through == "weights v2"
+        else { return fail("reading through current found no complete model") }
         // `rollout.json` always parses and names complete directories.
         guard let data = FileManager.default.contents(atPath: root + "/rollout.json"),
             let file = try? JSONCoding.decode(JSONValue.self, from: Array(data)),
