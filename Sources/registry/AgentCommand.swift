@@ -34,7 +34,20 @@ struct Agent: AsyncParsableCommand {
     @Option(help: "Seconds between resolves when no watch answer comes (30–300).") var ttlSeconds: Int = 60
     @Option(help: "Seconds between reports to a rollout in progress.") var reportSeconds: Double = 5
 
+    func validate() throws {
+        // Fractions of a minute are allowed (tests and demos); a day is the most that makes sense to keep a
+        // replaced model on disk, and nothing at all would make a rollback a download.
+        guard graceMinutes > 0, graceMinutes <= 24 * 60 else {
+            throw ValidationError("--grace-minutes must be more than 0 and at most 1440 (10–30 in production).")
+        }
+        guard reportSeconds > 0 else { throw ValidationError("--report-seconds must be more than 0.") }
+    }
+
     func run() async throws {
+        if !(10...30).contains(graceMinutes) {
+            FileHandle.standardError.write(
+                Data("agent: warning: --grace-minutes \(graceMinutes) is outside the 10–30 used in production\n".utf8))
+        }
         let root = URL(fileURLWithPath: dir).standardizedFileURL
         let files = AgentDirectory(root: root, model: model, stage: stage)
         let configuration = RuntimeConfiguration(
