@@ -1,0 +1,93 @@
+import Foundation
+import RegistryClient
+import RegistryCore
+import RegistryTesting
+import Testing
+
+/// `registry backup` of a serving registry, incremental, then `registry restore` into a new directory that a new
+/// server serves byte for byte; a damaged backup restores nothing.
+@Suite struct BackupRestoreTests {
+    @Test func aBackupTakenWhileServingRestoresIntoAWorkingRegistry() async throws {
+        let binary = try #require(CommandLineTests.registryBinary(), "the registry executable is built next to the tests")
+        let directory = NSTemporaryDirectory() + "registry-backup-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (data, backup, restored) = (directory + "/data", directory + "/backup", directory + "/restored")
+        let admin = "mr_backup-admin-\(UUID().uuidString)"
+        let server = try await RegistryProcess(dataDirectory: data, adminToken: admin)
+        let client = RegistryClient(baseURL: server.baseURL, token: admin)
+        _ = try await client.createModel("fraud")
+        let first = try await push(client, directory, version: 1)
+        let reviewer = try await client.createToken(subject: "reviewer", admin: true)
+        _ = try await RegistryClient(baseURL: server.baseURL, token: reviewer.token).decide(
+            model: "fraud", number: 1, decision: .approve, comment: nil, revision: first.version.revision)
+        _ = try await client.promote(model: "fraud", stage: "production", version: 1, revision: nil)
+
+        // Taken while the server runs; the second one copies only what is new.
+        let full = try await Self.report(binary, ["backup", "--data-dir", data, "--to", backup, "--json"])
+        #expect(full.int("blobsCopied") ?? 0 >= 3, "the manifest and the chunks")
+        #expect(full.int("blobsAlreadyPresent") == 0)
+        _ = try await push(client, directory, version: 2)
+        let incremental = try await Self.report(
+            binary, ["backup", "--data-dir", data, "--to", backup, "--include-keys", "--json"])
+        #expect(incremental.int("blobsAlreadyPresent") == full.int("blobsCopied"), "unchanged blobs are not copied again")
+        #expect(incremental.int("blobsCopied") ?? 0 >= 1)
+        #expect(incremental["keys"] == "copied")
+        server.kill()
+
+        // A damaged backup (a blob gone) restores nothing.
+        let blobs = backup + "/blobs/blobs/sha256"
+        let shard = try #require(try FileManager.default.contentsOfDirectory(atPath: blobs).first)
+        let victim = try #require(try FileManager.default.contentsOfDirectory(atPath: blobs + "/" + shard).first)
+        try FileManager.default.moveItem(atPath: "\(blobs)/\(shard)/\(victim)", toPath: directory + "/set-aside")
+        let refused = try await CommandLineTests.run(binary, ["restore", "--from", backup, "--data-dir", restored], [:])
+        #expect(refused.status != 0)
+        #expect(refused.error.contains("ARTIFACT_INCOMPLETE"), "\(refused.error)")
+        #expect(!FileManager.default.fileExists(atPath: restored + "/metadata.sqlite"))
+        try FileManager.default.moveItem(atPath: directory + "/set-aside", toPath: "\(blobs)/\(shard)/\(victim)")
+
+        let restore = try await Self.report(binary, ["restore", "--from", backup, "--data-dir", restored, "--json"])
+        #expect(restore["keys"] == "restored")
+        let again = try await CommandLineTests.run(binary, ["restore", "--from", backup, "--data-dir", restored], [:])
+        #expect(again.status != 0, "a directory that holds a registry is never overwritten")
+
+        // A server on the restored directory serves both versions and the stage as they were.
+        let revived = try await RegistryProcess(dataDirectory: restored, adminToken: admin)
+        defer { revived.terminate() }
+        let revivedClient = RegistryClient(baseURL: revived.baseURL, token: admin)
+        #expect(try await revivedClient.stage(model: "fraud", name: "production").version == 1)
+        for version in [1, 2] {
+            let target = URL(fileURLWithPath: directory + "/pulled-\(version)")
+            _ = try await revivedClient.pull(model: "fraud", version: version, to: target)
+            #expect(try Data(contentsOf: target.appendingPathComponent("weights.bin")) == Data(weights(version)))
+        }
+    }
+
+    /// Pushes version `version` of `fraud`: a 2 MiB file whose second half changes with the version.
+    private func push(_ client: RegistryClient, _ directory: String, version: Int) async throws -> PushResult {
+        let source = URL(fileURLWithPath: directory + "/source-\(version)")
+        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
+        try Data(weights(version)).write(to: source.appendingPathComponent("weights.bin"))
+        return try await client.push(
+            model: "fraud", files: [PushFile(path: "weights.bin", url: source.appendingPathComponent("weights.bin"))],
+            chunking: SampleModel.chunking)
+    }
+
+    private func weights(_ version: Int) -> [UInt8] {
+        BlobStoreConformance.pattern(1 << 20, seed: 40) + BlobStoreConformance.pattern(1 << 20, seed: UInt8(40 + version))
+    }
+
+    /// Runs a command with `--json` and returns its report; fails with its error output when it fails.
+    static func report(_ binary: URL, _ arguments: [String]) async throws -> JSONValue {
+        let outcome = try await CommandLineTests.run(binary, arguments, [:])
+        guard outcome.status == 0 else { throw RegistryProcessError("\(arguments[0]) failed: \(outcome.error)") }
+        return try JSONCoding.decode(JSONValue.self, from: Array(outcome.output.utf8))
+    }
+}
+
+extension JSONValue {
+    func int(_ key: String) -> Int? {
+        if case .number(let number)? = self[key] { return Int(number) }
+        return nil
+    }
+}
