@@ -53,7 +53,7 @@ struct Backup: AsyncParsableCommand {
             directory: to, blobsCopied: copy.copied, blobsAlreadyPresent: copy.present, bytesCopied: copy.bytes,
             referencedBlobs: check.referenced, auditEntries: check.auditEntries, keys: keys,
             seconds: BackupReport.seconds(since: start))
-        try BackupReport.print(report, json: json) { report in
+        try Output.print(report, json: json) { report in
             """
             backup in \(report.directory): \(report.blobsCopied) blobs copied (\(report.bytesCopied) bytes), \
             \(report.blobsAlreadyPresent) already there; all \(report.referencedBlobs) referenced blobs present; \
@@ -108,7 +108,7 @@ struct Restore: AsyncParsableCommand {
             directory: dataDir, blobsCopied: copy.copied, blobsAlreadyPresent: copy.present, bytesCopied: copy.bytes,
             referencedBlobs: check.referenced, auditEntries: check.auditEntries, keys: keys,
             seconds: BackupReport.seconds(since: start))
-        try BackupReport.print(report, json: json) { report in
+        try Output.print(report, json: json) { report in
             """
             restored into \(report.directory): \(report.blobsCopied) blobs (\(report.bytesCopied) bytes); all \
             \(report.referencedBlobs) referenced blobs present; audit chain of \(report.auditEntries) entries \
@@ -131,17 +131,6 @@ struct BackupReport: Encodable {
     static func seconds(since start: ContinuousClock.Instant) -> Double {
         let elapsed = ContinuousClock.now - start
         return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-    }
-
-    /// Prints the report as JSON with `json`, otherwise the text `describe` makes of it.
-    static func print(_ report: BackupReport, json: Bool, _ describe: (BackupReport) -> String) throws {
-        if json {
-            let encoder = JSONCoding.encoder
-            encoder.outputFormatting.insert(.prettyPrinted)
-            Swift.print(String(decoding: try encoder.encode(report), as: UTF8.self))
-        } else {
-            Swift.print(describe(report))
-        }
     }
 }
 

@@ -43,6 +43,14 @@ struct ClientOptions: ParsableArguments {
 
     /// Prints `value` as JSON with `--json`, otherwise the text `describe` makes of it.
     func print<Value: Encodable>(_ value: Value, _ describe: (Value) -> String) throws {
+        try Output.print(value, json: json, describe)
+    }
+}
+
+/// What commands print.
+enum Output {
+    /// `value` as pretty JSON when `json`, otherwise the text `describe` makes of it.
+    static func print<Value: Encodable>(_ value: Value, json: Bool, _ describe: (Value) -> String) throws {
         if json {
             let encoder = JSONCoding.encoder
             encoder.outputFormatting.insert(.prettyPrinted)
