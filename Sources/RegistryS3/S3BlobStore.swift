@@ -131,11 +131,10 @@ public final class S3BlobStore: BlobStore {
         guard let (header, etag) = try await readHeader(digest) else { throw Self.notFound(digest) }
         let cipher = try openCipher(header, digest: digest)
         try checkRange(range, size: header.plaintextSize)
-        let bounds = range
-        if bounds.isEmpty && header.plaintextSize > 0 { return .buffers([]) }
+        if range.isEmpty && header.plaintextSize > 0 { return .buffers([]) }
         let segmentSize = Int64(header.segmentSize)
-        let firstSegment = bounds.lowerBound / segmentSize
-        let lastSegment = bounds.isEmpty ? firstSegment : (bounds.upperBound - 1) / segmentSize
+        let firstSegment = range.lowerBound / segmentSize
+        let lastSegment = range.isEmpty ? firstSegment : (range.upperBound - 1) / segmentSize
         let start = header.fileOffset(ofSegment: firstSegment)
         let end = header.fileOffset(ofSegment: lastSegment)
             + Int64(header.plaintextLength(ofSegment: lastSegment) + BlobFileHeader.tagByteCount)
@@ -143,7 +142,7 @@ public final class S3BlobStore: BlobStore {
             throw Self.notFound(digest)
         }
         let reader = SegmentReader(
-            body: ByteStream(response.body).makeAsyncIterator(), cipher: cipher, bounds: bounds,
+            body: ByteStream(response.body).makeAsyncIterator(), cipher: cipher, bounds: range,
             segments: firstSegment...lastSegment)
         return try await stream(reader)
     }
@@ -159,17 +158,9 @@ public final class S3BlobStore: BlobStore {
             }
             head.writeBuffer(&more)
         }
-        let header: BlobFileHeader
-        do {
-            header = try BlobFileHeader(parsing: Array(head.readBytes(length: BlobFileHeader.byteCount)!))
-        } catch {
-            throw reportCorrupt(digest, "its header is invalid: \(error.reason)")
-        }
-        let total = response.headers.first(name: "Content-Length").flatMap { Int64($0) }
-        guard total == header.fileSize else {
-            throw reportCorrupt(
-                digest, "the object holds \(total.map(String.init) ?? "?") bytes where its header implies \(header.fileSize)")
-        }
+        let header = try parseHeader(
+            head.readBytes(length: BlobFileHeader.byteCount)!, digest: digest,
+            objectSize: response.headers.first(name: "Content-Length").flatMap { Int64($0) })
         let reader = SegmentReader(
             body: body, carry: head, cipher: try openCipher(header, digest: digest),
             bounds: 0..<header.plaintextSize, segments: 0...(header.segmentCount - 1))
@@ -269,20 +260,28 @@ public final class S3BlobStore: BlobStore {
         }
         guard let response = found else { return nil }
         let bytes = try await response.body.collect(upTo: BlobFileHeader.byteCount + 1)
+        // `Content-Range: bytes 0-127/<object size>`
+        let header = try parseHeader(
+            Array(bytes.readableBytesView), digest: digest,
+            objectSize: response.headers.first(name: "Content-Range").flatMap { $0.split(separator: "/").last }
+                .flatMap { Int64($0) })
+        return (header, response.headers.first(name: "ETag"))
+    }
+
+    /// The header in `bytes`; `BLOB_CORRUPT` when it is not valid or `objectSize` is not the size it implies.
+    private func parseHeader(_ bytes: [UInt8], digest: Digest, objectSize: Int64?) throws -> BlobFileHeader {
         let header: BlobFileHeader
         do {
-            header = try BlobFileHeader(parsing: Array(bytes.readableBytesView))
+            header = try BlobFileHeader(parsing: bytes)
         } catch {
             throw reportCorrupt(digest, "its header is invalid: \(error.reason)")
         }
-        // `Content-Range: bytes 0-127/<object size>`
-        let total = response.headers.first(name: "Content-Range").flatMap { $0.split(separator: "/").last }
-            .flatMap { Int64($0) }
-        guard total == header.fileSize else {
+        guard objectSize == header.fileSize else {
             throw reportCorrupt(
-                digest, "the object holds \(total.map(String.init) ?? "?") bytes where its header implies \(header.fileSize)")
+                digest,
+                "the object holds \(objectSize.map(String.init) ?? "?") bytes where its header implies \(header.fileSize)")
         }
-        return (header, response.headers.first(name: "ETag"))
+        return header
     }
 
     private func openCipher(_ header: BlobFileHeader, digest: Digest) throws -> SegmentCipher {

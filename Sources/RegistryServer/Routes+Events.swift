@@ -37,16 +37,19 @@ extension RegistryRoutes {
                 if done || (events.count < limit && (remaining <= .zero || Task.isShuttingDownGracefully)) {
                     return try .json(EventsResponse(items: visible, nextCursor: String(cursor)))
                 }
-                if events.count < limit {
-                    let metadata = self.metadata
-                    let after = cursor
-                    // Returns as soon as an event commits; a graceful shutdown ends the wait early.
-                    try? await cancelWhenGracefulShutdown {
-                        try await metadata.waitForEvents(after: after, timeout: remaining)
-                    }
-                    try Task.checkCancellation()
-                }
+                if events.count < limit { try await waitForEvents(after: cursor, timeout: remaining) }
             }
         }
+    }
+
+    /// What a long-poll waits on: returns as soon as an event past `after` commits, when `timeout` runs out, or
+    /// when the server begins a graceful shutdown (so open long-polls never hold it up); throws only when the
+    /// request itself is cancelled.
+    func waitForEvents(after: Int64, timeout: Duration) async throws {
+        let metadata = self.metadata
+        try? await cancelWhenGracefulShutdown {
+            try await metadata.waitForEvents(after: after, timeout: timeout)
+        }
+        try Task.checkCancellation()
     }
 }

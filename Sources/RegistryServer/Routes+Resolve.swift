@@ -83,11 +83,7 @@ extension RegistryRoutes {
                 guard remaining > .zero, !Task.isShuttingDownGracefully else {
                     return Response(status: .notModified, headers: headers)
                 }
-                let metadata = self.metadata
-                try? await cancelWhenGracefulShutdown {
-                    try await metadata.waitForEvents(after: head, timeout: remaining)
-                }
-                try Task.checkCancellation()
+                try await waitForEvents(after: head, timeout: remaining)
             }
         }
     }

@@ -93,9 +93,9 @@ extension RegistryRoutes {
                 var probe = current
                 let completes = action == "advance" && (try? RolloutRules.advance(&probe, now: now)) == .complete
                 if completes {
-                    let (checked, refusal) = try await completionCheck(current)
+                    let (guarded, refusal) = try await completionCheck(current, change)
                     if let refusal { return HTTPErrorMapping.response(for: refusal, status: .conflict) }
-                    change = change.checking(checked.trustPolicy, of: checked.name)
+                    change = guarded
                 }
                 let rollout = try await metadata.updateRollout(
                     id: current.id, expectedRevision: revision, context: change
@@ -143,9 +143,8 @@ extension RegistryRoutes {
             var checked = false
             var refusal: RegistryError?
             if try RolloutRules.record(report, in: &probe, now: now) == .complete {
-                let (model, refused) = try await completionCheck(current)
-                change = change.checking(model.trustPolicy, of: model.name)
-                (checked, refusal) = (true, refused)
+                (change, refusal) = try await completionCheck(current, change)
+                checked = true
             }
             let rollout = try await metadata.updateRollout(
                 id: current.id, expectedRevision: nil, context: change
@@ -170,16 +169,17 @@ extension RegistryRoutes {
 
     /// `RolloutDecisions.CompletionCheck` against this registry's stores.
     var completionCheck: RolloutDecisions.CompletionCheck {
-        { rollout in
+        { rollout, context in
             guard let model = try await metadata.model(named: rollout.model) else {
                 throw RegistryError.modelNotFound(rollout.model)
             }
-            guard model.trustPolicy.requireSignature else { return (model, nil) }
+            let guarded = context.checking(model.trustPolicy, of: model.name)
+            guard model.trustPolicy.requireSignature else { return (guarded, nil) }
             do {
                 try await requireTrustedSignature(model: model, number: rollout.version)
-                return (model, nil)
+                return (guarded, nil)
             } catch let error as RegistryError where error.code == .signatureRequired || error.code == .signatureInvalid {
-                return (model, error)
+                return (guarded, error)
             }
         }
     }
@@ -212,11 +212,7 @@ enum RolloutDecisions {
         guard decision != .report else { return nil }
         var context = MutationContext(actor: actor, requestId: "rollout-\(rollout.id)-r\(rollout.revision)")
         var refusal: RegistryError?
-        if decision == .complete {
-            let (model, refused) = try await completion(rollout)
-            context = context.checking(model.trustPolicy, of: model.name)
-            refusal = refused
-        }
+        if decision == .complete { (context, refusal) = try await completion(rollout, context) }
         do {
             return try await metadata.updateRollout(
                 id: rollout.id, expectedRevision: rollout.revision, context: context
@@ -230,9 +226,10 @@ enum RolloutDecisions {
         }
     }
 
-    /// Checks a rollout's candidate against its model's trust policy as it is now: the model read, and the refusal
-    /// when the candidate no longer meets it (nil when it does).
-    typealias CompletionCheck = @Sendable (Rollout) async throws -> (model: Model, refusal: RegistryError?)
+    /// Checks a rollout's candidate against its model's trust policy as it is now: returns the change's context
+    /// guarded by the policy it checked, and the refusal when the candidate no longer meets it (nil when it does).
+    typealias CompletionCheck =
+        @Sendable (Rollout, MutationContext) async throws -> (context: MutationContext, refusal: RegistryError?)
 
     /// The abort reason of a rollout whose candidate is no longer trusted.
     static func untrusted(_ refusal: RegistryError) -> String {

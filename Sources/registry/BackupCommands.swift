@@ -49,10 +49,7 @@ struct Backup: AsyncParsableCommand {
             keys = "copied"
         }
         let check = try await BackupCheck.run(target)
-        let report = BackupReport(
-            directory: to, blobsCopied: copy.copied, blobsAlreadyPresent: copy.present, bytesCopied: copy.bytes,
-            referencedBlobs: check.referenced, auditEntries: check.auditEntries, keys: keys,
-            seconds: BackupReport.seconds(since: start))
+        let report = BackupReport(directory: to, copy: copy, check: check, keys: keys, start: start)
         try Output.print(report, json: json) { report in
             """
             backup in \(report.directory): \(report.blobsCopied) blobs copied (\(report.bytesCopied) bytes), \
@@ -104,10 +101,7 @@ struct Restore: AsyncParsableCommand {
         try BlobCopy.copyFile(backup.database, to: partial, permissions: 0o600)
         try BlobCopy.replace(target.database, with: partial)
         let check = try await BackupCheck.run(target)
-        let report = BackupReport(
-            directory: dataDir, blobsCopied: copy.copied, blobsAlreadyPresent: copy.present, bytesCopied: copy.bytes,
-            referencedBlobs: check.referenced, auditEntries: check.auditEntries, keys: keys,
-            seconds: BackupReport.seconds(since: start))
+        let report = BackupReport(directory: dataDir, copy: copy, check: check, keys: keys, start: start)
         try Output.print(report, json: json) { report in
             """
             restored into \(report.directory): \(report.blobsCopied) blobs (\(report.bytesCopied) bytes); all \
@@ -128,9 +122,16 @@ struct BackupReport: Encodable {
     var keys: String
     var seconds: Double
 
-    static func seconds(since start: ContinuousClock.Instant) -> Double {
+    init(
+        directory: String, copy: (copied: Int, present: Int, bytes: Int64), check: (referenced: Int, auditEntries: Int),
+        keys: String, start: ContinuousClock.Instant
+    ) {
         let elapsed = ContinuousClock.now - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        self.directory = directory
+        (blobsCopied, blobsAlreadyPresent, bytesCopied) = copy
+        (referencedBlobs, auditEntries) = check
+        self.keys = keys
+        seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
     }
 }
 
