@@ -332,8 +332,8 @@ actor RuntimeCoordinator<Model: Sendable> {
                         model: configuration.model, version: target.version, stage: nil, trustedKeys: policy.trustedKeys)
                 }
             }
-            let artifacts =
-                artifactsURL.flatMap { $0.isEmpty ? nil : RegistryClient(baseURL: $0, token: client.token) } ?? client
+            // The same HTTP client (its trust roots: `--ca-cert`) and the same rules on where the token may go.
+            let artifacts = try client.artifactClient(for: artifactsURL)
             _ = try await artifacts.pull(
                 manifestDigest: target.manifestDigest, version: target.version, to: directory,
                 concurrency: configuration.transferConcurrency, verify: verify)

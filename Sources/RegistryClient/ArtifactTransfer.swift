@@ -62,13 +62,6 @@ extension RegistryClient {
     /// The size of sequential reads while hashing: large enough to amortize thread hops, small enough to stay flat.
     static let readSize = 8 * 1024 * 1024
 
-    /// A client for the same registry and token at `baseURL` (a data-plane URL from resolve).
-    func artifactClient(at url: String?) -> RegistryClient {
-        guard let url, !url.isEmpty, url != baseURL else { return self }
-        return RegistryClient(
-            baseURL: url, token: token, httpClient: httpClient, timeout: timeout, maxResponseBytes: maxResponseBytes)
-    }
-
     /// The absolute path of manifest path `relative` inside `root`; throws `MANIFEST_INVALID` if it escapes.
     static func contained(_ relative: String, in root: String) throws -> String {
         let components = relative.split(separator: "/", omittingEmptySubsequences: false)

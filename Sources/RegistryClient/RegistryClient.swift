@@ -17,10 +17,14 @@ public struct RegistryClient: Sendable {
     public var timeout: TimeAmount
     /// The largest JSON response the client reads into memory.
     public var maxResponseBytes: Int
+    /// Hosts besides `baseURL`'s that the client follows an advertised `artifactsURL` to, and so sends its token
+    /// to (a data plane under another name). Empty by default: an `artifactsURL` on another host is refused with
+    /// `UNTRUSTED_ARTIFACT_URL`, and so is one that is `http://` when `baseURL` is `https://`, whatever this says.
+    public var allowedArtifactHosts: Set<String>
 
     public init(
         baseURL: String, token: String?, httpClient: HTTPClient = .shared, timeout: TimeAmount = .seconds(300),
-        maxResponseBytes: Int = 64 * 1024 * 1024
+        maxResponseBytes: Int = 64 * 1024 * 1024, allowedArtifactHosts: Set<String> = []
     ) {
         var base = baseURL
         while base.hasSuffix("/") { base.removeLast() }
@@ -29,6 +33,7 @@ public struct RegistryClient: Sendable {
         self.httpClient = httpClient
         self.timeout = timeout
         self.maxResponseBytes = maxResponseBytes
+        self.allowedArtifactHosts = allowedArtifactHosts
     }
 
     // MARK: Request plumbing

@@ -89,8 +89,7 @@ public enum RegistryApplication {
             self.metadata = metadata
             self.blobs = blobs
             authenticator = Authenticator(store: metadata, ttl: .seconds(configuration.authCacheSeconds))
-            dataPlane = DataPlaneEndpoint(
-                publicURL: configuration.publicArtifactsURL, scheme: configuration.scheme)
+            dataPlane = DataPlaneEndpoint(configuration: configuration)
         }
 
         /// The routes over these stores, registering into `table`.

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import NIOCore
 import RegistryCore
 import ServiceLifecycle
 
@@ -69,10 +70,11 @@ extension RegistryRoutes {
             defer { if wait > 0 { metrics.openWatches.decrement() } }
             while true {
                 let head = wait > 0 ? try await metadata.lastEventId() : 0
-                let (etag, body) = try await resolution(model: model, stage: name, request: request)
+                let (etag, body) = try await resolution(model: model, stage: name, local: context.localAddress)
                 var headers = HTTPFields()
                 headers[.eTag] = etag
-                headers[.cacheControl] = "max-age=\(configuration.resolveTTLSeconds)"
+                // `private`: the answer depends on the caller's token, so no shared cache may keep it for others.
+                headers[.cacheControl] = "private, max-age=\(configuration.resolveTTLSeconds)"
                 if !known.contains(etag) {
                     let bytes = try rendered.resolutions.bytes(.init(model: model.name, stage: name), body)
                     return .json(rendered: bytes, headers: headers)
@@ -89,7 +91,7 @@ extension RegistryRoutes {
     }
 
     /// What `stage` of `model` resolves to now, and its entity tag (which changes with every change of answer).
-    func resolution(model: Model, stage name: String, request: Request) async throws -> (String, ResolveResponse) {
+    func resolution(model: Model, stage name: String, local: SocketAddress?) async throws -> (String, ResolveResponse) {
         guard let stage = try await metadata.stage(model: model.name, name: name) else {
             throw RegistryError.stageNotFound(model.name, name)
         }
@@ -112,14 +114,7 @@ extension RegistryRoutes {
             stable: .init(version: version.version, manifestDigest: version.manifestDigest, size: version.size),
             candidate: candidate, rolloutId: candidate == nil ? nil : stage.rolloutId,
             ttlSeconds: configuration.resolveTTLSeconds,
-            artifactsURL: dataPlane.artifactsURL(requestHost: Self.requestHost(request, configuration)))
+            artifactsURL: dataPlane.artifactsURL(local: local))
         return (etag, body)
-    }
-
-    /// The authority the client addressed (`Host`), or the configured host and port when it sent none.
-    static func requestHost(_ request: Request, _ configuration: ServerConfiguration) -> String {
-        if let authority = request.head.authority, !authority.isEmpty { return authority }
-        let host = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
-        return "\(host):\(configuration.port)"
     }
 }

@@ -31,8 +31,13 @@ public struct ServerConfiguration: Sendable {
     public var dataThreads: Int
     /// Most connections the data-plane server holds open at once; further ones wait in the accept backlog.
     public var maxDataConnections: Int
-    /// The artifacts base URL advertised by resolve (for a proxy or another host); by default the data port (or
-    /// the main port) on the host the client addressed.
+    /// How clients reach the main port (`--public-url`: a proxy, a DNS name); advertised as `artifactsURL` when
+    /// `publicArtifactsURL` is not set (the main port serves blobs and manifests too). Check it with
+    /// `ServerConfiguration.checkedPublicURL`.
+    public var publicURL: String?
+    /// How clients reach the data plane (`--public-data-url`), advertised by resolve as `artifactsURL`. Without
+    /// either URL the server advertises what it is bound to: the configured host (for a wildcard address, the
+    /// address the client connected to) and the bound data port, or the main port. Never the request's `Host`.
     public var publicArtifactsURL: String?
     /// How often active rollouts are checked for decisions nobody's request triggers (a bake period ending, reports
     /// going stale); nil turns the periodic check off (reports and requests still decide).

@@ -17,6 +17,17 @@ struct ClientOptions: ParsableArguments {
             discussion: "The system's trusted roots are always trusted as well."))
     var caCert: String?
 
+    @Option(
+        name: .customLong("allow-artifact-host"),
+        help: ArgumentHelp(
+            "Also send the token to this host when the registry advertises it as artifactsURL (repeatable; default: "
+                + "the comma-separated $REGISTRY_ALLOW_ARTIFACT_HOSTS).",
+            discussion: """
+                By default the token goes only to the --url host; an artifactsURL elsewhere is refused with \
+                UNTRUSTED_ARTIFACT_URL, and so is an http:// one when --url is https://, whatever this allows.
+                """))
+    var allowedArtifactHosts: [String] = []
+
     @Flag(help: "Print JSON instead of text.")
     var json = false
 
@@ -38,7 +49,15 @@ struct ClientOptions: ParsableArguments {
             baseURL: url ?? environment["REGISTRY_URL"] ?? "http://127.0.0.1:8080",
             token: token ?? environment["REGISTRY_TOKEN"],
             // `validate` made (and cached) the client, so this does not fail.
-            httpClient: (try? TrustedHTTPClients.client(trusting: caFile)) ?? .shared)
+            httpClient: (try? TrustedHTTPClients.client(trusting: caFile)) ?? .shared,
+            allowedArtifactHosts: Set(artifactHosts))
+    }
+
+    /// `--allow-artifact-host`, else `REGISTRY_ALLOW_ARTIFACT_HOSTS`.
+    private var artifactHosts: [String] {
+        if !allowedArtifactHosts.isEmpty { return allowedArtifactHosts }
+        let listed = ProcessInfo.processInfo.environment["REGISTRY_ALLOW_ARTIFACT_HOSTS"] ?? ""
+        return listed.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
     /// Prints `value` as JSON with `--json`, otherwise the text `describe` makes of it.

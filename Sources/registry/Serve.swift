@@ -36,6 +36,18 @@ struct Serve: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
+            "The URL clients use to reach this server (behind a proxy or under a DNS name).",
+            discussion: """
+                Resolve advertises it as artifactsURL unless --public-data-url is given. Without either, the server \
+                advertises the address and port it is bound to, never a request's Host header.
+                """))
+    var publicURL: String?
+
+    @Option(help: "The URL clients use to reach the data plane (--data-port), advertised by resolve as artifactsURL.")
+    var publicDataURL: String?
+
+    @Option(
+        help: ArgumentHelp(
             "Keep blobs in this S3 bucket instead of under --data-dir.",
             discussion: "Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN."))
     var s3Bucket: String?
@@ -59,6 +71,11 @@ struct Serve: AsyncParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535.") }
         if let dataPort, !(0...65535).contains(dataPort) {
             throw ValidationError("--data-port must be between 0 and 65535.")
+        }
+        do {
+            _ = try ServerConfiguration.checkedPublicURLs(publicURL: publicURL, publicDataURL: publicDataURL)
+        } catch let error as RegistryError {
+            throw ValidationError(error.message)
         }
         if s3Bucket == nil && (s3Endpoint != nil || !s3Prefix.isEmpty || s3CaCert != nil) {
             throw ValidationError("--s3-endpoint, --s3-prefix and --s3-ca-cert need --s3-bucket.")
@@ -90,8 +107,11 @@ struct Serve: AsyncParsableCommand {
             FileHandle.standardOutput.write(Data("admin token: \(secret)\n".utf8))
         }
         let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        var configuration = ServerConfiguration(host: host, port: port, dataPort: dataPort, tls: try tls())
+        (configuration.publicURL, configuration.publicArtifactsURL) = try ServerConfiguration.checkedPublicURLs(
+            publicURL: publicURL, publicDataURL: publicDataURL)
         let server = try await RegistryApplication.start(
-            configuration: ServerConfiguration(host: host, port: port, dataPort: dataPort, tls: try tls()),
+            configuration: configuration,
             metadata: metadata, blobs: blobs, logger: logger)
         // Written unbuffered: whoever started the server waits for this line on a pipe.
         FileHandle.standardOutput.write(Data("listening on \(server.baseURL)\n".utf8))

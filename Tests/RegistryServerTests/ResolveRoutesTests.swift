@@ -17,7 +17,7 @@ import Testing
             #expect(resolved.json["candidate"] == .null)
             #expect(resolved.json["rolloutId"] == .null)
             #expect(resolved.int("ttlSeconds") == 30)
-            #expect(resolved.header("Cache-Control") == "max-age=30")
+            #expect(resolved.header("Cache-Control") == "private, max-age=30")
             let etag = try #require(resolved.header("ETag"))
 
             let cached = try await registry.send(
