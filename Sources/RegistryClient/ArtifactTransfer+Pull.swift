@@ -22,7 +22,7 @@ extension RegistryClient {
         guard let resolution = try await resolve(model: model, stage: stage) else {
             throw RegistryError(.internalError, "The registry answered 'not modified' to an unconditional resolve.")
         }
-        return try await artifactClient(at: resolution.artifactsURL).pull(
+        return try await artifactClient(for: resolution.artifactsURL).pull(
             manifestDigest: resolution.stable.manifestDigest, version: resolution.stable.version, to: directory,
             concurrency: concurrency, durable: durable, verify: verify, progress: progress)
     }
@@ -55,25 +55,29 @@ extension RegistryClient {
         let destination = directory.standardizedFileURL.path
         let parent = (destination as NSString).deletingLastPathComponent
         let name = (destination as NSString).lastPathComponent
-        let staging = "\(parent)/.\(name).partial-\(manifestDigest.hex.prefix(16))"
+        try Self.createDirectory(parent)
+        let (staging, resuming) = try Self.stagingDirectory(
+            in: parent, prefix: ".\(name).partial-\(manifestDigest.hex.prefix(16))-")
         let root = staging + "/files"
         let paths = try manifest.files.map { try Self.contained($0.path, in: root) }
-        try Self.createDirectory(root)
         do {
-            let (journal, journaled) = try await PullJournal.open(staging + "/journal")
+            try Self.createDirectory(root)
+            let (journal, journaled) = try await PullJournal.open(staging + "/journal", resuming: resuming)
             let plan = PullPlan(manifest: manifest, paths: paths, completed: journaled)
             // Up to `openFilesLimit` files are opened once and shared by every fetch task; beyond that (models of
-            // many small files) each write opens its file, so a pull never runs out of descriptors.
+            // many small files) each write opens its file, so a pull never runs out of descriptors. Staged files
+            // are never opened through a symbolic link, and a fresh staging directory's are created exclusively.
+            let create = O_WRONLY | O_CREAT | O_NOFOLLOW | (resuming ? 0 : O_EXCL)
             var handles: [LocalFile] = []
             for (file, path) in zip(manifest.files, paths) {
                 try Self.createDirectory((path as NSString).deletingLastPathComponent)
-                let handle = try await LocalFile.open(path, flags: O_WRONLY | O_CREAT)
+                let handle = try await LocalFile.open(path, flags: create)
                 try await handle.truncate(to: file.size)
                 if paths.count <= Self.openFilesLimit { handles.append(handle) }
             }
             let files = handles
             @Sendable func file(_ index: Int) async throws -> LocalFile {
-                index < files.count ? files[index] : try await LocalFile.open(paths[index], writing: true)
+                index < files.count ? files[index] : try await LocalFile.open(paths[index], flags: O_WRONLY | O_NOFOLLOW)
             }
             let counter = ProgressCounter(total: manifest.totalSize, report: progress)
             counter.add(plan.resumedBytes)
@@ -121,6 +125,30 @@ extension RegistryClient {
 
     /// Files a pull keeps open at once.
     static let openFilesLimit = 256
+
+    /// The staging directory of a pull beside its destination, and whether it is an earlier run's to resume.
+    ///
+    /// Its name is `prefix` plus a random UUID, made with `mkdir(2)` mode 0700 (which never follows a link), so no
+    /// other user can guess it, plant it or put anything in it. An earlier run's directory is resumed only when it
+    /// is a real directory (not a link), owned by this user and closed to everyone else; anything else that merely
+    /// has the name is left alone.
+    static func stagingDirectory(in parent: String, prefix: String) throws -> (path: String, resuming: Bool) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? []
+        for name in names.sorted() where name.hasPrefix(prefix) {
+            var info = stat()
+            let path = parent + "/" + name
+            if lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR, info.st_uid == geteuid(),
+                info.st_mode & 0o077 == 0
+            {
+                return (path, true)
+            }
+        }
+        let path = parent + "/" + prefix + UUID().uuidString.lowercased()
+        guard mkdir(path, 0o700) == 0 else {
+            throw LocalFile.error(errno, "create the staging directory", path)
+        }
+        return (path, false)
+    }
 
     /// A `verify` hook's error, kept apart so that the partial directory is discarded whatever it threw.
     private struct VerificationFailure: Error {

@@ -26,15 +26,28 @@ final class PullJournal: Sendable {
         self.syncEvery = syncEvery
     }
 
-    /// Opens (or creates) the journal at `path` and returns it with the digests it already lists.
-    static func open(_ path: String, syncEvery: Int = 256) async throws -> (PullJournal, Set<Digest>) {
+    /// Opens the journal at `path` and returns it with the digests it already lists: an earlier run's when
+    /// `resuming`, otherwise a new one (created exclusively). It is never opened through a symbolic link.
+    static func open(_ path: String, resuming: Bool, syncEvery: Int = 256) async throws -> (PullJournal, Set<Digest>) {
         var completed = Set<Digest>()
-        if let data = FileManager.default.contents(atPath: path) {
+        let file: LocalFile
+        if resuming {
+            file = try await LocalFile.open(path, flags: O_RDWR | O_CREAT | O_APPEND | O_NOFOLLOW)
+            let length = try await file.length()
+            var offset: Int64 = 0
+            var data: [UInt8] = []
+            while offset < length {
+                let piece = try await file.read(at: offset, length: Int(min(length - offset, 1 << 20)))
+                if piece.readableBytes == 0 { break }
+                data += piece.readableBytesView
+                offset += Int64(piece.readableBytes)
+            }
             for line in data.split(separator: UInt8(ascii: "\n")) where line.count == 64 {
                 if let digest = try? Digest(hex: String(decoding: line, as: UTF8.self)) { completed.insert(digest) }
             }
+        } else {
+            file = try await LocalFile.open(path, flags: O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW)
         }
-        let file = try await LocalFile.open(path, flags: O_WRONLY | O_CREAT | O_APPEND)
         // A torn line from a killed run must not glue itself to the next entry.
         if try await file.length() % 65 != 0 { try await file.append(Array("\n".utf8)) }
         return (PullJournal(file: file, syncEvery: syncEvery), completed)

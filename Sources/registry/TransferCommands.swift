@@ -3,6 +3,10 @@ import Foundation
 import RegistryClient
 import RegistryCore
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// `registry push MODEL PATH…`: uploads files (directories recursively) as a new version.
 struct Push: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Upload files as a new version of a model.")
@@ -17,6 +21,12 @@ struct Push: AsyncParsableCommand {
     @Option(help: "Chunks uploaded at once.") var concurrency = 8
     @Option(help: "Sign the manifest with this private key file; the signature goes with the new version.")
     var signKey: String?
+    @Flag(
+        help: ArgumentHelp(
+            "Follow symbolic links inside the pushed directories.",
+            discussion: "By default a link is refused, naming it, so that nothing outside a directory is uploaded "
+                + "by accident; with this flag links are followed wherever they point."))
+    var followSymlinks = false
 
     func validate() throws {
         guard !paths.isEmpty else { throw ValidationError("Give at least one file or directory to push.") }
@@ -34,7 +44,7 @@ struct Push: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let files = try Self.collect(paths)
+        let files = try Self.collect(paths, followSymlinks: followSymlinks)
         let signer = try signKey.map(SignatureOptions.signer(keyFile:))
         let display = ProgressDisplay(verb: "push")
         let result = try await options.client.push(
@@ -49,30 +59,94 @@ struct Push: AsyncParsableCommand {
     }
 
     /// The files to push: each file argument by its name, each directory's files by their path inside it.
-    static func collect(_ paths: [String]) throws -> [PushFile] {
-        let manager = FileManager.default
+    ///
+    /// A symbolic link inside a directory is refused, naming it, unless `followSymlinks`: a link planted in a model
+    /// directory (`weights.bin -> ~/.ssh/id_ed25519`) would otherwise upload whatever it points at. With
+    /// `followSymlinks` links are followed wherever they point (a Hugging Face snapshot links into `../../blobs`);
+    /// a link back to a directory being walked is refused as a cycle. Anything but regular files and directories
+    /// (a FIFO, a socket, a device) is refused. A file argument that is itself a link is followed: it was named.
+    static func collect(_ paths: [String], followSymlinks: Bool = false) throws -> [PushFile] {
         var files: [PushFile] = []
         for argument in paths {
             let url = URL(fileURLWithPath: argument).standardizedFileURL
-            var isDirectory: ObjCBool = false
-            guard manager.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
-                throw RegistryError.invalidArgument("\(argument) does not exist.")
+            var info = stat()
+            guard stat(url.path, &info) == 0 else {
+                throw RegistryError.invalidArgument("\(argument) does not exist.", field: "paths")
             }
-            guard isDirectory.boolValue else {
+            guard info.st_mode & S_IFMT == S_IFDIR else {
+                guard info.st_mode & S_IFMT == S_IFREG else {
+                    throw RegistryError.invalidArgument("\(argument) is not a regular file.", field: "paths")
+                }
                 files.append(PushFile(path: url.lastPathComponent, url: url))
                 continue
             }
-            guard let enumerator = manager.enumerator(atPath: url.path) else { continue }
-            var found: [String] = []
-            while let relative = enumerator.nextObject() as? String {
-                var nested: ObjCBool = false
-                if manager.fileExists(atPath: url.path + "/" + relative, isDirectory: &nested), !nested.boolValue {
-                    found.append(relative)
-                }
-            }
-            files += found.sorted().map { PushFile(path: $0, url: url.appendingPathComponent($0)) }
+            var walk = DirectoryWalk(root: url.path, followSymlinks: followSymlinks)
+            try walk.visit("", identity: info)
+            files += walk.found.sorted().map { PushFile(path: $0, url: url.appendingPathComponent($0)) }
         }
         return files
+    }
+
+    /// The regular files under one pushed directory, by their path relative to it.
+    private struct DirectoryWalk {
+        let root: String
+        let followSymlinks: Bool
+        var found: [String] = []
+        /// The directories being walked (this one and its parents), by device and inode, so that a link to a
+        /// parent cannot make the walk go round.
+        var entered = Set<[UInt64]>()
+
+        init(root: String, followSymlinks: Bool) {
+            self.root = root
+            self.followSymlinks = followSymlinks
+        }
+
+        mutating func visit(_ relative: String, identity: stat) throws {
+            let path = relative.isEmpty ? root : root + "/" + relative
+            let key = [UInt64(identity.st_dev), UInt64(identity.st_ino)]
+            guard entered.insert(key).inserted else {
+                throw RegistryError.invalidArgument(
+                    "\(path) links back to a directory that contains it (a cycle); push cannot follow it.",
+                    field: "paths")
+            }
+            defer { entered.remove(key) }
+            let names: [String]
+            do {
+                names = try FileManager.default.contentsOfDirectory(atPath: path)
+            } catch {
+                throw RegistryError.invalidArgument("Cannot list \(path): \(error.localizedDescription)", field: "paths")
+            }
+            for name in names.sorted() {
+                let child = relative.isEmpty ? name : relative + "/" + name
+                let full = root + "/" + child
+                var info = stat()
+                guard lstat(full, &info) == 0 else {
+                    throw RegistryError.invalidArgument(
+                        "Cannot inspect \(full): \(String(cString: strerror(errno))).", field: "paths")
+                }
+                if info.st_mode & S_IFMT == S_IFLNK {
+                    let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: full)) ?? "?"
+                    guard followSymlinks else {
+                        throw RegistryError.invalidArgument(
+                            "\(full) is a symbolic link (to \(target)); push does not follow links by default, so "
+                                + "that nothing outside the directory is uploaded by accident. Replace the link with "
+                                + "the file, or pass --follow-symlinks to upload what it points at.", field: "paths")
+                    }
+                    guard stat(full, &info) == 0 else {
+                        throw RegistryError.invalidArgument(
+                            "\(full) is a symbolic link to \(target), which does not exist.", field: "paths")
+                    }
+                }
+                switch info.st_mode & S_IFMT {
+                case S_IFDIR: try visit(child, identity: info)
+                case S_IFREG: found.append(child)
+                default:
+                    throw RegistryError.invalidArgument(
+                        "\(full) is not a regular file or a directory (a FIFO, socket or device); push refuses it.",
+                        field: "paths")
+                }
+            }
+        }
     }
 }
 

@@ -29,7 +29,12 @@ import Testing
             #expect(pushed.chunkCount == 200)
 
             let target = directory + "/pulled/model"
-            let journal = directory + "/pulled/.model.partial-\(pushed.manifestDigest.hex.prefix(16))/journal"
+            // The staging directory's name ends in a random UUID: find it by its prefix.
+            let prefix = ".model.partial-\(pushed.manifestDigest.hex.prefix(16))-"
+            var journal: String {
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: directory + "/pulled")) ?? []
+                return names.first { $0.hasPrefix(prefix) }.map { directory + "/pulled/" + $0 + "/journal" } ?? ""
+            }
             let environment = ["REGISTRY_URL": server.baseURL, "REGISTRY_TOKEN": Self.secret]
             let arguments = ["pull", "big:1", target, "--concurrency", "1", "--json"]
             let first = try Self.start(binary, arguments, environment)
