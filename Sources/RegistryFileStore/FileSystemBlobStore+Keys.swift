@@ -85,3 +85,73 @@ extension FileSystemBlobStore {
         return true
     }
 }
+
+extension FileSystemBlobStore {
+    /// What checking one blob file's header found, without reading its payload (see `checkHeader(ofFile:keys:)`).
+    public enum HeaderCheck: Sendable, Equatable {
+        /// The header is valid, the file has the size it implies, and the data key unwraps under `keyId`.
+        case opens(keyId: String)
+        /// The header is valid and the file has the size it implies; no keyring was given to try its key with.
+        case wellFormed(keyId: String)
+        /// There is no file.
+        case missing
+        /// The header is not valid, or the file's size is not the one it implies.
+        case malformed(reason: String)
+        /// The keyring holds no key `keyId`.
+        case keyUnknown(keyId: String)
+        /// The keyring holds a key `keyId`, but the wrapped data key does not open with it.
+        case keyDoesNotOpen(keyId: String)
+
+        /// The key id the header names, when it could be read.
+        public var keyId: String? {
+            switch self {
+            case .opens(let id), .wellFormed(let id), .keyUnknown(let id), .keyDoesNotOpen(let id): id
+            case .missing, .malformed: nil
+            }
+        }
+    }
+
+    /// Checks the blob file at `path` the cheap way: reads its 128-byte header, compares the file's size with the
+    /// one the header implies, and, with `keys`, unwraps its data key (one AES-GCM open of 32 bytes). The
+    /// segments are not decrypted: what a backup or a key retirement can break is the header, never the payload.
+    public static func checkHeader(ofFile path: String, keys: MasterKeyring?) -> HeaderCheck {
+        let fd: Int32
+        do {
+            guard let opened = try POSIXFile.openIfPresent(path, flags: O_RDONLY) else { return .missing }
+            fd = opened
+        } catch {
+            return .malformed(reason: (error as? RegistryError)?.message ?? "\(error)")
+        }
+        defer { _ = close(fd) }
+        let header: BlobFileHeader
+        do {
+            var bytes = [UInt8](repeating: 0, count: BlobFileHeader.byteCount)
+            let count = try bytes.withUnsafeMutableBytes { try POSIXFile.read(fd, into: $0, offset: 0, path: path) }
+            do {
+                header = try BlobFileHeader(parsing: Array(bytes[0..<count]))
+            } catch {
+                return .malformed(reason: "its header is invalid: \(error.reason)")
+            }
+            let size = try POSIXFile.size(of: fd, path: path)
+            guard size == header.fileSize else {
+                return .malformed(reason: "the file holds \(size) bytes where its header implies \(header.fileSize)")
+            }
+        } catch {
+            return .malformed(reason: (error as? RegistryError)?.message ?? "\(error)")
+        }
+        guard let keys else { return .wellFormed(keyId: header.keyId) }
+        guard let master = try? keys.key(id: header.keyId) else { return .keyUnknown(keyId: header.keyId) }
+        guard (try? header.dataKey(using: master)) != nil else { return .keyDoesNotOpen(keyId: header.keyId) }
+        return .opens(keyId: header.keyId)
+    }
+
+    /// The first `BlobFileHeader.byteCount` bytes of the file at `path` (fewer when it is shorter), nil when there
+    /// is no file.
+    public static func headerBytes(ofFile path: String) throws -> [UInt8]? {
+        guard let fd = try POSIXFile.openIfPresent(path, flags: O_RDONLY) else { return nil }
+        defer { _ = close(fd) }
+        var bytes = [UInt8](repeating: 0, count: BlobFileHeader.byteCount)
+        let count = try bytes.withUnsafeMutableBytes { try POSIXFile.read(fd, into: $0, offset: 0, path: path) }
+        return Array(bytes[0..<count])
+    }
+}

@@ -1,9 +1,10 @@
-import enum Crypto.AES
-import struct Crypto.SHA256
-import struct Crypto.SymmetricKey
 import Foundation
 import NIOCore
 import RegistryCore
+
+import enum Crypto.AES
+import struct Crypto.SHA256
+import struct Crypto.SymmetricKey
 
 #if canImport(Glibc)
     import Glibc
@@ -71,6 +72,31 @@ public struct MasterKeyFile: Codable, Sendable, Equatable {
     public mutating func add(_ key: MasterKey) {
         guard !keys.contains(where: { $0.id == key.id }) else { return }
         keys.append(Entry(key))
+    }
+
+    /// Brings this file (a backup's copy) up to date with `newer` (the live file): every key of `newer` that is
+    /// missing here is added, no key here is ever dropped (a blob copied earlier may still be sealed under a key
+    /// the live file has since retired), and `newer`'s primary becomes the primary. Returns the ids added.
+    ///
+    /// Throws `INVALID_ARGUMENT` when one id names different key bytes in the two files: one of them is not the
+    /// key its blobs were sealed under, and neither may silently replace the other.
+    @discardableResult
+    public mutating func merge(_ newer: MasterKeyFile) throws -> [String] {
+        var added: [String] = []
+        for entry in newer.keys {
+            if let existing = keys.first(where: { $0.id == entry.id }) {
+                guard Data(base64Encoded: existing.key) == Data(base64Encoded: entry.key) else {
+                    throw RegistryError.invalidArgument(
+                        "Master key '\(entry.id)' has different key bytes in the two key files; refusing to merge them."
+                    )
+                }
+                continue
+            }
+            keys.append(entry)
+            added.append(entry.id)
+        }
+        primary = newer.primary
+        return added
     }
 
     /// Removes the key with `id`. Throws `INVALID_ARGUMENT` for the primary key or an unknown id.

@@ -1,9 +1,10 @@
-import enum Crypto.AES
-import struct Crypto.SHA256
-import struct Crypto.SymmetricKey
 import Foundation
 import RegistryCore
 import Synchronization
+
+import enum Crypto.AES
+import struct Crypto.SHA256
+import struct Crypto.SymmetricKey
 
 #if canImport(Glibc)
     import Glibc
@@ -63,6 +64,20 @@ public final class MasterKeyring: Sendable {
         self.environmentKey = nil
         let byId = Dictionary(keys.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         state = Mutex(State(keys: byId, primaryId: primary ?? first.id, fileStamp: nil, lastCheck: .now))
+    }
+
+    /// A keyring that holds the keys of `file` (and `extra`, when given), without watching any file: what a backup
+    /// holds, checked on its own.
+    public convenience init(file: MasterKeyFile, adding extra: MasterKey? = nil) throws {
+        try self.init(keys: try file.masterKeys() + (extra.map { [$0] } ?? []), primary: file.primary)
+    }
+
+    /// The key `REGISTRY_MASTER_KEY` holds in `environment`, nil when it is unset. Throws `INVALID_ARGUMENT` when it
+    /// is not base64 of 32 bytes.
+    public static func environmentKey(
+        _ environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> MasterKey? {
+        try environment[environmentVariable].map { try MasterKey(environmentValue: $0) }
     }
 
     private init(keyFile: String, environmentKey: MasterKey?) throws {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RegistryCore
 import RegistryFileStore
+import RegistrySQLite
 
 /// `registry keys …`: signing key pairs, and the master keys that encrypt blobs at rest.
 struct KeysCommand: AsyncParsableCommand {
@@ -27,7 +28,9 @@ struct KeysCommand: AsyncParsableCommand {
             guard PublicKey.Algorithm(rawValue: algorithm) != nil else {
                 throw ValidationError("--algorithm must be ed25519 or p256.")
             }
-            if !force, FileManager.default.fileExists(atPath: out) || FileManager.default.fileExists(atPath: out + ".pub") {
+            if !force,
+                FileManager.default.fileExists(atPath: out) || FileManager.default.fileExists(atPath: out + ".pub")
+            {
                 throw ValidationError("\(out) or \(out).pub exists; pass --force to replace it.")
             }
         }
@@ -42,7 +45,9 @@ struct KeysCommand: AsyncParsableCommand {
         /// Writes `text` to a fresh file created with `mode`, so a private key is never readable by others.
         static func write(_ text: String, to path: String, mode: Int) throws {
             try? FileManager.default.removeItem(atPath: path)
-            guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: mode])
+            guard
+                FileManager.default.createFile(
+                    atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: mode])
             else {
                 throw RegistryError(.internalError, "Cannot write \(path).")
             }
@@ -65,6 +70,18 @@ struct KeysCommand: AsyncParsableCommand {
 
         @Flag(help: "Re-wrap every existing blob's data key under the new primary key.")
         var rewrap = false
+
+        @OptionGroup(title: "Blobs in S3")
+        var s3: S3Options
+
+        func validate() throws {
+            if rewrap && s3.s3Bucket != nil {
+                throw ValidationError(
+                    "--rewrap re-wraps blob files under --data-dir only; objects in S3 stay sealed under their key "
+                        + "(rotate without --rewrap, and keep the old key while 'keys list --s3-bucket …' counts blobs under it)."
+                )
+            }
+        }
 
         func run() async throws {
             let keyFile = KeysCommand.keyFile(dataDir)
@@ -110,13 +127,16 @@ struct KeysCommand: AsyncParsableCommand {
         @Option(help: "The server's data directory.")
         var dataDir = "./registry-data"
 
+        @OptionGroup(title: "Blobs in S3")
+        var s3: S3Options
+
         func run() async throws {
             let keyFile = KeysCommand.keyFile(dataDir)
             guard let file = try MasterKeyFile.load(from: keyFile) else {
                 throw RegistryError(.notFound, "There is no key file at \(keyFile).")
             }
             let keyring = try MasterKeyring.open(keyFile: keyFile, environment: [:])
-            let usage = try await FileSystemBlobStore(root: KeysCommand.blobRoot(dataDir), keyring: keyring).keyUsage()
+            let usage = try await KeysCommand.keyUsage(dataDir: dataDir, s3: s3, keyring: keyring)
             for entry in file.keys {
                 let primary = entry.id == file.primary ? "\tprimary" : ""
                 print("\(entry.id)\t\(Timestamp.format(entry.createdAt))\t\(usage[entry.id] ?? 0) blobs\(primary)")
@@ -130,7 +150,11 @@ struct KeysCommand: AsyncParsableCommand {
     /// `registry keys retire`: removes a master key that no blob uses any more.
     struct Retire: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Remove a master key from the key file once no blob is sealed under it (see 'rotate --rewrap').")
+            abstract: "Remove a master key from the key file once no blob is sealed under it (see 'rotate --rewrap').",
+            discussion: """
+                Every blob's header is read (for blobs in S3, pass the bucket options 'serve' takes: the bucket is \
+                scanned, one ranged GET of each object's 128-byte header). A backup keeps its own copy of retired keys.
+                """)
 
         @Argument(help: "The id of the key to remove.")
         var id: String
@@ -138,16 +162,38 @@ struct KeysCommand: AsyncParsableCommand {
         @Option(help: "The server's data directory.")
         var dataDir = "./registry-data"
 
+        @OptionGroup(title: "Blobs in S3")
+        var s3: S3Options
+
         func run() async throws {
             let keyFile = KeysCommand.keyFile(dataDir)
             guard var file = try MasterKeyFile.load(from: keyFile) else {
                 throw RegistryError(.notFound, "There is no key file at \(keyFile).")
             }
             let keyring = try MasterKeyring.open(keyFile: keyFile, environment: [:])
-            let usage = try await FileSystemBlobStore(root: KeysCommand.blobRoot(dataDir), keyring: keyring).keyUsage()
+            let usage = try await KeysCommand.keyUsage(dataDir: dataDir, s3: s3, keyring: keyring)
             if let count = usage[id], count > 0 {
+                let remedy =
+                    s3.s3Bucket == nil
+                    ? "run 'registry keys rotate --rewrap' first"
+                    : "objects in S3 cannot be re-wrapped yet; keep the key"
+                throw RegistryError.invalidArgument("\(count) blobs are still sealed under \(id); \(remedy).")
+            }
+            if let count = usage[nil], count > 0 {
                 throw RegistryError.invalidArgument(
-                    "\(count) blobs are still sealed under \(id); run 'registry keys rotate --rewrap' first.")
+                    "\(count) blobs have a header that cannot be read, so whether they need \(id) is unknown; "
+                        + "see 'registry keys list'.")
+            }
+            if s3.s3Bucket == nil, usage.isEmpty {
+                // No blob file at all: if the registry references blobs, they are elsewhere (an S3 bucket), and
+                // retiring on the strength of an empty directory would lock every one of them out.
+                let referenced = try await KeysCommand.referencedBlobCount(dataDir: dataDir)
+                guard referenced == 0 else {
+                    throw RegistryError.invalidArgument(
+                        "The registry references \(referenced) blobs but \(KeysCommand.blobRoot(dataDir)) holds none: "
+                            + "if its blobs are in S3, pass --s3-bucket (and --s3-endpoint, --s3-prefix) as to 'serve'."
+                    )
+                }
             }
             try file.remove(id: id)
             try file.write(to: keyFile)
@@ -156,5 +202,21 @@ struct KeysCommand: AsyncParsableCommand {
     }
 
     static func keyFile(_ dataDir: String) -> String { dataDir + "/keys/master.json" }
+
+    /// How many blobs each master key wraps: the objects of the S3 bucket when `s3` names one, otherwise the blob
+    /// files under `dataDir`. `nil` counts unreadable headers.
+    static func keyUsage(dataDir: String, s3: S3Options, keyring: MasterKeyring) async throws -> [String?: Int] {
+        if let store = try s3.store(keyring: keyring) { return try await store.keyUsage() }
+        return try await FileSystemBlobStore(root: blobRoot(dataDir), keyring: keyring).keyUsage()
+    }
+
+    /// How many blobs the metadata of `dataDir` references (0 when it has no database).
+    static func referencedBlobCount(dataDir: String) async throws -> Int {
+        let database = DataDirectory(dataDir).database
+        guard FileManager.default.fileExists(atPath: database) else { return 0 }
+        let store = try SQLiteMetadataStore(path: database)
+        defer { try? store.close() }
+        return try await store.referencedDigests().count
+    }
     static func blobRoot(_ dataDir: String) -> String { dataDir + "/blobs" }
 }

