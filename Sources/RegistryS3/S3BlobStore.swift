@@ -247,6 +247,53 @@ public final class S3BlobStore: BlobStore {
         return aborted
     }
 
+    // MARK: Keys
+
+    /// How many objects each master key id wraps, read from the objects' headers: one ranged `GET` of the first
+    /// 128 bytes per object, `concurrency` at a time, never the payload. `nil` counts objects whose header is not
+    /// valid. What `registry keys list` and `keys retire` scan when blobs live in a bucket.
+    public func keyUsage(concurrency: Int = 16) async throws -> [String?: Int] {
+        let digests = try await list()
+        var usage: [String?: Int] = [:]
+        try await withThrowingTaskGroup(of: HeaderKey.self) { group in
+            var pending = digests.makeIterator()
+            for _ in 0..<max(concurrency, 1) {
+                guard let digest = pending.next() else { break }
+                group.addTask { try await self.headerKey(of: digest) }
+            }
+            while let found = try await group.next() {
+                switch found {
+                case .gone: break
+                case .invalid: usage[nil, default: 0] += 1
+                case .key(let id): usage[id, default: 0] += 1
+                }
+                if let digest = pending.next() { group.addTask { try await self.headerKey(of: digest) } }
+            }
+        }
+        return usage
+    }
+
+    /// What the header of one object names.
+    private enum HeaderKey: Sendable {
+        /// The object was deleted after it was listed.
+        case gone
+        case invalid
+        case key(String)
+    }
+
+    private func headerKey(of digest: Digest) async throws -> HeaderKey {
+        let found: HTTPClientResponse?
+        do {
+            found = try await client.get(key(of: digest), range: 0..<Int64(BlobFileHeader.byteCount))
+        } catch let error as RegistryError where error.details["status"] == .number(416) {
+            return .invalid  // an empty object
+        }
+        guard let response = found else { return .gone }
+        let bytes = try await response.body.collect(upTo: BlobFileHeader.byteCount + 1)
+        guard let header = try? BlobFileHeader(parsing: Array(bytes.readableBytesView)) else { return .invalid }
+        return .key(header.keyId)
+    }
+
     // MARK: Internals
 
     /// The header of a blob and the object's entity tag, nil when absent; `BLOB_CORRUPT` when the header is not
