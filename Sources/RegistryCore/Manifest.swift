@@ -75,6 +75,7 @@ public struct Manifest: Sendable, Equatable, Codable {
         guard !files.isEmpty else { throw invalid("A manifest lists at least one file.") }
         guard files.count <= 100_000 else { throw invalid("A manifest lists at most 100000 files.") }
         var paths = Set<String>()
+        var total: Int64 = 0
         for file in files {
             let components = file.path.split(separator: "/", omittingEmptySubsequences: false)
             guard !file.path.isEmpty, file.path.utf8.count <= 1024, !file.path.hasPrefix("/"),
@@ -87,10 +88,28 @@ public struct Manifest: Sendable, Equatable, Codable {
             guard file.size >= 0, file.chunks.allSatisfy({ $0.size > 0 }) || file.size == 0 else {
                 throw invalid("File '\(file.path)' has a negative size or an empty chunk.")
             }
-            let sum = file.chunks.reduce(Int64(0)) { $0 + $1.size }
+            guard file.size <= Self.maxTotalSize, file.chunks.allSatisfy({ $0.size <= Self.maxTotalSize }) else {
+                throw invalid("File '\(file.path)' is larger than \(Self.maxTotalSize) bytes.")
+            }
+            // Sizes come from the client: added with overflow checks, so a forged manifest is refused, not a trap.
+            var sum: Int64 = 0
+            for chunk in file.chunks {
+                let (next, overflow) = sum.addingReportingOverflow(chunk.size)
+                guard !overflow, next <= Self.maxTotalSize else {
+                    throw invalid("The chunks of '\(file.path)' add up to more than \(Self.maxTotalSize) bytes.")
+                }
+                sum = next
+            }
             guard sum == file.size else {
                 throw invalid("The chunks of '\(file.path)' add up to \(sum) bytes, but the file has \(file.size).")
             }
+            total += file.size
+            guard total <= Self.maxTotalSize else {
+                throw invalid("The files of the manifest add up to more than \(Self.maxTotalSize) bytes.")
+            }
         }
     }
+
+    /// The most bytes a manifest may describe (1 PiB), so that no sum of its sizes can overflow.
+    public static let maxTotalSize: Int64 = 1 << 50
 }

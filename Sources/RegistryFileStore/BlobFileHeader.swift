@@ -37,6 +37,8 @@ package struct BlobFileHeader: Sendable, Equatable {
     static let maxKeyIdBytes = 32
     static let wrappedKeyByteCount = 60
     package static let maxSegmentSize = 1 << 20
+    /// The largest plaintext a blob may hold (1 PiB): far above any chunk, low enough that offsets never overflow.
+    package static let maxPlaintextSize: Int64 = 1 << 50
     /// The authenticated prefix: magic, version, segment size, nonce prefix.
     static let authenticatedByteCount = 18
 
@@ -68,7 +70,10 @@ package struct BlobFileHeader: Sendable, Equatable {
         }
         noncePrefix = Array(bytes[10..<18])
         plaintextSize = Int64(bitPattern: Self.integer(bytes[18..<26]))
-        guard plaintextSize >= 0 else { throw HeaderProblem("negative plaintext size") }
+        // A forged size must not overflow the segment arithmetic below (an S3 object is not trusted).
+        guard plaintextSize >= 0, plaintextSize <= Self.maxPlaintextSize else {
+            throw HeaderProblem("plaintext size \(plaintextSize) out of range")
+        }
         let idLength = Int(bytes[26])
         guard idLength > 0, idLength <= Self.maxKeyIdBytes else { throw HeaderProblem("invalid key id length") }
         keyId = String(decoding: bytes[27..<(27 + idLength)], as: UTF8.self)

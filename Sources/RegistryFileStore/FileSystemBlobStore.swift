@@ -130,10 +130,12 @@ public final class FileSystemBlobStore: BlobStore {
                 try cipher.sealAndWrite(last, index: lastIndex, final: true, fd: fd, path: temporary)
                 try headerBytes.withUnsafeBytes { try POSIXFile.writeAll(fd, $0, offset: 0, path: temporary) }
                 try POSIXFile.sync(fd, path: temporary)
-                _ = close(fd)
-                try Self.commit(temporary, to: final, shard: shard)
             }
+            // Closed exactly once, here: a failing commit below must not close the number again, which by then
+            // may belong to another thread's socket or database file.
             isOpen = false
+            _ = close(fd)
+            try await threadPool.runIfActive { try Self.commit(temporary, to: final, shard: shard) }
             return total
         } catch {
             if isOpen { _ = close(fd) }

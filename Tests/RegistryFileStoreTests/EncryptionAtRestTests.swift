@@ -116,6 +116,27 @@ import Testing
         #expect(error?.details["segment"] == .number(1))
     }
 
+    @Test func aForgedHugePlaintextSizeIsCorruptNotATrap() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try makeStore(directory)
+        let digest = try await store.put(bytes: BlobStoreConformance.pattern(4096, seed: 9))
+        let path = store.path(of: digest)
+        var data = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        // Int64.max: segment counts and offsets computed from it would overflow.
+        let forged = UInt64(Int64.max)
+        for index in 0..<8 { data[18 + index] = UInt8(truncatingIfNeeded: forged >> UInt64(56 - 8 * index)) }
+        try Data(data).write(to: URL(fileURLWithPath: path))
+        for range in [nil, Int64(0)..<Int64(10)] as [Range<Int64>?] {
+            let error = await #expect(throws: RegistryError.self) {
+                _ = try await BlobStoreConformance.read(store, digest, range: range)
+            }
+            #expect(error?.code == .blobCorrupt)
+        }
+        let size = await #expect(throws: RegistryError.self) { _ = try await store.size(of: digest) }
+        #expect(size?.code == .blobCorrupt)
+    }
+
     @Test func swappedSegmentsAreDetected() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

@@ -2,6 +2,7 @@ import Foundation
 import RegistryCore
 import RegistryFileStore
 import RegistryTesting
+import Synchronization
 import Testing
 
 @Suite struct FileSystemBlobStoreTests {
@@ -95,5 +96,60 @@ import Testing
         let reopened = try FileSystemBlobStore(root: directory.path)
         #expect(try await reopened.list() == [digest])
         #expect(try await BlobStoreConformance.read(reopened, digest) == Array("kept".utf8))
+    }
+}
+
+/// A commit that fails after the upload's descriptor was closed must not close that number again: by then it may
+/// belong to another thread's file, socket or database.
+@Suite struct DescriptorSafetyTests {
+    @Test(.timeLimit(.minutes(2))) func aFailedCommitNeverClosesSomeoneElsesDescriptor() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try FileSystemBlobStore(root: directory.path)
+        // The shard directories of these blobs are regular files, so every commit's rename fails (ENOTDIR).
+        let payloads = (0..<64).map { BlobStoreConformance.pattern(100 + $0, seed: UInt8($0)) }
+        let root = directory.path + "/blobs/sha256"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        for payload in payloads {
+            let shard = root + "/" + String(Digest(of: payload).hex.prefix(2))
+            if !FileManager.default.fileExists(atPath: shard) {
+                _ = FileManager.default.createFile(atPath: shard, contents: Data())
+            }
+        }
+        let victims = Victims()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                // Another thread keeps opening files and checks each is still its own when it closes it.
+                for _ in 0..<20_000 {
+                    let fd = open("/dev/null", O_RDONLY)
+                    guard fd >= 0 else { continue }
+                    var before = stat()
+                    fstat(fd, &before)
+                    for _ in 0..<3 { await Task.yield() }
+                    var after = stat()
+                    if fstat(fd, &after) != 0 || after.st_ino != before.st_ino || after.st_dev != before.st_dev {
+                        victims.add()
+                    } else {
+                        close(fd)
+                    }
+                }
+            }
+            for round in 0..<8 {
+                for payload in payloads {
+                    group.addTask {
+                        _ = try? await store.put(
+                            Digest(of: payload), expectedSize: nil,
+                            body: BlobStoreConformance.split(payload, into: 1 + round % 3))
+                    }
+                }
+            }
+        }
+        #expect(victims.count == 0, "descriptors closed behind their owner's back")
+    }
+
+    final class Victims: Sendable {
+        private let value = Mutex(0)
+        func add() { value.withLock { $0 += 1 } }
+        var count: Int { value.withLock { $0 } }
     }
 }
