@@ -8,7 +8,7 @@ import RegistryTesting
 /// The serving side against a real `registry serve` process: how fast an abort reaches a fleet of runtimes holding
 /// watches, and how long a rollout takes to expose a 1 GiB model whose files are already in the local cache.
 struct FleetBenchmark {
-    static let secret = "mr_fleet-bench-admin"
+    static let secret = "mr_fleet-bench-admin-0123456789abcdef"
     let runtimes: Int
     let aborts: Int
     let largeGiB: Int

@@ -291,7 +291,7 @@ struct Timed {
 
 /// `registry serve --data-port` as a child process.
 final class ServerProcess: @unchecked Sendable {  // Process is not Sendable; used from the benchmark's task only.
-    static let adminToken = "mr_transfer-bench-admin"
+    static let adminToken = "mr_transfer-bench-admin-0123456789abcdef"
     let baseURL: String
     let dataURL: String
     private let process: Process

@@ -7,20 +7,59 @@ public struct AccessToken: Sendable, Equatable, Codable {
     public var id: String
     public var subject: String
     public var admin: Bool
+    /// Whether the holder may create models (a global permission; admins always may).
+    public var canCreateModels: Bool
+    /// After this time the token no longer authenticates; nil for no expiry.
+    public var expiresAt: Date?
+    /// Whether the registry created this token at start-up (`REGISTRY_ADMIN_TOKEN` or a generated one).
+    public var bootstrap: Bool
+    /// When the token was revoked; a revoked token never authenticates again, and a revoked bootstrap secret is
+    /// not re-created at start-up.
+    public var revokedAt: Date?
     public var tokenHash: String
     public var createdBy: String
     public var createdAt: Date
 
-    public init(id: String, subject: String, admin: Bool, tokenHash: String, createdBy: String, createdAt: Date) {
+    public init(
+        id: String, subject: String, admin: Bool, canCreateModels: Bool = false, expiresAt: Date? = nil,
+        bootstrap: Bool = false, revokedAt: Date? = nil, tokenHash: String, createdBy: String, createdAt: Date
+    ) {
         self.id = id
         self.subject = subject
         self.admin = admin
+        self.canCreateModels = canCreateModels
+        self.expiresAt = expiresAt
+        self.bootstrap = bootstrap
+        self.revokedAt = revokedAt
         self.tokenHash = tokenHash
         self.createdBy = createdBy
         self.createdAt = createdAt
     }
 
-    enum CodingKeys: String, CodingKey { case id, subject, admin, createdBy, createdAt, tokenHash }
+    /// Whether the token authenticates at `now`: not revoked and not expired.
+    public func isActive(at now: Date) -> Bool {
+        guard revokedAt == nil else { return false }
+        if let expiresAt, expiresAt <= now { return false }
+        return true
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, subject, admin, canCreateModels, expiresAt, bootstrap, revokedAt, createdBy, createdAt, tokenHash
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        id = try container.decode(String.self, forKey: .id)
+        subject = try container.decode(String.self, forKey: .subject)
+        admin = try container.decode(Bool.self, forKey: .admin)
+        canCreateModels = try container.decodeIfPresent(Bool.self, forKey: .canCreateModels) ?? false
+        expiresAt = try container.decodeIfPresent(Date.self, forKey: .expiresAt)
+        bootstrap = try container.decodeIfPresent(Bool.self, forKey: .bootstrap) ?? false
+        revokedAt = try container.decodeIfPresent(Date.self, forKey: .revokedAt)
+        tokenHash = try container.decodeIfPresent(String.self, forKey: .tokenHash) ?? ""
+        createdBy = try container.decode(String.self, forKey: .createdBy)
+        createdAt = try container.decode(Date.self, forKey: .createdAt)
+    }
 
     public func encode(to encoder: any Encoder) throws {
         // The hash never leaves the server.
@@ -28,6 +67,10 @@ public struct AccessToken: Sendable, Equatable, Codable {
         try container.encode(id, forKey: .id)
         try container.encode(subject, forKey: .subject)
         try container.encode(admin, forKey: .admin)
+        try container.encode(canCreateModels, forKey: .canCreateModels)
+        try container.encodeIfPresent(expiresAt, forKey: .expiresAt)
+        try container.encode(bootstrap, forKey: .bootstrap)
+        try container.encodeIfPresent(revokedAt, forKey: .revokedAt)
         try container.encode(createdBy, forKey: .createdBy)
         try container.encode(createdAt, forKey: .createdAt)
     }
@@ -45,6 +88,9 @@ public enum TokenSecret {
             .replacingOccurrences(of: "=", with: "")
         return "mr_" + text
     }
+
+    /// The fewest characters a secret may have (a configured `REGISTRY_ADMIN_TOKEN` included).
+    public static let minimumLength = 32
 
     /// The stored form of a secret.
     public static func hash(_ secret: String) -> String {

@@ -2,10 +2,18 @@
 public struct Principal: Sendable, Equatable {
     public var subject: String
     public var admin: Bool
+    /// Whether this caller may create models: a global permission, held by admins and by tokens issued with it.
+    public var canCreateModels: Bool
 
-    public init(subject: String, admin: Bool) {
+    public init(subject: String, admin: Bool, canCreateModels: Bool = false) {
         self.subject = subject
         self.admin = admin
+        self.canCreateModels = admin || canCreateModels
+    }
+
+    /// The caller a token authenticates.
+    public init(_ token: AccessToken) {
+        self.init(subject: token.subject, admin: token.admin, canCreateModels: token.canCreateModels)
     }
 
     /// Whether this caller holds `permission` on `model`: admins always do, others through a grant.

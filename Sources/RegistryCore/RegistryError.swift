@@ -57,6 +57,10 @@ public struct RegistryError: Error, Sendable, Equatable, CustomStringConvertible
         public static let masterKeyUnknown: Code = "MASTER_KEY_UNKNOWN"
         // Operations
         public static let unavailable: Code = "UNAVAILABLE"
+        /// Too many requests of one kind from one caller or address; `details.retryAfterSeconds` says when to retry.
+        public static let tooManyRequests: Code = "TOO_MANY_REQUESTS"
+        public static let tokenExpired: Code = "TOKEN_EXPIRED"
+        public static let tooManyInstances: Code = "TOO_MANY_INSTANCES"
         public static let internalError: Code = "INTERNAL"
         public static let storageFull: Code = "STORAGE_FULL"
     }

@@ -10,10 +10,13 @@ extension SQLiteMetadataStore {
                 db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM tokens WHERE id = ? OR token_hash = ?)"),
                 arguments: [token.id, token.tokenHash]) ?? false
             guard !taken else { throw RegistryError.invalidArgument("A token with this id or secret already exists.") }
-            try db.cachedStatement(sql: "INSERT INTO tokens (\(Rows.tokenColumns)) VALUES (?, ?, ?, ?, ?, ?)")
-                .execute(arguments: [
-                    token.id, token.subject, token.admin, token.tokenHash, token.createdBy, Rows.time(token.createdAt),
-                ])
+            try db.cachedStatement(
+                sql: "INSERT INTO tokens (\(Rows.tokenColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            )
+            .execute(arguments: [
+                token.id, token.subject, token.admin, token.tokenHash, token.createdBy, Rows.time(token.createdAt),
+                token.canCreateModels, token.expiresAt.map(Rows.time), token.bootstrap, token.revokedAt.map(Rows.time),
+            ])
             let (audit, events) = try Transitions.tokenCreated(token)
             return ((), audit, events)
         }
@@ -30,8 +33,10 @@ extension SQLiteMetadataStore {
 
     public func tokens() async throws -> [AccessToken] {
         try await read { db in
-            try Row.fetchAll(db.cachedStatement(sql: "SELECT \(Rows.tokenColumns) FROM tokens ORDER BY position"))
-                .map(Rows.token)
+            try Row.fetchAll(
+                db.cachedStatement(
+                    sql: "SELECT \(Rows.tokenColumns) FROM tokens WHERE revoked_at IS NULL ORDER BY position")
+            ).map(Rows.token)
         }
     }
 
@@ -39,10 +44,14 @@ extension SQLiteMetadataStore {
         try await write(context) { db in
             guard
                 let token = try Row.fetchOne(
-                    db.cachedStatement(sql: "SELECT \(Rows.tokenColumns) FROM tokens WHERE id = ?"), arguments: [id]
+                    db.cachedStatement(
+                        sql: "SELECT \(Rows.tokenColumns) FROM tokens WHERE id = ? AND revoked_at IS NULL"),
+                    arguments: [id]
                 ).map(Rows.token)
             else { throw RegistryError(.notFound, "No token has id '\(id)'.") }
-            try db.cachedStatement(sql: "DELETE FROM tokens WHERE id = ?").execute(arguments: [id])
+            // Kept, marked revoked: a revoked bootstrap secret must be recognised at the next start.
+            try db.cachedStatement(sql: "UPDATE tokens SET revoked_at = ? WHERE id = ?")
+                .execute(arguments: [Rows.time(context.time), id])
             let (audit, events) = try Transitions.tokenRevoked(token)
             return ((), audit, events)
         }
@@ -52,6 +61,19 @@ extension SQLiteMetadataStore {
 
     public func recordAudit(_ draft: AuditDraft, context: MutationContext) async throws {
         try await write(context) { _ in ((), draft, []) }
+    }
+
+    /// One write transaction (one fsync) for all `entries`: the last goes through `write` like any audit draft, the
+    /// ones before it are appended first inside the same transaction, so the chain keeps their order.
+    public func recordAudits(_ entries: [(draft: AuditDraft, context: MutationContext)]) async throws {
+        guard let last = entries.last else { return }
+        let earlier = entries.dropLast()
+        try await write(last.context) { db in
+            for entry in earlier {
+                _ = try Self.append(audit: entry.draft, events: [], context: entry.context, db)
+            }
+            return ((), last.draft, [])
+        }
     }
 
     public func auditEntries(_ query: AuditQuery) async throws -> Page<AuditEntry> {

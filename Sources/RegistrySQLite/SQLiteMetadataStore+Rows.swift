@@ -20,6 +20,10 @@ enum Rows {
 
     static func date(_ row: Row, _ column: String) -> Date { Timestamp.fromMilliseconds(row[column]) }
 
+    static func optionalDate(_ row: Row, _ column: String) -> Date? {
+        (row[column] as Int64?).map(Timestamp.fromMilliseconds)
+    }
+
     static let modelColumns =
         "name, description, tags, created_by, approval_policy, trust_policy, revision, created_at, updated_at"
 
@@ -76,12 +80,15 @@ enum Rows {
         return entry
     }
 
-    static let tokenColumns = "id, subject, admin, token_hash, created_by, created_at"
+    static let tokenColumns =
+        "id, subject, admin, token_hash, created_by, created_at, can_create_models, expires_at, bootstrap, revoked_at"
 
     static func token(_ row: Row) -> AccessToken {
         AccessToken(
-            id: row["id"], subject: row["subject"], admin: row["admin"], tokenHash: row["token_hash"],
-            createdBy: row["created_by"], createdAt: date(row, "created_at"))
+            id: row["id"], subject: row["subject"], admin: row["admin"], canCreateModels: row["can_create_models"],
+            expiresAt: optionalDate(row, "expires_at"), bootstrap: row["bootstrap"],
+            revokedAt: optionalDate(row, "revoked_at"), tokenHash: row["token_hash"], createdBy: row["created_by"],
+            createdAt: date(row, "created_at"))
     }
 
     static let auditColumns =

@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import RegistryCore
 import Synchronization
@@ -35,20 +36,32 @@ final class Authenticator: Sendable {
         guard let secret = request.bearerToken else {
             throw RegistryError(.unauthenticated, "This call needs an 'Authorization: Bearer <token>' header.")
         }
-        let hash = TokenSecret.hash(secret)
-        let now = ContinuousClock.now
-        if let cached = tokens.withLock({ $0[hash] }), cached.expires > now {
-            return Principal(subject: cached.value.subject, admin: cached.value.admin)
-        }
-        guard let token = try await store.token(hash: hash) else {
-            tokens.withLock { _ = $0.removeValue(forKey: hash) }
+        // No secret this registry issues or accepts is this short: refused without a lookup.
+        guard secret.utf8.count >= TokenSecret.minimumLength, secret.utf8.count <= 512 else {
             throw RegistryError(.unauthenticated, "The bearer token is not known to this registry.")
         }
-        tokens.withLock { cache in
-            if cache.count >= maxEntries { cache.removeAll(keepingCapacity: true) }
-            cache[hash] = Cached(value: token, expires: now.advanced(by: ttl))
+        let hash = TokenSecret.hash(secret)
+        let now = ContinuousClock.now
+        let token: AccessToken
+        if let cached = tokens.withLock({ $0[hash] }), cached.expires > now {
+            token = cached.value
+        } else {
+            guard let stored = try await store.token(hash: hash), stored.revokedAt == nil else {
+                tokens.withLock { _ = $0.removeValue(forKey: hash) }
+                throw RegistryError(.unauthenticated, "The bearer token is not known to this registry.")
+            }
+            token = stored
+            tokens.withLock { cache in
+                if cache.count >= maxEntries { cache.removeAll(keepingCapacity: true) }
+                cache[hash] = Cached(value: token, expires: now.advanced(by: ttl))
+            }
         }
-        return Principal(subject: token.subject, admin: token.admin)
+        if let expiresAt = token.expiresAt, expiresAt <= Date() {
+            throw RegistryError(
+                .tokenExpired, "The bearer token expired at \(Timestamp.format(expiresAt)); ask for a new one.",
+                details: ["id": .string(token.id)])
+        }
+        return Principal(token)
     }
 
     /// Forgets the cached token with `id`, so that a revocation through this server is immediate.

@@ -9,14 +9,15 @@ enum HTTPErrorMapping {
         case .invalidName, .invalidArgument, .malformedJSON, .invalidPageToken, .invalidDigest, .invalidManifest,
             .digestMismatch, .sizeMismatch:
             .badRequest
-        case .unauthenticated: .unauthorized
+        case .unauthenticated, .tokenExpired: .unauthorized
+        case .tooManyRequests: .tooManyRequests
         case .permissionDenied, .selfApprovalForbidden: .forbidden
         case .notFound, .modelNotFound, .versionNotFound, .stageNotFound, .blobNotFound, .manifestNotFound,
             .rolloutNotFound:
             .notFound
         case .methodNotAllowed: .methodNotAllowed
         case .modelExists, .versionNotApproved, .versionInUse, .invalidTransition, .alreadyDecided, .noPreviousVersion,
-            .rolloutInProgress, .trustPolicyChanged:
+            .rolloutInProgress, .trustPolicyChanged, .tooManyInstances:
             .conflict
         case .revisionMismatch: .preconditionFailed
         case .payloadTooLarge: .contentTooLarge
@@ -64,8 +65,12 @@ enum HTTPErrorMapping {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         switch error.code {
-        case .unauthenticated:
+        case .unauthenticated, .tokenExpired:
             headers[.wwwAuthenticate] = "Bearer realm=\"registry\""
+        case .tooManyRequests, .unavailable:
+            if case .number(let seconds)? = error.details["retryAfterSeconds"] {
+                headers[.retryAfter] = String(Int(seconds.rounded(.up)))
+            }
         case .rangeNotSatisfiable:
             if case .number(let size)? = error.details["size"] {
                 headers[.contentRange] = "bytes */\(Int64(size))"

@@ -8,6 +8,7 @@ struct RegistryMiddleware: RouterMiddleware {
 
     let metrics: ServerMetrics
     let routes: RouteTable
+    let authFailures: AuthFailureLimiter
 
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
@@ -17,7 +18,9 @@ struct RegistryMiddleware: RouterMiddleware {
         context.requestId = Self.requestId(from: request)
         context.logger[metadataKey: "request.id"] = .string(context.requestId)
         var response: Response
+        let presentedToken = request.headers[.authorization] != nil
         do {
+            if presentedToken { try authFailures.check(context.clientAddress) }
             response = try await next(request, context)
         } catch let error as RegistryError {
             response = HTTPErrorMapping.response(for: error)
@@ -38,6 +41,7 @@ struct RegistryMiddleware: RouterMiddleware {
             response = HTTPErrorMapping.response(
                 for: RegistryError(.internalError, "The server could not complete the request."))
         }
+        if presentedToken, response.status == .unauthorized { authFailures.recordFailure(context.clientAddress) }
         response.headers[.requestID] = context.requestId
         if request.method == .head { response = response.createHeadResponse() }
         metrics.record(

@@ -9,11 +9,14 @@ public struct RegistryRequestContext: RequestContext {
     /// The server's own end of the connection (the address and port it is bound to), nil when unknown; resolve
     /// builds `artifactsURL` from it, never from the client's `Host` header.
     public var localAddress: SocketAddress?
+    /// The client's IP address (no port), for per-address limits; nil when the channel has none.
+    public var clientAddress: String?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         requestId = ""
         localAddress = source.channel.localAddress
+        clientAddress = source.channel.remoteAddress?.ipAddress
     }
 
     /// Bodies are collected by the routes themselves, each with its own limit.

@@ -31,6 +31,14 @@ extension RegistryRoutes {
     func registerModels(on router: Router<RegistryRequestContext>) {
         add(router, .post, "/v1/models") { request, context in
             let principal = try await authenticate(request)
+            if !principal.canCreateModels {
+                let error = RegistryError(
+                    .permissionDenied,
+                    "Creating a model needs an admin token or a token issued with canCreateModels.",
+                    details: ["requiredPermission": "canCreateModels"])
+                await auditDenial(error, model: nil, principal, request, context)
+                throw error
+            }
             let body = try await request.decodeJSON(CreateModelBody.self, maxBytes: configuration.maxJSONBodyBytes)
             try Names.validate(body.name, kind: "model")
             try validate(description: body.description, tags: body.tags, policy: body.approvalPolicy)

@@ -6,6 +6,8 @@ extension RegistryRoutes {
     struct CreateTokenBody: Decodable, Sendable {
         var subject: String
         var admin: Bool?
+        var canCreateModels: Bool?
+        var expiresAt: Date?
     }
 
     /// The new token; `token` is the secret, shown only in this response.
@@ -13,6 +15,8 @@ extension RegistryRoutes {
         var id: String
         var subject: String
         var admin: Bool
+        var canCreateModels: Bool
+        var expiresAt: Date?
         var token: String
         var createdAt: Date
     }
@@ -29,14 +33,19 @@ extension RegistryRoutes {
             let body = try await request.decodeJSON(CreateTokenBody.self, maxBytes: configuration.maxJSONBodyBytes)
             try Names.validateSubject(body.subject)
             let mutation = mutation(principal, context)
+            if let expiresAt = body.expiresAt, expiresAt <= mutation.time {
+                throw RegistryError.invalidArgument("expiresAt must lie in the future.", field: "expiresAt")
+            }
             let (token, secret) = AdminBootstrap.newToken(
-                subject: body.subject, admin: body.admin ?? false, createdBy: principal.subject, time: mutation.time)
+                subject: body.subject, admin: body.admin ?? false, canCreateModels: body.canCreateModels ?? false,
+                expiresAt: body.expiresAt, createdBy: principal.subject, time: mutation.time)
             try await metadata.createToken(token, context: mutation)
             var headers = HTTPFields()
             headers[.location] = "/v1/tokens/\(token.id)"
             return try .json(
                 CreatedToken(
-                    id: token.id, subject: token.subject, admin: token.admin, token: secret,
+                    id: token.id, subject: token.subject, admin: token.admin,
+                    canCreateModels: token.canCreateModels, expiresAt: token.expiresAt, token: secret,
                     createdAt: token.createdAt),
                 status: .created, headers: headers)
         }

@@ -28,7 +28,9 @@ extension MetadataStoreConformance {
                 try await store.createToken(sameHash, context: context("admin"))
             }
             try await store.revokeToken(id: first.id, context: context("admin"))
-            #expect(try await store.token(hash: first.tokenHash) == nil)
+            let revoked = try #require(try await store.token(hash: first.tokenHash))
+            #expect(revoked.revokedAt != nil)
+            #expect(!revoked.isActive(at: Timestamp.now()))
             #expect(try await store.tokens() == [second])
             try await expectFailureWritesNothing(store, .notFound) {
                 try await store.revokeToken(id: first.id, context: context("admin"))
@@ -43,6 +45,45 @@ extension MetadataStoreConformance {
             #expect(try await store.token(hash: TokenSecret.hash(secret))?.admin == true)
             #expect(try await AdminBootstrap.ensureAdminToken(in: store, configuredSecret: nil) == nil)
             #expect(try await store.tokens().count == 1)
+        },
+        ConformanceCase("tokensKeepTheirGlobalPermissionAndExpiry") { (store: any MetadataStore) async throws in
+            let expiry = Timestamp.fromMilliseconds(Timestamp.milliseconds(Timestamp.now()) + 3_600_000)
+            let creator = AdminBootstrap.newToken(
+                subject: "ci", admin: false, canCreateModels: true, expiresAt: expiry, createdBy: "admin",
+                time: Timestamp.now()
+            ).0
+            try await store.createToken(creator, context: context("admin"))
+            let stored = try #require(try await store.token(hash: creator.tokenHash))
+            #expect(stored.canCreateModels && stored.expiresAt == expiry && !stored.bootstrap)
+            #expect(stored.isActive(at: Timestamp.now()))
+            #expect(!stored.isActive(at: expiry))
+        },
+        ConformanceCase("changingTheConfiguredAdminSecretRevokesTheOldOne") { (store: any MetadataStore) async throws in
+            let old = String(repeating: "a", count: 40)
+            let new = String(repeating: "b", count: 40)
+            #expect(try await AdminBootstrap.ensureAdminToken(in: store, configuredSecret: old) == nil)
+            #expect(try await AdminBootstrap.ensureAdminToken(in: store, configuredSecret: new) == nil)
+            #expect(try await store.token(hash: TokenSecret.hash(old))?.revokedAt != nil)
+            let current = try #require(try await store.token(hash: TokenSecret.hash(new)))
+            #expect(current.admin && current.bootstrap && current.revokedAt == nil)
+            #expect(try await store.tokens().map(\.tokenHash) == [TokenSecret.hash(new)])
+        },
+        ConformanceCase("aRevokedAdminSecretIsNotRecreatedAtStart") { (store: any MetadataStore) async throws in
+            let secret = String(repeating: "c", count: 40)
+            _ = try await AdminBootstrap.ensureAdminToken(in: store, configuredSecret: secret)
+            let token = try #require(try await store.token(hash: TokenSecret.hash(secret)))
+            try await store.revokeToken(id: token.id, context: context("admin"))
+            await expectError(.permissionDenied) {
+                _ = try await AdminBootstrap.ensureAdminToken(in: store, configuredSecret: secret)
+            }
+            #expect(try await store.token(hash: TokenSecret.hash(secret))?.revokedAt != nil)
+            #expect(try await store.tokens().isEmpty)
+        },
+        ConformanceCase("aShortAdminSecretIsRefused") { (store: any MetadataStore) async throws in
+            await expectError(.invalidArgument) {
+                _ = try await AdminBootstrap.ensureAdminToken(in: store, configuredSecret: "short-secret")
+            }
+            #expect(try await store.tokens().isEmpty)
         },
     ]
 

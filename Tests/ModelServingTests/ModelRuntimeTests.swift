@@ -19,7 +19,7 @@ final class TextModel: Sendable {
 
 /// A real `registry serve` process with model `toy`: versions 1 and 2 approved, `production` at version 1.
 struct ToyRegistry {
-    static let secret = "mr_runtime-test-admin"
+    static let secret = "mr_runtime-test-admin-0123456789abcdef"
     let server: RegistryProcess
     let directory: String
     let admin: RegistryClient

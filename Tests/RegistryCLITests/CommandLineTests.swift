@@ -13,7 +13,7 @@ import Testing
         let directory = NSTemporaryDirectory() + "registry-cli-process-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let secret = "mr_cli-test-admin"
+        let secret = "mr_cli-test-admin-0123456789abcdef"
 
         let server = Process()
         server.executableURL = binary

@@ -9,7 +9,7 @@ import RegistryTesting
 
 /// A real registry (SQLite + file-system blobs in a temporary directory) served over loopback on a free port.
 struct RegistryFixture {
-    static let adminSecret = "mr_test-admin-secret"
+    static let adminSecret = "mr_test-admin-secret-0123456789abcdef"
 
     let directory: String
     let metadata: SQLiteMetadataStore

@@ -17,20 +17,21 @@ import Testing
         let directory: String
         let process: Process
         let url: String
-        let secret = "mr_storage-test-admin"
+        let secret = "mr_storage-test-admin-0123456789abcdef"
         var dataDir: String { directory + "/data" }
         var client: RegistryClient { RegistryClient(baseURL: url, token: secret) }
         var environment: [String: String] { ["REGISTRY_URL": url, "REGISTRY_TOKEN": secret] }
 
-        static func start() async throws -> Server {
+        static func start(_ extraArguments: [String] = []) async throws -> Server {
             let binary = try #require(CommandLineTests.registryBinary(), "the registry executable is built")
             let directory = NSTemporaryDirectory() + "registry-storage-" + UUID().uuidString
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             let process = Process()
             process.executableURL = binary
-            process.arguments = ["serve", "--data-dir", directory + "/data", "--host", "127.0.0.1", "--port", "0"]
+            process.arguments =
+                ["serve", "--data-dir", directory + "/data", "--host", "127.0.0.1", "--port", "0"] + extraArguments
             process.environment = ProcessInfo.processInfo.environment.merging(
-                ["REGISTRY_ADMIN_TOKEN": "mr_storage-test-admin"]) { $1 }
+                ["REGISTRY_ADMIN_TOKEN": "mr_storage-test-admin-0123456789abcdef"]) { $1 }
             process.environment?.removeValue(forKey: MasterKeyring.environmentVariable)
             let output = Pipe()
             process.standardOutput = output
@@ -125,7 +126,8 @@ import Testing
     }
 
     @Test func gcDeletesOldOrphansButNeverAPushedVersionsBlobs() async throws {
-        let server = try await Server.start()
+        // Uploads expire after 2 s here, so that an orphan stops being held by its upload within the test.
+        let server = try await Server.start(["--upload-expiry-seconds", "2"])
         defer { server.stop() }
         let created = try await server.run(["model", "create", "demo"])
         #expect(created.status == 0, "\(created.error)")
@@ -141,6 +143,11 @@ import Testing
         #expect(young.status == 0, "\(young.error)")
         #expect(young.output.contains("deleted 0 of"))
         #expect(try await server.client.blobSize(orphan) == 70_000)
+        // While its upload is open even a zero grace keeps it.
+        let held = try await server.run(["gc", "--grace-seconds", "0"])
+        #expect(held.output.contains("deleted 0 of"), "\(held.output)")
+        #expect(held.output.contains("held by uploads in progress"))
+        try await Task.sleep(for: .seconds(3))
 
         let dry = try await server.run(["gc", "--dry-run", "--grace-seconds", "0"])
         #expect(dry.status == 0, "\(dry.error)")

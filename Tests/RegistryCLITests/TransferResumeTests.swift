@@ -11,7 +11,7 @@ import Testing
 /// Interrupts real `registry push` and `registry pull` processes with signal 9 and runs them again against a real
 /// `registry serve` process, counting on the server what travelled.
 @Suite(.serialized) struct TransferResumeTests {
-    static let secret = "mr_resume-test-admin"
+    static let secret = "mr_resume-test-admin-0123456789abcdef"
 
     /// 1 MiB chunks with no content-defined cuts: the resume tests count chunks, they do not test chunking.
     static let fixedChunks = ContentDefinedChunker.Parameters(

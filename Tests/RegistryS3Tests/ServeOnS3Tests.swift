@@ -60,7 +60,7 @@ struct ServeOnS3Tests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let error = await #expect(throws: RegistryProcessError.self) {
             _ = try await RegistryProcess(
-                dataDirectory: directory, adminToken: "mr_s3-refused",
+                dataDirectory: directory, adminToken: "mr_s3-refused-0123456789abcdef0123456789",
                 arguments: ["--s3-bucket", fixture.client.location.bucket, "--s3-endpoint", seaweed.endpoint],
                 environment: ["AWS_ACCESS_KEY_ID": seaweed.accessKeyId, "AWS_SECRET_ACCESS_KEY": "wrong-secret"])
         }

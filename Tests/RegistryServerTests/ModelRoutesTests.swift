@@ -4,7 +4,7 @@ import Testing
 @Suite struct ModelRoutesTests {
     @Test func creatingAModelReturnsItWithRevisionAndETag() async throws {
         try await TestRegistry.with { registry in
-            let token = try await registry.token(for: "alice")
+            let token = try await registry.token(for: "alice", canCreateModels: true)
             let response = try await registry.send(
                 .POST, "/v1/models", token: token, json: ["name": "fraud", "tags": ["team": "risk"]])
             #expect(response.status == 201)
@@ -83,8 +83,8 @@ import Testing
 
     @Test func listingShowsOnlyModelsWithAGrantForTheCaller() async throws {
         try await TestRegistry.with { registry in
-            let alice = try await registry.token(for: "alice")
-            let bob = try await registry.token(for: "bob")
+            let alice = try await registry.token(for: "alice", canCreateModels: true)
+            let bob = try await registry.token(for: "bob", canCreateModels: true)
             for name in ["a1", "a2"] {
                 _ = try await registry.send(.POST, "/v1/models", token: alice, json: ["name": .string(name)])
             }

@@ -63,9 +63,10 @@ struct TestRegistry {
     }
 
     /// Creates a token for `subject` through the API and returns its secret.
-    func token(for subject: String, admin: Bool = false) async throws -> String {
+    func token(for subject: String, admin: Bool = false, canCreateModels: Bool = false) async throws -> String {
         let response = try await send(
-            .POST, "/v1/tokens", token: adminToken, json: ["subject": .string(subject), "admin": .bool(admin)])
+            .POST, "/v1/tokens", token: adminToken,
+            json: ["subject": .string(subject), "admin": .bool(admin), "canCreateModels": .bool(canCreateModels)])
         guard response.status == 201, case .string(let secret)? = response.json["token"] else {
             throw TestFailure("token creation failed: \(response.status) \(response.text)")
         }
@@ -135,11 +136,13 @@ struct World {
     let manifest: Digest
     let chunk: [UInt8]
 
-    static let roles = ["owner", "writer", "approver", "deployer", "reader"]
+    static let roles = ["owner", "writer", "approver", "deployer", "reader", "serving"]
 
     static func make(_ registry: TestRegistry) async throws -> World {
         var tokens: [String: String] = ["admin": registry.adminToken]
-        for subject in roles + ["stranger"] { tokens[subject] = try await registry.token(for: subject) }
+        for subject in roles + ["stranger"] {
+            tokens[subject] = try await registry.token(for: subject, canCreateModels: subject == "owner")
+        }
         let created = try await registry.send(
             .POST, "/v1/models", token: tokens["owner"], json: ["name": "demo", "description": "a test model"])
         guard created.status == 201 else { throw TestFailure("model: \(created.status) \(created.text)") }
