@@ -221,6 +221,25 @@ public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
         }
     }
 
+    public func recordReport(
+        _ report: InstanceReport, rollout id: String, model: String, stage: String, maxInstances: Int,
+        context: MutationContext
+    ) async throws -> ReportOutcome {
+        // A report may move the stage (exposure beginning, an abort); one that only records changes no cached entry.
+        let ticket = beginWrite()
+        do {
+            let outcome = try await base.recordReport(
+                report, rollout: id, model: model, stage: stage, maxInstances: maxInstances, context: context)
+            finishWrite(ticket) { entries in
+                if outcome.change != .report { entries.stages[StageKey(model: model, stage: stage)] = nil }
+            }
+            return outcome
+        } catch {
+            finishWrite(ticket) { _ in }
+            throw error
+        }
+    }
+
     // MARK: Everything else goes straight to the base store
 
     public func rollout(id: String) async throws -> Rollout? { try await base.rollout(id: id) }
@@ -254,6 +273,10 @@ public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
 
     public func recordAudit(_ draft: AuditDraft, context: MutationContext) async throws {
         try await base.recordAudit(draft, context: context)
+    }
+
+    public func recordAudits(_ entries: [(draft: AuditDraft, context: MutationContext)]) async throws {
+        try await base.recordAudits(entries)
     }
 
     public func auditEntries(_ query: AuditQuery) async throws -> Page<AuditEntry> {

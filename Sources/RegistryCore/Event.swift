@@ -65,6 +65,7 @@ public enum EventType {
     public static let versionUpdated = "version.updated"
     public static let versionApprovalRecorded = "version.approval.recorded"
     public static let versionApproved = "version.approved"
+    public static let versionApprovalRevoked = "version.approval.revoked"
     public static let versionRejected = "version.rejected"
     public static let versionArchived = "version.archived"
     public static let stagePromoted = "stage.promoted"

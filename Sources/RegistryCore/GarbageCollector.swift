@@ -3,10 +3,12 @@ import Foundation
 /// Deletes the blobs (chunks and manifests) that no version references and that nobody touched within a grace
 /// window.
 ///
-/// The grace window protects uploads in flight: a chunk uploaded (or reported present by `POST /v1/blobs/check`,
-/// which touches it) moments before its version exists is not yet referenced, but it is young. The blob list is
-/// taken before the references, so a version created during a run can only reference blobs that are either in the
-/// reference set or young.
+/// Uploads in flight are protected twice: every digest an open upload holds (`UploadStore`: chunks and manifests
+/// uploaded, or reported present by `POST /v1/blobs/check`, until the upload expires) is kept whatever the grace,
+/// and a blob touched within the grace window is young. The blob list is taken before the references and the pins,
+/// so a version created during a run can only reference blobs that are in the reference set, pinned, or young.
+/// The one window left is a blob renamed into place moments before its uploader's pin commits, with a grace of
+/// (nearly) zero: its push then fails with `ARTIFACT_INCOMPLETE` and uploads the chunk again, nothing is lost.
 public enum GarbageCollector {
     /// What one run found and removed.
     public struct Report: Codable, Sendable, Equatable {
@@ -20,6 +22,8 @@ public enum GarbageCollector {
         public var freedBytes: Int64
         /// Unreferenced blobs kept because they are younger than the grace window.
         public var keptYoung: Int
+        /// Unreferenced blobs kept because an open upload holds them.
+        public var keptPinned: Int
         public var dryRun: Bool
 
         public init(
@@ -30,6 +34,7 @@ public enum GarbageCollector {
             self.deleted = deleted
             self.freedBytes = freedBytes
             self.keptYoung = keptYoung
+            self.keptPinned = 0
             self.dryRun = dryRun
         }
     }
@@ -40,17 +45,22 @@ public enum GarbageCollector {
     /// Collects unreferenced blobs of `blobs` last modified more than `grace` before `now`; with `dryRun` it only
     /// reports them. Throws `INVALID_ARGUMENT` for a negative grace.
     public static func collect(
-        metadata: any VersionStore, blobs: any BlobStore, grace: Duration = defaultGrace, dryRun: Bool,
+        metadata: any VersionStore & UploadStore, blobs: any BlobStore, grace: Duration = defaultGrace, dryRun: Bool,
         now: Date = Date()
     ) async throws -> Report {
         guard grace >= .zero else { throw RegistryError.invalidArgument("The grace window cannot be negative.") }
         let stored = try await blobs.list()
         let referenced = try await metadata.referencedDigests()
+        let pinned = try await metadata.pinnedDigests(now: now)
         let cutoff = now.addingTimeInterval(-Double(grace.components.seconds))
         var report = Report(scanned: stored.count, referenced: 0, deleted: [], freedBytes: 0, keptYoung: 0, dryRun: dryRun)
         for digest in stored.sorted() {
             if referenced.contains(digest) {
                 report.referenced += 1
+                continue
+            }
+            if pinned.contains(digest) {
+                report.keptPinned += 1
                 continue
             }
             guard let modified = try await blobs.modificationTime(of: digest) else { continue }

@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 /// A `MetadataStore` held in memory: for tests and as the reference the conformance suite is written against.
@@ -12,8 +13,14 @@ public final class InMemoryMetadataStore: MetadataStore {
         var rollouts: [String: Rollout] = [:]
         var rolloutOrder: [String] = []
         var tokens: [AccessToken] = []
+        var uploads: [UploadKey: Date] = [:]
         var audit: [AuditEntry] = []
         var events: [Event] = []
+    }
+
+    struct UploadKey: Hashable {
+        var subject: String
+        var digest: Digest
     }
 
     private let state = Mutex(State())
@@ -295,6 +302,37 @@ public final class InMemoryMetadataStore: MetadataStore {
         }
     }
 
+    public func recordReport(
+        _ report: InstanceReport, rollout id: String, model: String, stage: String, maxInstances: Int,
+        context: MutationContext
+    ) async throws -> ReportOutcome {
+        try write(context) { state in
+            guard var current = state.rollouts[id], current.model == model, current.stage == stage else {
+                throw RegistryError.rolloutNotFound(id)
+            }
+            try RolloutRules.requireActive(current)
+            if current.reports[report.instance] == nil, current.reports.count >= maxInstances {
+                throw RegistryError.tooManyInstances(id, limit: maxInstances)
+            }
+            current.reports[report.instance] = report
+            let summary = ReportSummary(current.reports.values, policy: current.policy, now: context.time)
+            let decided = try Transitions.recordReport(report, in: current, summary: summary, now: context.time)
+            var only = current
+            only.reports = [report.instance: report]
+            guard decided.change != .report else {
+                state.rollouts[id] = current
+                let outcome = ReportOutcome(rollout: only, change: .report, completionPending: decided.completionPending)
+                return (outcome, try Transitions.reportRecorded(report, rollout: current), [])
+            }
+            var (next, outcome) = try Self.applyRollout(current, in: &state, context: context) { rollout in
+                rollout = decided.rollout
+                return decided.change
+            }
+            next.reports = only.reports
+            return (ReportOutcome(rollout: next, change: decided.change, completionPending: false), outcome.audit, outcome.events)
+        }
+    }
+
     private struct RolloutOutcome {
         var stage: Stage
         var audit: AuditDraft
@@ -318,6 +356,30 @@ public final class InMemoryMetadataStore: MetadataStore {
         return (next, RolloutOutcome(stage: newStage ?? stage, audit: draft, events: events))
     }
 
+    // MARK: Uploads
+
+    public func recordUploads(_ digests: [Digest], by subject: String, expiresAt: Date) async throws {
+        state.withLock { state in
+            for digest in digests {
+                let key = UploadKey(subject: subject, digest: digest)
+                state.uploads[key] = max(state.uploads[key] ?? expiresAt, expiresAt)
+            }
+        }
+    }
+
+    public func uploadedDigests(_ digests: [Digest], by subject: String, now: Date) async throws -> Set<Digest> {
+        state.withLock { state in
+            Set(digests.filter { (state.uploads[UploadKey(subject: subject, digest: $0)] ?? now) > now })
+        }
+    }
+
+    public func pinnedDigests(now: Date) async throws -> Set<Digest> {
+        state.withLock { state in
+            state.uploads = state.uploads.filter { $0.value > now }
+            return Set(state.uploads.keys.map(\.digest))
+        }
+    }
+
     // MARK: Tokens
 
     public func createToken(_ token: AccessToken, context: MutationContext) async throws {
@@ -336,15 +398,16 @@ public final class InMemoryMetadataStore: MetadataStore {
     }
 
     public func tokens() async throws -> [AccessToken] {
-        state.withLock { $0.tokens }
+        state.withLock { $0.tokens.filter { $0.revokedAt == nil } }
     }
 
     public func revokeToken(id: String, context: MutationContext) async throws {
         try write(context) { state in
-            guard let index = state.tokens.firstIndex(where: { $0.id == id }) else {
+            guard let index = state.tokens.firstIndex(where: { $0.id == id && $0.revokedAt == nil }) else {
                 throw RegistryError(.notFound, "No token has id '\(id)'.")
             }
-            let token = state.tokens.remove(at: index)
+            let token = state.tokens[index]
+            state.tokens[index].revokedAt = context.time
             let (audit, events) = try Transitions.tokenRevoked(token)
             return ((), audit, events)
         }

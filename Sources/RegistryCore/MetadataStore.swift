@@ -1,7 +1,9 @@
 /// The control plane's strongly consistent store. Every mutation is one transaction that writes the change, its
 /// audit entry and its events together, using the rules in `Transitions`, so that all backends behave alike.
 /// Implementations: `InMemoryMetadataStore`, `SQLiteMetadataStore`; each passes `MetadataStoreConformance`.
-public protocol MetadataStore: ModelStore, VersionStore, StageStore, RolloutStore, TokenStore, AuditStore, EventStore {
+public protocol MetadataStore: ModelStore, VersionStore, StageStore, RolloutStore, TokenStore, AuditStore, EventStore,
+    UploadStore
+{
     /// Throws when the store cannot serve requests (for readiness probes).
     func ping() async throws
 }
@@ -115,6 +117,44 @@ public protocol RolloutStore: Sendable {
         id: String, expectedRevision: Int?, context: MutationContext,
         _ change: @escaping @Sendable (inout Rollout) throws -> RolloutRules.Change
     ) async throws -> Rollout
+
+    /// Records one serving instance's `report` on rollout `id` of `model`'s `stage` and applies the decision it
+    /// leads to (`Transitions.recordReport`, then as `updateRollout`), in one transaction. Reports are kept one per
+    /// instance apart from the rollout, so a report costs the same however many instances report; the returned
+    /// rollout's `reports` hold this instance's report only.
+    ///
+    /// Throws `ROLLOUT_NOT_FOUND` (also for a rollout of another model or stage), `INVALID_TRANSITION` when it no
+    /// longer takes reports, `TOO_MANY_INSTANCES` when `report.instance` would be one more than `maxInstances`.
+    func recordReport(
+        _ report: InstanceReport, rollout id: String, model: String, stage: String, maxInstances: Int,
+        context: MutationContext
+    ) async throws -> ReportOutcome
+}
+
+/// What recording a report did.
+public struct ReportOutcome: Sendable {
+    /// The rollout after the report (its `reports` hold only this report).
+    public var rollout: Rollout
+    public var change: RolloutRules.Change
+    /// The reports call for completing the rollout, which the caller decides after checking the candidate against
+    /// the trust policy (`Transitions.recordReport`).
+    public var completionPending: Bool
+
+    public init(rollout: Rollout, change: RolloutRules.Change, completionPending: Bool) {
+        self.rollout = rollout
+        self.change = change
+        self.completionPending = completionPending
+    }
+}
+
+extension RegistryError {
+    /// One instance more than a rollout keeps reports from.
+    public static func tooManyInstances(_ rolloutId: String, limit: Int) -> RegistryError {
+        RegistryError(
+            .tooManyInstances,
+            "Rollout \(rolloutId) already has reports from \(limit) instances, the most this registry keeps per rollout.",
+            details: ["limit": .number(Double(limit))])
+    }
 }
 
 /// Bearer tokens, kept as hashes.
@@ -122,13 +162,15 @@ public protocol TokenStore: Sendable {
     /// Stores `token`. Throws `INVALID_ARGUMENT` if a token with the same id or hash exists.
     func createToken(_ token: AccessToken, context: MutationContext) async throws
 
-    /// The token whose secret hashes to `hash`, if any.
+    /// The token whose secret hashes to `hash`, if any; a revoked token is returned with its `revokedAt` (callers
+    /// check `isActive(at:)`), so that a revoked secret is recognised as such.
     func token(hash: String) async throws -> AccessToken?
 
-    /// Every token, oldest first.
+    /// Every token that is not revoked, oldest first.
     func tokens() async throws -> [AccessToken]
 
-    /// Removes the token with `id`. Throws `NOT_FOUND` when there is none.
+    /// Marks the token with `id` revoked (it stays recorded, never authenticates again). Throws `NOT_FOUND` when
+    /// there is no such token or it is already revoked.
     func revokeToken(id: String, context: MutationContext) async throws
 }
 
@@ -136,6 +178,9 @@ public protocol TokenStore: Sendable {
 public protocol AuditStore: Sendable {
     /// Appends an entry that does not go with a change (a denied request).
     func recordAudit(_ draft: AuditDraft, context: MutationContext) async throws
+
+    /// Appends several such entries in order, in one transaction where the backend has them: all or none.
+    func recordAudits(_ entries: [(draft: AuditDraft, context: MutationContext)]) async throws
 
     /// Entries in sequence order after `query.after`, optionally for one model.
     func auditEntries(_ query: AuditQuery) async throws -> Page<AuditEntry>
@@ -224,6 +269,11 @@ public struct Tag: Sendable, Hashable {
 }
 
 extension AuditStore {
+    /// One `recordAudit` per entry, for backends without a cheaper way (each entry is still appended whole).
+    public func recordAudits(_ entries: [(draft: AuditDraft, context: MutationContext)]) async throws {
+        for entry in entries { try await recordAudit(entry.draft, context: entry.context) }
+    }
+
     /// Checks the whole chain in pages of 1000 and reports the first entry that was altered, inserted or removed.
     public func verifyAudit() async throws -> AuditChain.Verification {
         var verifier = AuditChain.Verifier()

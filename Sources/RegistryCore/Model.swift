@@ -56,19 +56,24 @@ public struct Model: Sendable, Equatable, Codable {
 public struct ApprovalPolicy: Sendable, Equatable, Codable {
     public var requiredApprovals: Int
     public var allowSelfApproval: Bool
+    /// Whether changing an approved version's metadata revokes its approval (it goes back to pending).
+    public var revokeApprovalOnMetadataChange: Bool
 
-    public init(requiredApprovals: Int = 1, allowSelfApproval: Bool = false) {
+    public init(requiredApprovals: Int = 1, allowSelfApproval: Bool = false, revokeApprovalOnMetadataChange: Bool = false) {
         self.requiredApprovals = requiredApprovals
         self.allowSelfApproval = allowSelfApproval
+        self.revokeApprovalOnMetadataChange = revokeApprovalOnMetadataChange
     }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         requiredApprovals = try container.decodeIfPresent(Int.self, forKey: .requiredApprovals) ?? 1
         allowSelfApproval = try container.decodeIfPresent(Bool.self, forKey: .allowSelfApproval) ?? false
+        revokeApprovalOnMetadataChange =
+            try container.decodeIfPresent(Bool.self, forKey: .revokeApprovalOnMetadataChange) ?? false
     }
 
-    enum CodingKeys: String, CodingKey { case requiredApprovals, allowSelfApproval }
+    enum CodingKeys: String, CodingKey { case requiredApprovals, allowSelfApproval, revokeApprovalOnMetadataChange }
 
     public func validate() throws {
         guard (1...16).contains(requiredApprovals) else {
@@ -89,9 +94,10 @@ public struct Grant: Sendable, Hashable, Codable {
     }
 }
 
-/// What a subject may do on one model. Every role can read; `owner` can do everything.
+/// What a subject may do on one model. Every role can read; `owner` can do everything. `serving` is the role of
+/// serving instances and agents: read, resolve, download and report on rollouts, nothing else.
 public enum Role: String, Sendable, Hashable, Codable, CaseIterable {
-    case reader, writer, approver, deployer, owner
+    case reader, writer, approver, deployer, owner, serving
 
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
@@ -99,7 +105,8 @@ public enum Role: String, Sendable, Hashable, Codable, CaseIterable {
             throw DecodingError.dataCorrupted(
                 .init(
                     codingPath: decoder.codingPath,
-                    debugDescription: "unknown role '\(raw)'; expected one of reader, writer, approver, deployer, owner"))
+                    debugDescription:
+                        "unknown role '\(raw)'; expected one of reader, writer, approver, deployer, owner, serving"))
         }
         self = role
     }
@@ -112,6 +119,7 @@ public enum Role: String, Sendable, Hashable, Codable, CaseIterable {
         case .approver: [.read, .approve]
         case .deployer: [.read, .deploy]
         case .owner: Set(Permission.allCases)
+        case .serving: [.read, .report]
         }
     }
 }
@@ -128,6 +136,8 @@ public enum Permission: String, Sendable, Hashable, CaseIterable {
     case deploy
     /// Change the model, its policy and its access list; archive versions.
     case manage
+    /// Report a serving instance's state and counts to a rollout.
+    case report
 
     /// The least role that carries this permission, for error messages.
     public var leastRole: Role {
@@ -137,6 +147,7 @@ public enum Permission: String, Sendable, Hashable, CaseIterable {
         case .approve: .approver
         case .deploy: .deployer
         case .manage: .owner
+        case .report: .serving
         }
     }
 }

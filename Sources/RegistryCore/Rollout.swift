@@ -154,6 +154,80 @@ public struct InstanceReport: Sendable, Equatable, Codable {
     }
 }
 
+extension InstanceReport {
+    /// The largest request count a report may carry (2^50): far above any real counter, and low enough that the
+    /// counts of every instance of a rollout add up without overflowing.
+    public static let maxCount = 1 << 50
+
+    /// Throws `INVALID_ARGUMENT` unless every count is within 0…`maxCount` and errors do not exceed requests.
+    public static func validateCounts(requests: Int, errors: Int, stableRequests: Int, stableErrors: Int) throws {
+        let counts = [
+            ("requests", requests), ("errors", errors), ("stableRequests", stableRequests),
+            ("stableErrors", stableErrors),
+        ]
+        for (field, value) in counts where !(0...maxCount).contains(value) {
+            throw RegistryError.invalidArgument("\(field) must be between 0 and \(maxCount).", field: field)
+        }
+        guard errors <= requests else {
+            throw RegistryError.invalidArgument("errors cannot exceed requests.", field: "errors")
+        }
+        guard stableErrors <= stableRequests else {
+            throw RegistryError.invalidArgument("stableErrors cannot exceed stableRequests.", field: "stableErrors")
+        }
+    }
+}
+
+/// What a rollout's instances reported within its policy's window: all a decision needs, and what a store can
+/// compute with one aggregate query instead of loading every report. Counts are summed as `Double`, so that many
+/// instances' counts (and reports stored before the count limits) add up without overflowing.
+public struct ReportSummary: Sendable, Equatable {
+    /// Instances that reported within the window.
+    public var present: Int
+    /// Of those, how many have the candidate loaded or serving.
+    public var warm: Int
+    /// One instance whose latest report within the window is `failed`, if any.
+    public var failedInstance: String?
+    public var requests: Double
+    public var errors: Double
+    public var stableRequests: Double
+    public var stableErrors: Double
+
+    public init(
+        present: Int = 0, warm: Int = 0, failedInstance: String? = nil, requests: Double = 0, errors: Double = 0,
+        stableRequests: Double = 0, stableErrors: Double = 0
+    ) {
+        self.present = present
+        self.warm = warm
+        self.failedInstance = failedInstance
+        self.requests = requests
+        self.errors = errors
+        self.stableRequests = stableRequests
+        self.stableErrors = stableErrors
+    }
+
+    /// The summary of `reports` at `now` under `policy`'s window.
+    public init(_ reports: some Sequence<InstanceReport>, policy: RolloutPolicy, now: Date) {
+        self.init()
+        let since = ReportSummary.windowStart(policy: policy, now: now)
+        for report in reports where report.time >= since {
+            present += 1
+            if report.state == .loaded || report.state == .serving { warm += 1 }
+            if report.state == .failed, failedInstance.map({ report.instance < $0 }) ?? true {
+                failedInstance = report.instance
+            }
+            requests += Double(report.requests)
+            errors += Double(report.errors)
+            stableRequests += Double(report.stableRequests)
+            stableErrors += Double(report.stableErrors)
+        }
+    }
+
+    /// The oldest report time that still counts at `now`.
+    public static func windowStart(policy: RolloutPolicy, now: Date) -> Date {
+        now.addingTimeInterval(-TimeInterval(policy.instanceWindowSeconds))
+    }
+}
+
 /// The rules of rollouts, shared by every store (like the rest of `Transitions`).
 public enum RolloutRules {
     public static let defaultSteps: [Double] = [5, 25, 50, 100]
@@ -226,21 +300,25 @@ public enum RolloutRules {
     /// Records `report`, then lets the rollout decide: a failed load aborts; a candidate whose error rate is too
     /// far above the stable version's aborts; a warm quorum starts exposure.
     public static func record(_ report: InstanceReport, in rollout: inout Rollout, now: Date) throws -> Change {
-        guard rollout.state.isActive else { throw invalid(rollout, "report to") }
+        try requireActive(rollout)
         rollout.reports[report.instance] = report
         return evaluate(&rollout, now: now)
     }
 
     /// The decision a rollout takes on its own at `now` (also run periodically): `.report` when none.
     public static func evaluate(_ rollout: inout Rollout, now: Date) -> Change {
+        evaluate(&rollout, summary: ReportSummary(rollout.reports.values, policy: rollout.policy, now: now), now: now)
+    }
+
+    /// The decision a rollout takes on its own at `now`, given what its instances reported (`summary`, the reports
+    /// within the policy's window, which a store may compute without loading them).
+    public static func evaluate(_ rollout: inout Rollout, summary: ReportSummary, now: Date) -> Change {
         guard rollout.state.isActive else { return .report }
-        let window = TimeInterval(rollout.policy.instanceWindowSeconds)
-        let present = rollout.reports.values.filter { now.timeIntervalSince($0.time) <= window }
-        if let failed = present.first(where: { $0.state == .failed }) {
-            _ = try? abort(&rollout, reason: "instance '\(failed.instance)' failed to load version \(rollout.version)")
+        if let failed = summary.failedInstance {
+            _ = try? abort(&rollout, reason: "instance '\(failed)' failed to load version \(rollout.version)")
             return .abort
         }
-        if let excess = errorRateExcess(present, policy: rollout.policy) {
+        if let excess = errorRateExcess(summary, policy: rollout.policy) {
             _ = try? abort(
                 &rollout,
                 reason: String(
@@ -250,8 +328,9 @@ public enum RolloutRules {
         }
         switch rollout.state {
         case .warming:
-            let warm = present.filter { $0.state == .loaded || $0.state == .serving }.count
-            let needed = max(rollout.policy.minInstances, Int((Double(present.count) * rollout.policy.quorum).rounded(.up)))
+            let warm = summary.warm
+            let needed = max(
+                rollout.policy.minInstances, Int((Double(summary.present) * rollout.policy.quorum).rounded(.up)))
             if warm >= needed, warm > 0 || rollout.policy.minInstances == 0 {
                 return (try? advance(&rollout, now: now)) ?? .report
             }
@@ -268,15 +347,17 @@ public enum RolloutRules {
     }
 
     /// How far the candidate's error rate is above the stable version's, when that exceeds the policy's limit.
-    static func errorRateExcess(_ reports: [InstanceReport], policy: RolloutPolicy) -> Double? {
-        let requests = reports.reduce(0) { $0 + $1.requests }
-        guard requests >= max(policy.minRequests, 1) else { return nil }
-        let candidateRate = Double(reports.reduce(0) { $0 + $1.errors }) / Double(requests)
-        let stableRequests = reports.reduce(0) { $0 + $1.stableRequests }
-        let stableRate =
-            stableRequests > 0 ? Double(reports.reduce(0) { $0 + $1.stableErrors }) / Double(stableRequests) : 0
+    static func errorRateExcess(_ summary: ReportSummary, policy: RolloutPolicy) -> Double? {
+        guard summary.requests >= Double(max(policy.minRequests, 1)) else { return nil }
+        let candidateRate = summary.errors / summary.requests
+        let stableRate = summary.stableRequests > 0 ? summary.stableErrors / summary.stableRequests : 0
         let excess = candidateRate - stableRate
         return excess > policy.maxErrorRateIncrease ? excess : nil
+    }
+
+    /// Throws `INVALID_TRANSITION` unless `rollout` still takes reports.
+    public static func requireActive(_ rollout: Rollout) throws {
+        guard rollout.state.isActive else { throw invalid(rollout, "report to") }
     }
 
     private static func invalid(_ rollout: Rollout, _ action: String) -> RegistryError {

@@ -60,6 +60,29 @@ extension Transitions {
         return (next, newStage, entry, audit, events)
     }
 
+    /// What one instance's `report` does to `rollout`, given `summary`, the summary of its reports with this one
+    /// included: the rollout after the decision it takes, and the change. A completion is not taken here: it
+    /// promotes the candidate, which must first be checked against the trust policy outside the transaction, so the
+    /// rollout is left as it was, the change is `.report`, and `completionPending` tells the caller to decide it.
+    /// Throws `INVALID_TRANSITION` when the rollout no longer takes reports.
+    public static func recordReport(
+        _ report: InstanceReport, in rollout: Rollout, summary: ReportSummary, now: Date
+    ) throws -> (rollout: Rollout, change: RolloutRules.Change, completionPending: Bool) {
+        try RolloutRules.requireActive(rollout)
+        var next = rollout
+        let change = RolloutRules.evaluate(&next, summary: summary, now: now)
+        if change == .complete { return (rollout, .report, true) }
+        return (next, change, false)
+    }
+
+    /// The audit entry of a report that decided nothing: the report alone, so that a report costs the same however
+    /// many instances report to the rollout.
+    public static func reportRecorded(_ report: InstanceReport, rollout: Rollout) throws -> AuditDraft {
+        try AuditDraft(
+            action: "rollout.report", target: target(rollout) + "/reports/\(report.instance)", model: rollout.model,
+            before: InstanceReport?.none, after: report)
+    }
+
     /// What a rollout change does to its stage: the new stage (nil when it does not change), the history entry
     /// (nil when none), and the audit entry and events. `before` and `after` are the rollout around the change.
     public static func applyRollout(
@@ -111,8 +134,14 @@ extension Transitions {
                 lastSequence: lastSequence, reason: after.reason, context: context)
             events.append(event(EventType.rolloutAborted, after))
         }
+        // The reports stay out of the audit entry (each report is audited on its own), so that the entry of a step
+        // or an abort does not grow with the fleet.
+        var (auditBefore, auditAfter) = (before, after)
+        auditBefore.reports = [:]
+        auditAfter.reports = [:]
         let audit = try AuditDraft(
-            action: "rollout.\(change)", target: target(before), model: before.model, before: before, after: after)
+            action: "rollout.\(change)", target: target(before), model: before.model, before: auditBefore,
+            after: auditAfter)
         return (stage == current ? nil : stage, entry, audit, events)
     }
 

@@ -11,6 +11,8 @@ public enum Transitions {
     public enum VersionChange: Sendable, Equatable {
         case decision(Decision)
         case update
+        /// The version's metadata changed after approval under a policy that makes that revoke the approval.
+        case approvalRevoked
         case archive
     }
 
@@ -76,6 +78,11 @@ public enum Transitions {
         case .update:
             action = "version.update"
             events.append(EventDraft(type: EventType.versionUpdated, model: after.model, data: versionData(after)))
+        case .approvalRevoked:
+            action = "version.approval-revoke"
+            events.append(EventDraft(type: EventType.versionUpdated, model: after.model, data: versionData(after)))
+            events.append(
+                EventDraft(type: EventType.versionApprovalRevoked, model: after.model, data: versionData(after)))
         case .archive:
             action = "version.archive"
             events.append(EventDraft(type: EventType.versionArchived, model: after.model, data: versionData(after)))
@@ -120,6 +127,21 @@ public enum Transitions {
             }
         }
         return .decision(decision)
+    }
+
+    /// Replaces `version`'s metadata. An approval was given to the version as it was described: when the model's
+    /// policy says so (`revokeApprovalOnMetadataChange`), changing an approved version's metadata sends it back to
+    /// pending with no approvals, so it must be reviewed again before it can be promoted. Returns `.update`
+    /// otherwise (the change is audited with its before and after either way).
+    public static func changeMetadata(
+        _ version: inout ModelVersion, to metadata: JSONValue, policy: ApprovalPolicy
+    ) -> VersionChange {
+        let changed = version.metadata != metadata
+        version.metadata = metadata
+        guard changed, version.status == .approved, policy.revokeApprovalOnMetadataChange else { return .update }
+        version.status = .pending
+        version.approvals = []
+        return .approvalRevoked
     }
 
     /// Archives `version`; a version that a stage points at cannot be archived.

@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 import RegistryCore
 
@@ -19,9 +20,10 @@ extension SQLiteMetadataStore {
             try db.cachedStatement(
                 sql: "INSERT INTO rollouts (id, model, stage, state, body, created_at) VALUES (?, ?, ?, ?, ?, ?)"
             ).execute(arguments: [
-                rollout.id, rollout.model, rollout.stage, rollout.state.rawValue, try Rows.json(rollout),
+                rollout.id, rollout.model, rollout.stage, rollout.state.rawValue, try Self.body(rollout),
                 Rows.time(rollout.createdAt),
             ])
+            try Self.saveReports(db, rollout, changedFrom: nil)
             try Self.save(db, stage: stage, entry: entry)
             return (rollout, audit, events)
         }
@@ -36,10 +38,10 @@ extension SQLiteMetadataStore {
             try String.fetchAll(
                 db.cachedStatement(
                     sql: """
-                        SELECT body FROM rollouts WHERE state IN ('warming', 'progressing', 'paused')
+                        SELECT id FROM rollouts WHERE state IN ('warming', 'progressing', 'paused')
                         ORDER BY created_at, id
                         """)
-            ).map { try Rows.decode(Rollout.self, $0) }
+            ).compactMap { try Self.loadRollout(db, $0) }
         }
     }
 
@@ -54,11 +56,52 @@ extension SQLiteMetadataStore {
                     expected: expectedRevision, current: current, revision: current.revision)
             }
             let (rollout, _, audit, events) = try Self.applyRollout(db, current, context: context, change)
+            try Self.saveReports(db, rollout, changedFrom: current)
             return (rollout, audit, events)
         }
     }
 
-    /// Applies `change` to `rollout` and its stage inside a write transaction.
+    public func recordReport(
+        _ report: InstanceReport, rollout id: String, model: String, stage: String, maxInstances: Int,
+        context: MutationContext
+    ) async throws -> ReportOutcome {
+        try await write(context) { db in
+            // The rollout's document without its reports: what a report reads and writes does not grow with the
+            // fleet (the summary is one aggregate over an index).
+            guard var current = try Self.loadRollout(db, id, withReports: false), current.model == model,
+                current.stage == stage
+            else { throw RegistryError.rolloutNotFound(id) }
+            try RolloutRules.requireActive(current)
+            let known = try Bool.fetchOne(
+                db.cachedStatement(
+                    sql: "SELECT EXISTS (SELECT 1 FROM rollout_reports WHERE rollout_id = ? AND instance = ?)"),
+                arguments: [id, report.instance]) ?? false
+            if !known {
+                let count =
+                    try Int.fetchOne(
+                        db.cachedStatement(sql: "SELECT COUNT(*) FROM rollout_reports WHERE rollout_id = ?"),
+                        arguments: [id]) ?? 0
+                guard count < maxInstances else { throw RegistryError.tooManyInstances(id, limit: maxInstances) }
+            }
+            current.reports = [report.instance: report]
+            try Self.saveReports(db, current, changedFrom: nil)
+            let summary = try Self.reportSummary(db, current, now: context.time)
+            let decided = try Transitions.recordReport(report, in: current, summary: summary, now: context.time)
+            guard decided.change != .report else {
+                let audit = try Transitions.reportRecorded(report, rollout: current)
+                let outcome = ReportOutcome(
+                    rollout: current, change: .report, completionPending: decided.completionPending)
+                return (outcome, audit, [])
+            }
+            let (rollout, _, audit, events) = try Self.applyRollout(db, current, context: context) { rollout in
+                rollout = decided.rollout
+                return decided.change
+            }
+            return (ReportOutcome(rollout: rollout, change: decided.change, completionPending: false), audit, events)
+        }
+    }
+
+    /// Applies `change` to `rollout` and its stage inside a write transaction (the reports are saved by the caller).
     static func applyRollout(
         _ db: Database, _ rollout: Rollout, context: MutationContext,
         _ change: (inout Rollout) throws -> RolloutRules.Change
@@ -70,7 +113,7 @@ extension SQLiteMetadataStore {
             rollout, stage: stage, lastSequence: try lastHistorySequence(db, rollout.model, rollout.stage),
             context: context, change)
         try db.cachedStatement(sql: "UPDATE rollouts SET state = ?, body = ? WHERE id = ?").execute(arguments: [
-            next.state.rawValue, try Rows.json(next), next.id,
+            next.state.rawValue, try body(next), next.id,
         ])
         if let newStage {
             try save(db, stage: newStage, entry: entry)
@@ -80,8 +123,76 @@ extension SQLiteMetadataStore {
         return (next, newStage ?? stage, audit, events)
     }
 
-    static func loadRollout(_ db: Database, _ id: String) throws -> Rollout? {
-        try String.fetchOne(db.cachedStatement(sql: "SELECT body FROM rollouts WHERE id = ?"), arguments: [id])
-            .map { try Rows.decode(Rollout.self, $0) }
+    static func loadRollout(_ db: Database, _ id: String, withReports: Bool = true) throws -> Rollout? {
+        guard
+            var rollout = try String.fetchOne(
+                db.cachedStatement(sql: "SELECT body FROM rollouts WHERE id = ?"), arguments: [id]
+            ).map({ try Rows.decode(Rollout.self, $0) })
+        else { return nil }
+        if withReports {
+            let rows = try Row.fetchAll(
+                db.cachedStatement(sql: "SELECT \(reportColumns) FROM rollout_reports WHERE rollout_id = ?"),
+                arguments: [id])
+            rollout.reports = Dictionary(uniqueKeysWithValues: rows.map { row in
+                let report = Self.report(row)
+                return (report.instance, report)
+            })
+        }
+        return rollout
+    }
+
+    /// The stored document of a rollout: everything but its reports, which live in `rollout_reports`.
+    static func body(_ rollout: Rollout) throws -> String {
+        var document = rollout
+        document.reports = [:]
+        return try Rows.json(document)
+    }
+
+    /// Writes the reports of `rollout` that are new or changed since `previous`.
+    static func saveReports(_ db: Database, _ rollout: Rollout, changedFrom previous: Rollout?) throws {
+        let statement = try db.cachedStatement(
+            sql: """
+                INSERT INTO rollout_reports (rollout_id, \(reportColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (rollout_id, instance) DO UPDATE SET region = excluded.region, state = excluded.state,
+                    requests = excluded.requests, errors = excluded.errors,
+                    stable_requests = excluded.stable_requests, stable_errors = excluded.stable_errors,
+                    time = excluded.time
+                """)
+        for report in rollout.reports.values where previous?.reports[report.instance] != report {
+            try statement.execute(arguments: [
+                rollout.id, report.instance, report.region, report.state.rawValue, report.requests, report.errors,
+                report.stableRequests, report.stableErrors, Rows.time(report.time),
+            ])
+        }
+    }
+
+    /// `ReportSummary` of `rollout`'s stored reports at `now`, computed by SQLite over the rollout's index entries.
+    static func reportSummary(_ db: Database, _ rollout: Rollout, now: Date) throws -> ReportSummary {
+        let since = ReportSummary.windowStart(policy: rollout.policy, now: now)
+        guard
+            let row = try Row.fetchOne(
+                db.cachedStatement(
+                    sql: """
+                        SELECT COUNT(*) AS present, COALESCE(SUM(state IN ('loaded', 'serving')), 0) AS warm,
+                            MIN(CASE WHEN state = 'failed' THEN instance END) AS failed,
+                            TOTAL(requests) AS requests, TOTAL(errors) AS errors,
+                            TOTAL(stable_requests) AS stable_requests, TOTAL(stable_errors) AS stable_errors
+                        FROM rollout_reports WHERE rollout_id = ? AND time >= ?
+                        """),
+                arguments: [rollout.id, Rows.time(since)])
+        else { return ReportSummary() }
+        return ReportSummary(
+            present: row["present"], warm: row["warm"], failedInstance: row["failed"], requests: row["requests"],
+            errors: row["errors"], stableRequests: row["stable_requests"], stableErrors: row["stable_errors"])
+    }
+
+    static let reportColumns = "instance, region, state, requests, errors, stable_requests, stable_errors, time"
+
+    static func report(_ row: Row) -> InstanceReport {
+        InstanceReport(
+            instance: row["instance"], region: row["region"],
+            state: InstanceReport.State(rawValue: row["state"]) ?? .failed, requests: row["requests"],
+            errors: row["errors"], stableRequests: row["stable_requests"], stableErrors: row["stable_errors"],
+            time: Rows.date(row, "time"))
     }
 }

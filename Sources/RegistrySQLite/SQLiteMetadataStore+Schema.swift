@@ -1,4 +1,5 @@
 import GRDB
+import RegistryCore
 
 extension SQLiteMetadataStore {
     /// The versioned schema; a migration, once shipped, is never edited, only followed by a new one.
@@ -158,6 +159,55 @@ extension SQLiteMetadataStore {
                     ) WITHOUT ROWID;
                     CREATE INDEX rollouts_by_state ON rollouts(state, created_at);
                     """)
+        }
+        migrator.registerMigration("v4") { db in
+            // Tokens: the global permission to create models, an optional expiry, which tokens the registry made at
+            // start-up, and revocation as a mark (a revoked bootstrap secret is recognised and not re-created).
+            try db.execute(
+                sql: """
+                    ALTER TABLE tokens ADD COLUMN can_create_models INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE tokens ADD COLUMN expires_at INTEGER;
+                    ALTER TABLE tokens ADD COLUMN bootstrap INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE tokens ADD COLUMN revoked_at INTEGER;
+                    UPDATE tokens SET bootstrap = 1 WHERE created_by = 'system' AND subject = 'admin' AND admin = 1;
+                    """)
+            // Open uploads: which caller holds which digest until when (visibility to the uploader, GC pins).
+            try db.execute(
+                sql: """
+                    CREATE TABLE uploads (
+                        subject TEXT NOT NULL,
+                        digest TEXT NOT NULL,
+                        expires_at INTEGER NOT NULL,
+                        PRIMARY KEY (subject, digest)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX uploads_by_expiry ON uploads(expires_at);
+                    """)
+        }
+        migrator.registerMigration("v5") { db in
+            // A rollout's reports, one row per instance, apart from its document: a report is one row written and
+            // one aggregate read, instead of a rewrite of a document holding every instance's report.
+            try db.execute(
+                sql: """
+                    CREATE TABLE rollout_reports (
+                        rollout_id TEXT NOT NULL REFERENCES rollouts(id),
+                        instance TEXT NOT NULL,
+                        region TEXT,
+                        state TEXT NOT NULL,
+                        requests INTEGER NOT NULL,
+                        errors INTEGER NOT NULL,
+                        stable_requests INTEGER NOT NULL,
+                        stable_errors INTEGER NOT NULL,
+                        time INTEGER NOT NULL,
+                        PRIMARY KEY (rollout_id, instance)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX rollout_reports_by_time ON rollout_reports(rollout_id, time);
+                    """)
+            for row in try Row.fetchAll(db, sql: "SELECT id, body FROM rollouts") {
+                let rollout = try Rows.decode(Rollout.self, row["body"])
+                try saveReports(db, rollout, changedFrom: nil)
+                try db.execute(
+                    sql: "UPDATE rollouts SET body = ? WHERE id = ?", arguments: [try body(rollout), rollout.id])
+            }
         }
         return migrator
     }

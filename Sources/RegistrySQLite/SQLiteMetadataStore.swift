@@ -19,6 +19,7 @@ public final class SQLiteMetadataStore: MetadataStore {
         do {
             try FileManager.default.createDirectory(
                 at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try Self.restrictPermissions(path)
             var configuration = Configuration()
             configuration.foreignKeysEnabled = true
             configuration.busyMode = .timeout(10)
@@ -32,6 +33,23 @@ public final class SQLiteMetadataStore: MetadataStore {
             signal = ChangeSignal(position: lastEvent)
         } catch {
             throw Self.translate(error)
+        }
+    }
+
+    /// Creates the database file readable by its owner only (0600), and narrows an existing one and its WAL files:
+    /// the tokens' hashes and the audit log are no one else's business. SQLite gives the `-wal` and `-shm` files
+    /// the permissions of the database file.
+    static func restrictPermissions(_ path: String) throws {
+        let manager = FileManager.default
+        if !manager.fileExists(atPath: path),
+            !manager.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+        {
+            throw RegistryError(.internalError, "Cannot create the metadata database at \(path).")
+        }
+        for file in [path, path + "-wal", path + "-shm"] where FileManager.default.fileExists(atPath: file) {
+            guard chmod(file, 0o600) == 0 else {
+                throw RegistryError(.internalError, "Cannot restrict the permissions of \(file) (errno \(errno)).")
+            }
         }
     }
 
@@ -66,6 +84,20 @@ public final class SQLiteMetadataStore: MetadataStore {
                 },
                 fail: { error in continuation.resume(throwing: Self.translate(error)) })
             enqueue(job)
+        }
+    }
+
+    /// Runs `body` in the next group-committed write transaction without an audit entry or events: for bookkeeping
+    /// that is not a change of the registry's state (open uploads).
+    func writeUnaudited(_ body: @Sendable @escaping (Database) throws -> Void) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            enqueue(
+                WriteJob(
+                    run: { db in
+                        try body(db)
+                        return (nil, { continuation.resume() })
+                    },
+                    fail: { error in continuation.resume(throwing: Self.translate(error)) }))
         }
     }
 
@@ -131,7 +163,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     /// Appends the sealed audit entry, moves the recorded head, and inserts the events; returns the last event id.
-    private static func append(
+    static func append(
         audit draft: AuditDraft, events: [EventDraft], context: MutationContext, _ db: Database
     ) throws -> Int64? {
         let head = try Row.fetchOne(db.cachedStatement(sql: "SELECT sequence, hash FROM audit_head WHERE id = 1"))

@@ -43,6 +43,7 @@ extension RegistryRoutes {
         var deleted: Int
         var freedBytes: Int64
         var keptYoung: Int
+        var keptPinned: Int
         var dryRun: Bool
         var graceSeconds = 0
 
@@ -52,6 +53,7 @@ extension RegistryRoutes {
             deleted = report.deleted.count
             freedBytes = report.freedBytes
             keptYoung = report.keptYoung
+            keptPinned = report.keptPinned
             dryRun = report.dryRun
         }
     }

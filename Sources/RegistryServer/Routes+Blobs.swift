@@ -27,9 +27,14 @@ extension RegistryRoutes {
             }
             var seen = Set<Digest>()
             let digests = body.digests.filter { seen.insert($0).inserted }
-            let missing = try await missingBlobs(digests)
-            try await touchPresent(digests, missing: missing)
-            return try .json(CheckResponse(missing: missing))
+            let absent = Set(try await missingBlobs(digests))
+            // Content the caller cannot see is reported missing, as if absent: the caller proves it holds the bytes
+            // by uploading them (the store keeps one copy), and learns nothing about other models' content.
+            let visible = try await visibleDigests(digests.filter { !absent.contains($0) }, to: principal)
+            let present = digests.filter(visible.contains)
+            try await touchPresent(present, missing: [])
+            try await pinUploads(present, by: principal)
+            return try .json(CheckResponse(missing: digests.filter { !visible.contains($0) }))
         }
 
         add(router, .put, "/v1/blobs/:digest") { request, context in
@@ -43,6 +48,9 @@ extension RegistryRoutes {
             }
             let existed = try await blobs.size(of: digest) != nil
             let size = try await blobs.put(digest, expectedSize: declared, body: Self.limited(request.body, to: limit))
+            // The bytes hashed to `digest`: the caller holds them, so they are visible to it until its upload
+            // expires, and garbage collection leaves them alone meanwhile.
+            try await pinUploads([digest], by: principal)
             var headers = HTTPFields()
             headers[.location] = "/v1/blobs/\(digest)"
             return try .json(
@@ -63,8 +71,8 @@ extension RegistryRoutes {
     ) async throws -> Response {
         let digest = try Digest(parsing: context.parameters.required("digest"))
         let principal = try await authenticate(request)
-        try await authorizeDownload(digest, principal, request, context)
         guard let size = try await blobs.size(of: digest) else { throw Self.blobNotFound(digest) }
+        try await authorizeDownload(digest, principal, request, context)
         var headers = HTTPFields()
         headers[.eTag] = "\"\(digest)\""
         headers[.acceptRanges] = "bytes"
@@ -109,7 +117,8 @@ extension RegistryRoutes {
         guard start < size else { throw unsatisfiable }
         if last.isEmpty { return start..<size }
         guard let end = Int64(last), end >= start else { return nil }
-        return start..<min(end + 1, size)
+        // `end` comes from the client and may be Int64.max: clamp before adding one.
+        return start..<(end >= size - 1 ? size : end + 1)
     }
 
     /// Uploads need write permission on at least one model (or admin); denials are audited.
@@ -123,20 +132,42 @@ extension RegistryRoutes {
         throw error
     }
 
-    /// Downloads need read permission on a model whose versions reference `digest`, or write permission on any model
-    /// (to read back an upload before its version exists), or admin; denials are audited.
+    /// Downloads need read permission on a model whose versions reference `digest`, or an open upload of the
+    /// caller's own that holds it, or admin. Anyone else is told the blob does not exist, exactly as if it did not
+    /// (a digest's existence is information too); the denial is audited.
     func authorizeDownload(
         _ digest: Digest, _ principal: Principal, _ request: Request, _ context: RegistryRequestContext
     ) async throws {
-        if principal.admin { return }
-        let access = try await authenticator.access(of: principal)
-        if access.writesAnywhere { return }
-        if try await metadata.models(referencing: digest).contains(where: access.readable.contains) { return }
-        let error = RegistryError(
-            .permissionDenied, "No model you can read references \(digest).",
+        if try await visibleDigests([digest], to: principal).contains(digest) { return }
+        let denial = RegistryError(
+            .permissionDenied, "No model the caller can read references \(digest), and no upload of its own holds it.",
             details: ["digest": .string(digest.description), "requiredRole": "reader"])
-        await auditDenial(error, model: nil, principal, request, context)
-        throw error
+        await auditDenial(denial, model: nil, principal, request, context)
+        throw Self.blobNotFound(digest)
+    }
+
+    /// Which of `digests` `principal` may see: all for an admin; otherwise those its own open uploads hold and those
+    /// a model it can read references.
+    func visibleDigests(_ digests: [Digest], to principal: Principal) async throws -> Set<Digest> {
+        if principal.admin || digests.isEmpty { return Set(digests) }
+        var visible = try await metadata.uploadedDigests(digests, by: principal.subject, now: Date())
+        let rest = digests.filter { !visible.contains($0) }
+        guard !rest.isEmpty else { return visible }
+        let readable = try await authenticator.access(of: principal).readable
+        guard !readable.isEmpty else { return visible }
+        let metadata = self.metadata
+        let referenced = try await Self.concurrently(rest) { digest in
+            try await metadata.models(referencing: digest).contains(where: readable.contains) ? digest : nil
+        }
+        visible.formUnion(referenced.compactMap { $0 })
+        return visible
+    }
+
+    /// Records that `principal` holds `digests` in an open upload (see `UploadStore`).
+    func pinUploads(_ digests: [Digest], by principal: Principal) async throws {
+        guard !digests.isEmpty else { return }
+        try await metadata.recordUploads(
+            digests, by: principal.subject, expiresAt: Date().addingTimeInterval(configuration.uploadLifetime))
     }
 
     static func blobNotFound(_ digest: Digest) -> RegistryError {

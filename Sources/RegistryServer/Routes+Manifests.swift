@@ -7,6 +7,11 @@ extension RegistryRoutes {
         var size: Int
     }
 
+    static func manifestNotFound(_ digest: Digest) -> RegistryError {
+        RegistryError(
+            .manifestNotFound, "No manifest \(digest) is stored.", details: ["digest": .string(digest.description)])
+    }
+
     /// Manifests: validated JSON documents stored in the blob store under their own digest.
     func registerManifests(on router: Router<RegistryRequestContext>) {
         add(router, .put, "/v1/manifests") { request, context in
@@ -24,9 +29,14 @@ extension RegistryRoutes {
             let buffer = try await ByteStream(request.body).collect(upTo: limit)
             let bytes = Array(buffer.readableBytesView)
             let manifest = try Manifest.parse(bytes)
-            let missing = try await missingBlobs(manifest.chunkDigests)
+            // Chunks the caller cannot see count as missing, so a manifest cannot probe for other models' content.
+            let chunks = manifest.chunkDigests
+            let absent = Set(try await missingBlobs(chunks))
+            let visible = try await visibleDigests(chunks.filter { !absent.contains($0) }, to: principal)
+            let missing = chunks.filter { !visible.contains($0) }
             guard missing.isEmpty else { throw Self.incomplete(missing, what: "Chunks of the manifest") }
             let digest = try await blobs.put(bytes: bytes)
+            try await pinUploads([digest], by: principal)
             var headers = HTTPFields()
             headers[.location] = "/v1/manifests/\(digest)"
             return try .json(ManifestResponse(digest: digest, size: bytes.count), status: .created, headers: headers)
@@ -35,15 +45,18 @@ extension RegistryRoutes {
         add(router, .get, "/v1/manifests/:digest") { request, context in
             let digest = try Digest(parsing: context.parameters.required("digest"))
             let principal = try await authenticate(request)
-            try await authorizeDownload(digest, principal, request, context)
+            do {
+                try await authorizeDownload(digest, principal, request, context)
+            } catch let error as RegistryError where error.code == .blobNotFound {
+                throw Self.manifestNotFound(digest)
+            }
             let bytes: [UInt8]
             do {
                 bytes = try await blobs.read(digest, maxBytes: configuration.maxManifestBytes)
-            } catch let error as RegistryError where error.code == .blobNotFound {
-                throw RegistryError(
-                    .manifestNotFound, "No manifest \(digest) is stored.",
-                    details: ["digest": .string(digest.description)])
+            } catch let error as RegistryError where error.code == .blobNotFound || error.code == .payloadTooLarge {
+                throw Self.manifestNotFound(digest)
             }
+            // Chunks share the blob store: a digest whose bytes are no manifest is not served as one.
             var headers = HTTPFields()
             headers[.contentType] = "application/json"
             headers[.eTag] = "\"\(digest)\""

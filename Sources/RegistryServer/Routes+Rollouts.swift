@@ -119,49 +119,40 @@ extension RegistryRoutes {
         }
 
         add(router, .post, base + "/:rollout/reports") { request, context in
-            let (principal, model) = try await authorizedModel(.read, request, context)
-            let current = try await rolloutInPath(model: model, context)
+            // Reports steer exposure and aborts: they come from serving instances (the `serving` role), not readers.
+            let (principal, model) = try await authorizedModel(.report, request, context)
+            let stage = try stageName(context)
+            let id = context.parameters.required("rollout")
             let body = try await request.decodeJSON(ReportBody.self, maxBytes: configuration.maxJSONBodyBytes)
-            let counts = [body.requests, body.errors, body.stableRequests, body.stableErrors].compactMap { $0 }
-            guard counts.allSatisfy({ $0 >= 0 }) else {
-                throw RegistryError.invalidArgument("Request and error counts must not be negative.")
-            }
+            try InstanceReport.validateCounts(
+                requests: body.requests ?? 0, errors: body.errors ?? 0, stableRequests: body.stableRequests ?? 0,
+                stableErrors: body.stableErrors ?? 0)
             guard (1...128).contains(body.instance.utf8.count), !body.instance.contains(where: \.isNewline) else {
                 throw RegistryError.invalidArgument("instance is 1–128 characters on one line.", field: "instance")
             }
             if let region = body.region, region.utf8.count > 128 {
                 throw RegistryError.invalidArgument("region is at most 128 characters.", field: "region")
             }
-            let now = Timestamp.now()
+            let change = mutation(principal, context)
             let report = InstanceReport(
                 instance: body.instance, region: body.region, state: body.state, requests: body.requests ?? 0,
                 errors: body.errors ?? 0, stableRequests: body.stableRequests ?? 0, stableErrors: body.stableErrors ?? 0,
-                time: now)
-            // A report can end a bake and so complete the rollout: that needs the candidate still trusted.
-            var probe = current
-            var change = mutation(principal, context)
-            var checked = false
-            var refusal: RegistryError?
-            if try RolloutRules.record(report, in: &probe, now: now) == .complete {
-                (change, refusal) = try await completionCheck(current, change)
-                checked = true
-            }
-            let rollout = try await metadata.updateRollout(
-                id: current.id, expectedRevision: nil, context: change
-            ) { [checked, refusal] rollout in
-                var next = rollout
-                let decided = try RolloutRules.record(report, in: &next, now: now)
-                guard decided == .complete else {
-                    rollout = next
-                    return decided
+                time: change.time)
+            // One row and one aggregate, whatever the fleet's size; a report may decide a step or an abort at once.
+            let outcome = try await metadata.recordReport(
+                report, rollout: id, model: model.name, stage: stage,
+                maxInstances: configuration.maxInstancesPerRollout, context: change)
+            var rollout = outcome.rollout
+            if outcome.completionPending {
+                // Completing promotes the candidate: decided like the supervisor does, after checking that the
+                // candidate is still trusted (or aborting when it is not).
+                let full = try await metadata.rollout(id: id) ?? rollout
+                if let decided = try await RolloutDecisions.decide(
+                    full, metadata: metadata, actor: principal.subject, completion: completionCheck)
+                {
+                    rollout = decided
+                    rollout.reports = outcome.rollout.reports
                 }
-                rollout.reports[report.instance] = report
-                if let refusal { return try RolloutRules.abort(&rollout, reason: RolloutDecisions.untrusted(refusal)) }
-                // Not checked (the rollout moved on since it was read): the report is kept, and the supervisor
-                // completes the rollout after checking.
-                guard checked else { return .report }
-                rollout = next
-                return decided
             }
             return try .json(rollout, revision: rollout.revision)
         }

@@ -29,6 +29,11 @@ extension RegistryRoutes {
             let body = try await request.decodeJSON(CreateVersionBody.self, maxBytes: configuration.maxJSONBodyBytes)
             try validate(metadata: body.metadata, tags: body.tags)
             try validate(signature: body.signature)
+            // The manifest must be one the caller may see (its own upload, or content of a model it can read): a
+            // version is otherwise a way to read another model's bytes by guessing their digest.
+            guard try await visibleDigests([body.manifestDigest], to: principal).contains(body.manifestDigest) else {
+                throw Self.incomplete([body.manifestDigest], what: "The manifest")
+            }
             let manifest = try await completeManifest(body.manifestDigest)
             // Checked against the policy as loaded with the model; a policy change racing this request applies to
             // the versions created after it, and promotion re-checks against the current keys.
@@ -94,11 +99,14 @@ extension RegistryRoutes {
                     version.signature = signature
                 }
                 if let tags = body.tags { version.tags = tags }
-                if let metadata = body.metadata { version.metadata = metadata }
+                var result = Transitions.VersionChange.update
+                if let metadata = body.metadata {
+                    result = Transitions.changeMetadata(&version, to: metadata, policy: change.model.approvalPolicy)
+                }
                 if archive {
                     return try Transitions.archive(&version, stagesPointingAtIt: change.stagesPointingAtVersion)
                 }
-                return .update
+                return result
             }
             return try .json(updated, revision: updated.revision)
         }

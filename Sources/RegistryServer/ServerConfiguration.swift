@@ -1,3 +1,5 @@
+import Foundation
+import RegistryCore
 import NIOSSL
 
 /// Settings of one registry server; every field has a production default.
@@ -24,6 +26,14 @@ public struct ServerConfiguration: Sendable {
     /// How long a token lookup (and a subject's per-model permissions for blob routes) is cached; a revoked token
     /// or a removed grant may keep working on other servers for up to this long.
     public var authCacheSeconds: Int
+    /// Requests with an unknown, revoked or expired bearer token one client address may make per minute; beyond it
+    /// the address gets 429 `TOO_MANY_REQUESTS` with `Retry-After` until the minute is over, without a lookup.
+    public var maxAuthFailuresPerMinute: Int = 100
+    /// Most serving instances one rollout keeps reports from (409 `TOO_MANY_INSTANCES` for one more).
+    public var maxInstancesPerRollout: Int = 10_000
+    /// How long an upload stays open after its last chunk upload or check (`UploadStore`): its digests are visible
+    /// to the uploader and kept from garbage collection meanwhile.
+    public var uploadLifetime: TimeInterval = UploadSession.lifetime
     /// When set, blob and manifest routes are also served on this port (0 = any free one) by a second server with
     /// its own event loops, so bulk transfers cannot starve metadata requests; the main port keeps serving them.
     public var dataPort: Int?
@@ -42,6 +52,26 @@ public struct ServerConfiguration: Sendable {
     /// How often active rollouts are checked for decisions nobody's request triggers (a bake period ending, reports
     /// going stale); nil turns the periodic check off (reports and requests still decide).
     public var rolloutCheckInterval: Duration?
+
+    // Bounded resources: what one client, or many idle sockets, can hold of the server.
+
+    /// How long a connection may stay silent (no request, or a request that stopped arriving) before the server
+    /// closes it, on both ports; nil never closes one. A response being written or a long-poll being answered is
+    /// never cut by it: the clock runs only while the server waits for the client.
+    public var idleTimeout: Duration? = .seconds(60)
+    /// Most connections the main port holds open at once; further ones wait in the accept backlog.
+    public var maxConnections: Int = 1024
+    /// Most `GET /v1/events?wait=` long-polls one subject holds open at once (429 `TOO_MANY_REQUESTS` beyond).
+    public var maxLongPollsPerCaller: Int = 32
+    /// Most resolve watches (`GET /v1/resolve/…?wait=`) one subject holds open at once (429 beyond).
+    public var maxWatchesPerCaller: Int = 32
+    /// Memory budget of the parsed-manifest cache, estimated from each manifest's encoded size.
+    public var manifestCacheBytes: Int = 64 << 20
+    /// Memory budget of each cache of rendered responses (versions, version pages, resolutions).
+    public var renderedCacheBytes: Int = 32 << 20
+    /// How long the first of several denied requests waits for others, so that their audit entries are written
+    /// together in one store call: a flood of denials costs at most one audit commit per window.
+    public var denialAuditWindow: Duration = .milliseconds(50)
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, maxJSONBodyBytes: Int = 1 << 20,

@@ -20,5 +20,22 @@ extension MetadataStoreConformance {
             #expect(try await store.referencedDigests() == expected)
             #expect(!(try await store.referencedDigests().contains(digest("never referenced"))))
         },
+        ConformanceCase("uploadsAreVisibleToTheirUploaderOnlyUntilTheyExpire") { (store: any MetadataStore) async throws in
+            let now = Timestamp.now()
+            let (a, b, c) = (digest("upload a"), digest("upload b"), digest("upload c"))
+            try await store.recordUploads([a, b], by: "alice", expiresAt: now.addingTimeInterval(60))
+            try await store.recordUploads([c], by: "bob", expiresAt: now.addingTimeInterval(10))
+            #expect(try await store.uploadedDigests([a, b, c], by: "alice", now: now) == [a, b])
+            #expect(try await store.uploadedDigests([a, b, c], by: "bob", now: now) == [c])
+            #expect(try await store.uploadedDigests([a], by: "carol", now: now).isEmpty)
+            #expect(try await store.pinnedDigests(now: now) == [a, b, c])
+            // An upload expires; a later record of the same digest extends it, an earlier one never shortens it.
+            let later = now.addingTimeInterval(30)
+            #expect(try await store.uploadedDigests([c], by: "bob", now: later).isEmpty)
+            try await store.recordUploads([a], by: "alice", expiresAt: now.addingTimeInterval(5))
+            #expect(try await store.uploadedDigests([a], by: "alice", now: later) == [a])
+            #expect(try await store.pinnedDigests(now: later) == [a, b])
+            #expect(try await store.pinnedDigests(now: now.addingTimeInterval(120)).isEmpty)
+        },
     ]
 }

@@ -137,5 +137,81 @@ extension MetadataStoreConformance {
             #expect(second.revision == rollout.revision + 1)
             #expect(try await store.rollout(id: rollout.id) == second)
         },
+        ConformanceCase("aRecordedReportIsKeptApartAndDecidesFromTheSummary") { (store: any MetadataStore) async throws in
+            let rollout = try await startedRollout(store, policy: RolloutPolicy(minInstances: 2))
+            func report(_ instance: String, _ state: InstanceReport.State, requests: Int = 0) -> InstanceReport {
+                InstanceReport(instance: instance, state: state, requests: requests, time: Timestamp.now())
+            }
+            let first = try await store.recordReport(
+                report("a", .loaded), rollout: rollout.id, model: "fraud", stage: "production", maxInstances: 2,
+                context: context("fleet"))
+            #expect(first.change == .report && !first.completionPending)
+            #expect(first.rollout.revision == rollout.revision && first.rollout.state == .warming)
+            #expect(Array(first.rollout.reports.keys) == ["a"])
+            // The audit entry of a report holds the report, not the rollout with every instance's report.
+            let entry = try #require(try await allAudit(store).last)
+            #expect(entry.action == "rollout.report")
+            #expect(entry.target.hasSuffix("/reports/a"))
+            let second = try await store.recordReport(
+                report("b", .serving), rollout: rollout.id, model: "fraud", stage: "production", maxInstances: 2,
+                context: context("fleet"))
+            #expect(second.change == .step)
+            #expect(second.rollout.state == .progressing && second.rollout.weight == 5)
+            #expect(second.rollout.revision == rollout.revision + 1)
+            #expect(try await store.stage(model: "fraud", name: "production")?.revision ?? 0 > 0)
+            let stored = try #require(try await store.rollout(id: rollout.id))
+            #expect(Set(stored.reports.keys) == ["a", "b"])
+            #expect(stored.reports["b"]?.state == .serving)
+            // One instance more than the limit is refused; a known instance may report again.
+            await expectError(.tooManyInstances) {
+                _ = try await store.recordReport(
+                    report("c", .loaded), rollout: rollout.id, model: "fraud", stage: "production", maxInstances: 2,
+                    context: context("fleet"))
+            }
+            let again = try await store.recordReport(
+                report("a", .serving, requests: 7), rollout: rollout.id, model: "fraud", stage: "production",
+                maxInstances: 2, context: context("fleet"))
+            #expect(again.rollout.reports["a"]?.requests == 7)
+            #expect(try await store.rollout(id: rollout.id)?.reports["a"]?.requests == 7)
+            // A rollout of another stage or model is not found through this one.
+            await expectError(.rolloutNotFound) {
+                _ = try await store.recordReport(
+                    report("a", .loaded), rollout: rollout.id, model: "fraud", stage: "staging", maxInstances: 2,
+                    context: context("fleet"))
+            }
+            // A failed load aborts at once.
+            let aborted = try await store.recordReport(
+                report("b", .failed), rollout: rollout.id, model: "fraud", stage: "production", maxInstances: 2,
+                context: context("fleet"))
+            #expect(aborted.change == .abort && aborted.rollout.state == .aborted)
+            await expectError(.invalidTransition) {
+                _ = try await store.recordReport(
+                    report("a", .loaded), rollout: rollout.id, model: "fraud", stage: "production", maxInstances: 2,
+                    context: context("fleet"))
+            }
+        },
+        ConformanceCase("aReportThatWouldCompleteLeavesTheDecisionToTheCaller") { (store: any MetadataStore) async throws in
+            let rollout = try await startedRollout(store, policy: RolloutPolicy(bakeSeconds: 0, minInstances: 1))
+            let now = Timestamp.now()
+            let exposed = try await store.recordReport(
+                InstanceReport(instance: "a", state: .loaded, time: now), rollout: rollout.id, model: "fraud",
+                stage: "production", maxInstances: 10, context: context("fleet"))
+            #expect(exposed.change == .step)
+            var current = exposed.rollout
+            // With no bake, every report now calls for the next step until the last, which is the completion.
+            while current.state == .progressing && current.stepIndex < current.steps.count - 2 {
+                current = try await store.recordReport(
+                    InstanceReport(instance: "a", state: .serving, time: Timestamp.now()), rollout: rollout.id,
+                    model: "fraud", stage: "production", maxInstances: 10, context: context("fleet")
+                ).rollout
+            }
+            let last = try await store.recordReport(
+                InstanceReport(instance: "a", state: .serving, time: Timestamp.now()), rollout: rollout.id,
+                model: "fraud", stage: "production", maxInstances: 10, context: context("fleet"))
+            #expect(last.completionPending)
+            #expect(last.change == .report)
+            #expect(try await store.rollout(id: rollout.id)?.state == .progressing)
+            #expect(try await store.stage(model: "fraud", name: "production")?.version == 1)
+        },
     ]
 }

@@ -33,7 +33,8 @@ struct GCCommand: AsyncParsableCommand {
             lines.append(
                 "\(report.dryRun ? "dry run: " : "")\(verb) \(report.deleted.count) of \(report.scanned) blobs, "
                     + "\(report.dryRun ? "would free" : "freed") \(ByteCount.format(report.freedBytes)) "
-                    + "(\(report.referenced) referenced, \(report.keptYoung) unreferenced kept within the grace window)")
+                    + "(\(report.referenced) referenced, \(report.keptYoung) unreferenced kept within the grace window, "
+                    + "\(report.keptPinned) held by uploads in progress)")
             return lines.joined(separator: "\n")
         }
     }

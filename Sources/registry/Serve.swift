@@ -64,6 +64,34 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Also trust this PEM CA certificate for an https --s3-endpoint.")
     var s3CaCert: String?
 
+    @Option(help: "Close a connection that sends nothing for this many seconds (0: never); never cuts a response.")
+    var idleTimeoutSeconds = 60
+
+    @Option(help: "Most connections the main port holds open at once (more wait in the backlog).")
+    var maxConnections = 1024
+
+    @Option(help: "Most connections the data port holds open at once (more wait in the backlog).")
+    var maxDataConnections = 256
+
+    @Option(help: "Most event long-polls (GET /v1/events?wait=) one caller holds open at once (429 beyond).")
+    var maxLongPollsPerCaller = 32
+
+    @Option(help: "Most resolve watches (?wait=) one caller holds open at once (429 beyond).")
+    var maxWatchesPerCaller = 32
+
+    @Option(
+        help: """
+            How long an upload stays open: its chunks are visible to the uploader and kept from garbage \
+            collection for this many seconds after the last upload or check of them.
+            """)
+    var uploadExpirySeconds = Int(UploadSession.lifetime)
+
+    @Option(help: "Most serving instances one rollout keeps reports from (409 TOO_MANY_INSTANCES beyond).")
+    var maxInstancesPerRollout = 10_000
+
+    @Option(help: "Requests with an unknown token one address may make per minute before it gets 429.")
+    var maxAuthFailuresPerMinute = 100
+
     func validate() throws {
         if (tlsCert == nil) != (tlsKey == nil) {
             throw ValidationError("--tls-cert and --tls-key go together.")
@@ -76,6 +104,16 @@ struct Serve: AsyncParsableCommand {
             _ = try ServerConfiguration.checkedPublicURLs(publicURL: publicURL, publicDataURL: publicDataURL)
         } catch let error as RegistryError {
             throw ValidationError(error.message)
+        }
+        guard idleTimeoutSeconds >= 0 else { throw ValidationError("--idle-timeout-seconds must not be negative.") }
+        guard (1...30 * 86_400).contains(uploadExpirySeconds) else {
+            throw ValidationError("--upload-expiry-seconds must be between 1 and 2592000 (30 days).")
+        }
+        guard maxInstancesPerRollout > 0, maxAuthFailuresPerMinute >= 0 else {
+            throw ValidationError("--max-instances-per-rollout must be positive, --max-auth-failures-per-minute not negative.")
+        }
+        guard maxConnections > 0, maxDataConnections > 0, maxLongPollsPerCaller > 0, maxWatchesPerCaller > 0 else {
+            throw ValidationError("--max-connections, --max-data-connections and the per-caller limits must be positive.")
         }
         if s3Bucket == nil && (s3Endpoint != nil || !s3Prefix.isEmpty || s3CaCert != nil) {
             throw ValidationError("--s3-endpoint, --s3-prefix and --s3-ca-cert need --s3-bucket.")
@@ -108,6 +146,7 @@ struct Serve: AsyncParsableCommand {
         }
         let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         var configuration = ServerConfiguration(host: host, port: port, dataPort: dataPort, tls: try tls())
+        applyResourceLimits(to: &configuration)
         (configuration.publicURL, configuration.publicArtifactsURL) = try ServerConfiguration.checkedPublicURLs(
             publicURL: publicURL, publicDataURL: publicDataURL)
         let server = try await RegistryApplication.start(
@@ -123,6 +162,18 @@ struct Serve: AsyncParsableCommand {
             break
         }
         await server.shutdown()
+    }
+
+    /// The connection, idle and per-caller limits from the flags.
+    func applyResourceLimits(to configuration: inout ServerConfiguration) {
+        configuration.idleTimeout = idleTimeoutSeconds > 0 ? .seconds(idleTimeoutSeconds) : nil
+        configuration.maxConnections = maxConnections
+        configuration.maxDataConnections = maxDataConnections
+        configuration.maxLongPollsPerCaller = maxLongPollsPerCaller
+        configuration.maxWatchesPerCaller = maxWatchesPerCaller
+        configuration.uploadLifetime = TimeInterval(uploadExpirySeconds)
+        configuration.maxInstancesPerRollout = maxInstancesPerRollout
+        configuration.maxAuthFailuresPerMinute = maxAuthFailuresPerMinute
     }
 
     /// The blob store: an S3 bucket with `--s3-bucket`, otherwise files under the data directory.

@@ -33,6 +33,23 @@ struct TemporaryDirectory: ~Copyable {
 @Suite struct SQLiteMetadataStoreTests {
     let context = MutationContext(actor: "alice", requestId: "req-1")
 
+    @Test func theDatabaseAndItsWALAreReadableByTheOwnerOnly() async throws {
+        let directory = try TemporaryDirectory()
+        let store = try SQLiteMetadataStore(path: directory.databasePath)
+        try await populate(store)
+        for file in [directory.databasePath, directory.databasePath + "-wal"] {
+            let attributes = try FileManager.default.attributesOfItem(atPath: file)
+            #expect((attributes[.posixPermissions] as? Int).map { $0 & 0o777 } == 0o600, "\(file)")
+        }
+        try store.close()
+        // A database created by an older version (0644) is narrowed when it is opened.
+        chmod(directory.databasePath, 0o644)
+        let reopened = try SQLiteMetadataStore(path: directory.databasePath)
+        let attributes = try FileManager.default.attributesOfItem(atPath: directory.databasePath)
+        #expect((attributes[.posixPermissions] as? Int).map { $0 & 0o777 } == 0o600)
+        try reopened.close()
+    }
+
     /// Fills a store with a model, two versions (one approved and promoted) and a token.
     func populate(_ store: SQLiteMetadataStore) async throws {
         let model = Model(
@@ -187,7 +204,7 @@ struct TemporaryDirectory: ~Copyable {
         let migrations = try await queue.read { db in
             try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
         }
-        #expect(migrations == ["v1", "v2", "v3"])
+        #expect(migrations == ["v1", "v2", "v3", "v4", "v5"])
         try queue.close()
     }
 

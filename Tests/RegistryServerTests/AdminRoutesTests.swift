@@ -19,13 +19,20 @@ import Testing
             let world = try await World.make(registry)
             let orphanBytes = Array("nobody references this chunk".utf8)
             let orphan = Digest(of: orphanBytes)
-            let put = try await registry.send(.PUT, "/v1/blobs/\(orphan)", token: world.tokens["writer"], body: orphanBytes)
+            // An orphan nobody's open upload holds (an upload that expired, or a crash before the version).
+            _ = try await registry.blobs.put(bytes: orphanBytes)
+            // A push in flight: uploaded through the API, not yet referenced by a version.
+            let inFlightBytes = Array("a push in flight uploaded this".utf8)
+            let inFlight = Digest(of: inFlightBytes)
+            let put = try await registry.send(
+                .PUT, "/v1/blobs/\(inFlight)", token: world.tokens["writer"], body: inFlightBytes)
             #expect(put.status == 201)
 
             let young = try await registry.send(.POST, "/v1/admin/gc", token: registry.adminToken)
             #expect(young.status == 200)
             #expect(young.json["deleted"] == .array([]))
             #expect(young.int("keptYoung") == 1)
+            #expect(young.int("keptPinned") == 1)
 
             let dry = try await registry.send(
                 .POST, "/v1/admin/gc", token: registry.adminToken, json: ["dryRun": .bool(true), "graceSeconds": .number(0)])
@@ -40,6 +47,9 @@ import Testing
             #expect(try await registry.blobs.size(of: orphan) == nil)
             #expect(try await registry.blobs.size(of: world.manifest) != nil)
             #expect(try await registry.blobs.size(of: Digest(of: world.chunk)) != nil)
+            // Even a zero grace never deletes what an open upload holds.
+            #expect(real.int("keptPinned") == 1)
+            #expect(try await registry.blobs.size(of: inFlight) != nil)
 
             let audit = try await registry.metadata.auditEntries(AuditQuery(limit: 1000))
             let runs = audit.items.filter { $0.action == "gc.run" }

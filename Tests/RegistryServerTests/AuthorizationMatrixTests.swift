@@ -23,8 +23,10 @@ import Testing
         case admin
         /// Write on at least one model.
         case upload
-        /// Read on a model that references the blob.
+        /// Read on a model that references the blob; anyone else is told it does not exist (404).
         case download
+        /// The global permission to create models (admins, and tokens issued with `canCreateModels`).
+        case createModels
     }
 
     static let stale = [("If-Match", "\"999\"")]
@@ -32,7 +34,7 @@ import Testing
     static func routes(manifest: Digest, chunk: Digest) -> [Route] {
         [
             Route(method: .GET, path: "/v1/models", rule: .anyAuthenticated),
-            Route(method: .POST, path: "/v1/models", json: ["name": "x"], rule: .anyAuthenticated),
+            Route(method: .POST, path: "/v1/models", json: ["name": "x"], rule: .createModels),
             Route(method: .GET, path: "/v1/models/demo", rule: .permission(.read)),
             Route(
                 method: .PATCH, path: "/v1/models/demo", json: ["description": "d"], headers: stale,
@@ -83,7 +85,7 @@ import Testing
                 rule: .permission(.deploy)),
             Route(
                 method: .POST, path: "/v1/models/demo/stages/production/rollouts/ro_0/reports",
-                json: ["instance": "a", "state": "loaded"], rule: .permission(.read)),
+                json: ["instance": "a", "state": "loaded"], rule: .permission(.report)),
             Route(method: .GET, path: "/v1/resolve/demo/production", rule: .permission(.read)),
             Route(method: .POST, path: "/v1/blobs/check", json: ["digests": .array([])], rule: .upload),
             Route(
@@ -110,6 +112,7 @@ import Testing
         case .permission(let permission): return role?.permissions.contains(permission) ?? false
         case .upload: return role?.permissions.contains(.write) ?? false
         case .download: return role != nil
+        case .createModels: return caller == "owner"
         }
     }
 
@@ -138,6 +141,14 @@ import Testing
                         #expect(response.header("WWW-Authenticate")?.hasPrefix("Bearer") == true)
                     } else if Self.allowed(route.rule, caller: caller) {
                         #expect(![401, 403].contains(response.status), "\(route) as \(caller): \(response.text)")
+                    } else if case .download = route.rule {
+                        // Content the caller cannot read does not exist for it: the same answer as an absent blob.
+                        #expect(response.status == 404, "\(route) as \(caller): \(response.text)")
+                        if route.method != .HEAD {
+                            let code = route.path.hasPrefix("/v1/manifests") ? "MANIFEST_NOT_FOUND" : "BLOB_NOT_FOUND"
+                            #expect(response.errorCode == code, "\(route) as \(caller)")
+                        }
+                        denials += 1
                     } else {
                         #expect(response.status == 403, "\(route) as \(caller): \(response.text)")
                         if route.method != .HEAD {
@@ -148,6 +159,8 @@ import Testing
                 }
             }
             #expect(denials > 50)
+            // Denials are audited in batches: give the last one its moment to be written.
+            try await Task.sleep(for: .seconds(1))
             #expect(try await deniedCount(registry) - deniedBefore == denials)
         }
     }

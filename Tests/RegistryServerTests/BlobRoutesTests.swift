@@ -98,9 +98,16 @@ import Testing
             let world = try await World.make(registry)
             let path = "/v1/blobs/\(Digest(of: world.chunk))"
             #expect(try await registry.send(.GET, path, token: world.tokens["reader"]).status == 200)
+            // Anyone else is told the blob does not exist (its existence is information too); the denial is audited.
             let denied = try await registry.send(.GET, path, token: world.tokens["stranger"])
-            #expect(denied.status == 403)
-            #expect(denied.errorCode == "PERMISSION_DENIED")
+            #expect(denied.status == 404)
+            #expect(denied.errorCode == "BLOB_NOT_FOUND")
+            let absent = try await registry.send(
+                .GET, "/v1/blobs/\(Digest(of: Array("never stored".utf8)))", token: world.tokens["stranger"])
+            #expect(absent.status == denied.status && absent.errorCode == denied.errorCode)
+            try await Task.sleep(for: .seconds(1))
+            let audit = try await registry.metadata.auditEntries(AuditQuery(limit: 1000)).items
+            #expect(audit.contains { $0.action == "access.denied" && $0.actor == "stranger" })
             #expect(try await registry.send(.GET, path, token: nil).status == 401)
         }
     }

@@ -72,7 +72,7 @@ import Testing
 
             // An instance reports the candidate loaded: exposure starts at 5 %.
             let report = try await registry.send(
-                .POST, path + "/reports", token: world.tokens["reader"],
+                .POST, path + "/reports", token: world.tokens["serving"],
                 json: ["instance": "pod-1", "region": "eu", "state": "loaded"])
             #expect(report.status == 200)
             #expect(report.json["state"] == "progressing")
@@ -165,12 +165,12 @@ import Testing
             let id = try #require(Self.string(started.json["id"]))
             let path = "/v1/models/demo/stages/production/rollouts/\(id)/reports"
             let healthy = try await registry.send(
-                .POST, path, token: world.tokens["reader"],
+                .POST, path, token: world.tokens["serving"],
                 json: ["instance": "a", "state": "serving", "requests": 100, "errors": 2, "stableRequests": 1000,
                        "stableErrors": 10])
             #expect(healthy.json["state"] == "progressing")
             let failing = try await registry.send(
-                .POST, path, token: world.tokens["reader"],
+                .POST, path, token: world.tokens["serving"],
                 json: ["instance": "a", "state": "serving", "requests": 200, "errors": 40, "stableRequests": 2000,
                        "stableErrors": 20])
             #expect(failing.json["state"] == "aborted")
@@ -178,7 +178,7 @@ import Testing
             let resolved = try await registry.send(.GET, "/v1/resolve/demo/production", token: world.tokens["reader"])
             #expect(resolved.json["candidate"] == .null)
             let bad = try await registry.send(
-                .POST, path, token: world.tokens["reader"], json: ["instance": "a", "state": "melting"])
+                .POST, path, token: world.tokens["serving"], json: ["instance": "a", "state": "melting"])
             #expect(bad.status == 400)
         }
     }
