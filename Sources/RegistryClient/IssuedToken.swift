@@ -5,6 +5,8 @@ public struct IssuedToken: Sendable, Equatable, Codable {
     public var id: String?
     public var subject: String
     public var admin: Bool?
+    public var canCreateModels: Bool?
+    public var expiresAt: Date?
     public var token: String
     public var createdAt: Date?
 }
@@ -14,6 +16,8 @@ public struct TokenInfo: Sendable, Equatable, Codable {
     public var id: String
     public var subject: String
     public var admin: Bool
+    public var canCreateModels: Bool?
+    public var expiresAt: Date?
     public var createdBy: String?
     public var createdAt: Date?
 }

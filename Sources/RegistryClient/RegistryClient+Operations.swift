@@ -1,9 +1,12 @@
+import Foundation
 import RegistryCore
 
 extension RegistryClient {
     private struct TokenBody: Encodable {
         var subject: String
         var admin: Bool
+        var canCreateModels: Bool
+        var expiresAt: Date?
     }
 
     private struct TokenList: Decodable {
@@ -37,9 +40,11 @@ extension RegistryClient {
     }
 
     /// Issues a token for `subject` (admins); the secret in the result is shown only this once.
-    public func createToken(subject: String, admin: Bool = false) async throws -> IssuedToken {
+    public func createToken(
+        subject: String, admin: Bool = false, canCreateModels: Bool = false, expiresAt: Date? = nil
+    ) async throws -> IssuedToken {
         var call = Call(.POST, "/v1/tokens")
-        try call.json(TokenBody(subject: subject, admin: admin))
+        try call.json(TokenBody(subject: subject, admin: admin, canCreateModels: canCreateModels, expiresAt: expiresAt))
         return try await request(call)
     }
 

@@ -75,11 +75,37 @@ struct TokenCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Issue a token; its secret is shown only once.")
         @OptionGroup var options: ClientOptions
         @Argument var subject: String
-        @Flag var admin = false
+        @Flag(help: "An administrator token: may do everything.")
+        var admin = false
+        @Flag(help: "May create models (and so becomes their owner); admins always may.")
+        var canCreateModels = false
+        @Option(help: "Expire the token at this RFC 3339 time (for example 2027-01-31T00:00:00Z), or after Nd/Nh.")
+        var expires: String?
+
+        func validate() throws {
+            if let expires, Self.expiry(expires, now: Date()) == nil {
+                throw ValidationError("--expires takes an RFC 3339 time or a duration such as 30d or 12h.")
+            }
+        }
 
         func run() async throws {
-            let issued = try await options.client.createToken(subject: subject, admin: admin)
+            let expiresAt = expires.flatMap { Self.expiry($0, now: Date()) }
+            let issued = try await options.client.createToken(
+                subject: subject, admin: admin, canCreateModels: canCreateModels, expiresAt: expiresAt)
             try options.print(issued) { "token for \($0.subject): \($0.token)" }
+        }
+
+        /// `text` as a time: RFC 3339, or `N` days (`30d`) or hours (`12h`) from `now`.
+        static func expiry(_ text: String, now: Date) -> Date? {
+            if let date = Timestamp.parse(text) { return date }
+            guard let unit = text.last, let amount = Int(text.dropLast()), amount > 0, amount <= 36_500 * 24 else {
+                return nil
+            }
+            switch unit {
+            case "d": return now.addingTimeInterval(TimeInterval(amount) * 86_400)
+            case "h": return now.addingTimeInterval(TimeInterval(amount) * 3_600)
+            default: return nil
+            }
         }
     }
 

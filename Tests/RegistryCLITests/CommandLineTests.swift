@@ -53,6 +53,26 @@ import Testing
         #expect(try Data(contentsOf: URL(fileURLWithPath: target + "/weights.bin")) == Data(weights))
         #expect(try String(contentsOfFile: target + "/nested/readme.txt", encoding: .utf8) == "hello")
 
+        // Creating models is a global permission a token is issued with.
+        let ordinary = try await Self.run(binary, ["token", "create", "dana", "--json"], environment)
+        let creator = try await Self.run(
+            binary, ["token", "create", "erin", "--can-create-models", "--expires", "1h", "--json"], environment)
+        #expect(ordinary.status == 0 && creator.status == 0, "\(ordinary.error) \(creator.error)")
+        func issued(_ output: String) throws -> String {
+            let object = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any]
+            return try #require(object?["token"] as? String)
+        }
+        let refused = try await Self.run(
+            binary, ["model", "create", "danas"], ["REGISTRY_URL": url, "REGISTRY_TOKEN": try issued(ordinary.output)])
+        #expect(refused.status == 1)
+        #expect(refused.error.contains("PERMISSION_DENIED"))
+        let allowed = try await Self.run(
+            binary, ["model", "create", "erins"], ["REGISTRY_URL": url, "REGISTRY_TOKEN": try issued(creator.output)])
+        #expect(allowed.status == 0, "\(allowed.error)")
+        let badExpiry = try await Self.run(binary, ["token", "create", "x", "--expires", "soon"], environment)
+        #expect(badExpiry.status != 0)
+        #expect(badExpiry.error.contains("--expires"))
+
         let missing = try await Self.run(binary, ["model", "get", "nope"], environment)
         #expect(missing.status == 1)
         #expect(missing.error.hasPrefix("error: MODEL_NOT_FOUND: "))
