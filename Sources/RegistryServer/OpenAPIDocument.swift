@@ -26,12 +26,14 @@ enum OpenAPIDocument {
     // MARK: Paths
 
     static var paths: [String: JSONValue] {
-        let model = param("model", "Model name, ^[a-z0-9][a-z0-9._-]{0,127}$")
-        let version = param("version", "Version number (1, 2, …)", type: "integer")
-        let stage = param("stage", "Stage name, ^[a-z0-9][a-z0-9._-]{0,127}$")
-        let digest = param("digest", "sha256:<64 lowercase hex digits>")
+        let model = param("model", "Model name", schema: nameSchema)
+        let version = param("version", "Version number (1, 2, …)", schema: ["type": "integer", "minimum": 1])
+        let stage = param("stage", "Stage name", schema: nameSchema)
+        let digest = param("digest", "sha256:<64 lowercase hex digits>", schema: digestSchema)
         let paging = [
-            query("limit", "Page size, 1–1000 (default 100)", type: "integer"),
+            query(
+                "limit", "Page size, at least 1 (default 100); larger values are clamped to 1000",
+                schema: ["type": "integer", "minimum": 1]),
             query("pageToken", "From nextPageToken"),
         ]
         return [
@@ -117,7 +119,7 @@ enum OpenAPIDocument {
                     "Points the stage at an approved version (deployer). Needs If-Match, or If-None-Match: * to create "
                         + "the stage; 409 VERSION_NOT_APPROVED. When the model requires signatures, the version's "
                         + "signature must verify against the trusted keys as they are now.",
-                    parameters: [model, stage, ifMatch, ifNoneMatch], body: "Promotion",
+                    parameters: [model, stage, optionalIfMatch, ifNoneMatch], body: "Promotion",
                     responses: [
                         "200": json("Stage", etag: true),
                         "409": error("VERSION_NOT_APPROVED, SIGNATURE_REQUIRED, SIGNATURE_INVALID, TRUST_POLICY_CHANGED"),
@@ -204,7 +206,7 @@ enum OpenAPIDocument {
                         model, stage, ifNoneMatch,
                         query(
                             "wait", "Watch for up to this many seconds; a server shutting down answers 304 at once",
-                            type: "integer"),
+                            schema: waitSchema),
                     ],
                     responses: [
                         "200": json("Resolution", etag: true, extra: ["Cache-Control": header("max-age=<ttlSeconds>")]),
@@ -254,8 +256,10 @@ enum OpenAPIDocument {
                         + "Non-admins see only events of models they can read; nextCursor still advances.",
                     parameters: [
                         query("after", "Cursor (nextCursor of the previous call; 0 for the start)"),
-                        query("wait", "Seconds to wait for new events (long-poll)", type: "integer"),
-                        query("limit", "At most this many events, 1–1000", type: "integer"),
+                        query("wait", "Seconds to wait for new events (long-poll)", schema: waitSchema),
+                        query(
+                            "limit", "At most this many events, at least 1; larger values are clamped to 1000",
+                            schema: ["type": "integer", "minimum": 1]),
                     ],
                     responses: ["200": json("EventPage")])
             ],
@@ -263,7 +267,8 @@ enum OpenAPIDocument {
                 "get": op(
                     "audit", "Audit entries in sequence order (admin, or owner with ?model=).",
                     parameters: [
-                        query("model", "Only this model"), query("after", "Sequence to start after", type: "integer"),
+                        query("model", "Only this model", schema: nameSchema),
+                        query("after", "Sequence to start after", schema: ["type": "integer", "minimum": 0]),
                     ] + paging,
                     responses: ["200": json("AuditPage")])
             ],
@@ -312,7 +317,9 @@ enum OpenAPIDocument {
         ]
     }
 
-    static let ifMatch: JSONValue = header("If-Match", "The resource's current ETag, e.g. \"7\"")
+    static let ifMatch: JSONValue = header("If-Match", "The resource's current ETag, e.g. \"7\"", required: true)
+    /// Promotion takes If-Match, or If-None-Match: * to create the stage: neither alone is required.
+    static let optionalIfMatch: JSONValue = header("If-Match", "The stage's current ETag, e.g. \"7\"")
     static let ifNoneMatch: JSONValue = header("If-None-Match", "* (create a stage) or an ETag (conditional GET)")
 
     static func op(
@@ -324,6 +331,7 @@ enum OpenAPIDocument {
             ("400", "INVALID_NAME, INVALID_ARGUMENT, MALFORMED_JSON, INVALID_DIGEST, …"),
             ("401", "UNAUTHENTICATED"), ("403", "PERMISSION_DENIED (audited)"),
             ("404", "MODEL_NOT_FOUND, VERSION_NOT_FOUND, STAGE_NOT_FOUND, BLOB_NOT_FOUND, NOT_FOUND"),
+            ("429", "TOO_MANY_REQUESTS: too many invalid tokens from this address, or too many open long-polls"),
             ("500", "INTERNAL"),
         ] where responses[status] == nil {
             responses[status] = error(code)
@@ -332,7 +340,7 @@ enum OpenAPIDocument {
             responses["413"] = responses["413"] ?? error("PAYLOAD_TOO_LARGE")
             responses["415"] = responses["415"] ?? error("UNSUPPORTED_MEDIA_TYPE")
         }
-        if parameters.contains(ifMatch) {
+        if parameters.contains(ifMatch) || parameters.contains(optionalIfMatch) {
             responses["412"] = error("REVISION_MISMATCH; details.current holds the current resource")
             responses["428"] = error("PRECONDITION_REQUIRED")
         }
@@ -358,20 +366,30 @@ enum OpenAPIDocument {
         ["operationId": .string(id), "summary": .string(summary), "security": .array([]), "responses": ["200": ok]]
     }
 
-    static func param(_ name: String, _ description: String, type: String = "string") -> JSONValue {
+    static func param(_ name: String, _ description: String, schema: JSONValue = ["type": "string"]) -> JSONValue {
         [
             "name": .string(name), "in": "path", "required": .bool(true), "description": .string(description),
-            "schema": ["type": .string(type)],
+            "schema": schema,
         ]
     }
 
-    static func query(_ name: String, _ description: String, type: String = "string") -> JSONValue {
-        ["name": .string(name), "in": "query", "description": .string(description), "schema": ["type": .string(type)]]
+    static func query(_ name: String, _ description: String, schema: JSONValue = ["type": "string"]) -> JSONValue {
+        ["name": .string(name), "in": "query", "description": .string(description), "schema": schema]
     }
 
-    static func header(_ name: String, _ description: String) -> JSONValue {
-        ["name": .string(name), "in": "header", "description": .string(description), "schema": ["type": "string"]]
+    static func header(_ name: String, _ description: String, required: Bool = false) -> JSONValue {
+        [
+            "name": .string(name), "in": "header", "description": .string(description), "required": .bool(required),
+            "schema": ["type": "string"],
+        ]
     }
+
+    /// Model, stage and region names (400 INVALID_NAME otherwise).
+    static let nameSchema: JSONValue = ["type": "string", "pattern": "^[a-z0-9][a-z0-9._-]{0,127}$"]
+    /// Content digests (400 INVALID_DIGEST otherwise).
+    static let digestSchema: JSONValue = ["type": "string", "pattern": "^sha256:[0-9a-f]{64}$"]
+    /// Seconds to wait for a change (long-poll, watch); the server caps it (60 s by default).
+    static let waitSchema: JSONValue = ["type": "integer", "minimum": 0]
 
     static func header(_ description: String) -> JSONValue {
         ["description": .string(description), "schema": ["type": "string"]]
@@ -435,10 +453,13 @@ enum OpenAPIDocument {
     }
 
     static var schemas: [String: JSONValue] {
-        let role: JSONValue = [
-            "type": "string", "enum": .array(["reader", "writer", "approver", "deployer", "owner"]),
+        let role: JSONValue = ["type": "string", "enum": .array(Role.allCases.map { .string($0.rawValue) })]
+        let subject: JSONValue = [
+            "type": "string", "pattern": "^[!-9;-~]{1,128}$",
+            "description": "1–128 printable ASCII characters, no spaces or ':'",
         ]
-        let grant = object(["subject": string, "role": role], required: ["subject", "role"])
+        let positive: JSONValue = ["type": "integer", "minimum": 1]
+        let grant = object(["subject": subject, "role": role], required: ["subject", "role"])
         let policy = object(["requiredApprovals": integer, "allowSelfApproval": boolean])
         let trustPolicy = object([
             "requireSignature": boolean,
@@ -448,7 +469,7 @@ enum OpenAPIDocument {
             ],
         ])
         let status: JSONValue = ["type": "string", "enum": .array(["pending", "approved", "rejected", "archived"])]
-        let chunk = object(["digest": string, "size": integer], required: ["digest", "size"])
+        let chunk = object(["digest": digestSchema, "size": integer], required: ["digest", "size"])
         return [
             "Error": object(
                 [
@@ -465,7 +486,7 @@ enum OpenAPIDocument {
             "ModelPage": page("Model"),
             "CreateModel": object(
                 [
-                    "name": string, "description": string, "tags": tags, "approvalPolicy": policy,
+                    "name": nameSchema, "description": string, "tags": tags, "approvalPolicy": policy,
                     "trustPolicy": trustPolicy,
                 ], required: ["name"]),
             "UpdateModel": object([
@@ -492,7 +513,7 @@ enum OpenAPIDocument {
             "VersionPage": page("Version"),
             "CreateVersion": object(
                 [
-                    "manifestDigest": string, "signature": string, "metadata": anyObject, "tags": tags,
+                    "manifestDigest": digestSchema, "signature": string, "metadata": anyObject, "tags": tags,
                     "source": object(["runId": string, "dataset": string, "commit": string, "repository": string]),
                 ], required: ["manifestDigest"]),
             "UpdateVersion": object([
@@ -510,7 +531,7 @@ enum OpenAPIDocument {
                 ], required: ["stage", "version", "revision"]),
             "StartRollout": object(
                 [
-                    "version": integer, "steps": ["type": "array", "items": number], "bakeSeconds": integer,
+                    "version": positive, "steps": ["type": "array", "items": number], "bakeSeconds": integer,
                     "autoAdvance": boolean, "minInstances": integer, "quorum": number,
                     "instanceWindowSeconds": integer, "maxErrorRateIncrease": number, "minRequests": integer,
                 ], required: ["version"]),
@@ -535,7 +556,7 @@ enum OpenAPIDocument {
             "CollectGarbage": object(["dryRun": boolean, "graceSeconds": integer]),
             "GarbageReport": anyObject,
             "StageList": object(["items": ["type": "array", "items": ref("Stage")]], required: ["items"]),
-            "Promotion": object(["version": integer, "reason": string], required: ["version"]),
+            "Promotion": object(["version": positive, "reason": string], required: ["version"]),
             "Rollback": object(["reason": string]),
             "HistoryEntry": object([
                 "sequence": integer, "model": string, "stage": string,
@@ -563,7 +584,7 @@ enum OpenAPIDocument {
                     "rolloutId": ["type": .array(["string", "null"])], "ttlSeconds": integer,
                     "artifactsURL": ["type": "string", "description": "Base URL to fetch blobs and manifests from"],
                 ], required: ["model", "stage", "revision", "stable", "candidate", "rolloutId", "ttlSeconds"]),
-            "BlobCheck": object(["digests": ["type": "array", "items": string]], required: ["digests"]),
+            "BlobCheck": object(["digests": ["type": "array", "items": digestSchema]], required: ["digests"]),
             "BlobCheckResult": object(["missing": ["type": "array", "items": string]], required: ["missing"]),
             "BlobInfo": object(["digest": string, "size": integer], required: ["digest", "size"]),
             "ManifestInfo": object(["digest": string, "size": integer], required: ["digest"]),
@@ -574,7 +595,7 @@ enum OpenAPIDocument {
                         "type": "array",
                         "items": object(
                             [
-                                "path": string, "size": integer, "digest": string,
+                                "path": string, "size": integer, "digest": digestSchema,
                                 "chunks": ["type": "array", "items": chunk],
                             ], required: ["path", "size", "digest", "chunks"]),
                     ],
@@ -600,16 +621,23 @@ enum OpenAPIDocument {
                     "problem": string,
                 ],
                 required: ["ok", "entries", "headHash"]),
-            "CreateToken": object(["subject": string, "admin": boolean], required: ["subject"]),
+            "CreateToken": object(
+                ["subject": subject, "admin": boolean, "canCreateModels": boolean, "expiresAt": time],
+                required: ["subject"]),
             "CreatedToken": object(
-                ["id": string, "subject": string, "admin": boolean, "token": string, "createdAt": time],
+                [
+                    "id": string, "subject": string, "admin": boolean, "canCreateModels": boolean, "expiresAt": time,
+                    "token": string, "createdAt": time,
+                ],
                 required: ["id", "subject", "admin", "token"]),
             "TokenList": object(
                 [
                     "items": [
                         "type": "array",
                         "items": object([
-                            "id": string, "subject": string, "admin": boolean, "createdBy": string, "createdAt": time,
+                            "id": string, "subject": string, "admin": boolean, "canCreateModels": boolean,
+                            "expiresAt": time, "bootstrap": boolean, "revokedAt": time, "createdBy": string,
+                            "createdAt": time,
                         ]),
                     ]
                 ], required: ["items"]),

@@ -57,6 +57,7 @@ extension RegistryRoutes {
                 throw Self.manifestNotFound(digest)
             }
             // Chunks share the blob store: a digest whose bytes are no manifest is not served as one.
+            guard (try? Manifest.parse(bytes)) != nil else { throw Self.manifestNotFound(digest) }
             var headers = HTTPFields()
             headers[.contentType] = "application/json"
             headers[.eTag] = "\"\(digest)\""
