@@ -58,25 +58,28 @@ import Testing
                 try Data("precious \(name)".utf8).write(to: URL(fileURLWithPath: path))
                 return path
             }
-            func plant(_ directory: String, linkingTo target: String, mode: mode_t = 0o700) throws {
+            /// A staging directory as another user could plant it: its journal and its staged file linked elsewhere.
+            func plant(_ directory: String, journal: String, file: String?, mode: mode_t = 0o777) throws {
                 try FileManager.default.createDirectory(
                     atPath: directory + "/files", withIntermediateDirectories: true)
-                #expect(symlink(target, directory + "/files/model.txt") == 0)
+                #expect(symlink(journal, directory + "/journal") == 0)
+                if let file { #expect(symlink(file, directory + "/files/model.txt") == 0) }
                 #expect(chmod(directory, mode) == 0)
             }
-            // The name older clients used (predictable from the public manifest digest).
-            try plant(parent.path + "/" + name, linkingTo: try victim("predictable"))
+            // The name older clients used (predictable from the public manifest digest): they appended their journal
+            // to whatever its `journal` linked to.
+            try plant(parent.path + "/" + name, journal: try victim("predictable"), file: nil)
             // A directory with the new prefix that others may write into, and a link with the new prefix.
-            try plant(parent.path + "/" + name + "-open", linkingTo: try victim("open"), mode: 0o777)
+            try plant(parent.path + "/" + name + "-open", journal: try victim("open"), file: try victim("open-file"))
             let elsewhere = try fixture.makeDirectory("elsewhere").path
-            try plant(elsewhere, linkingTo: try victim("linked"))
+            try plant(elsewhere, journal: try victim("linked"), file: try victim("linked-file"), mode: 0o700)
             #expect(symlink(elsewhere, parent.path + "/" + name + "-link") == 0)
 
             let result = try await fixture.admin.pull(
                 manifestDigest: pushed.manifestDigest, version: 1, to: parent.appendingPathComponent("model"))
             #expect(result.files == 1)
             #expect(FileManager.default.contents(atPath: parent.path + "/model/model.txt") == Data(weights))
-            for name in ["predictable", "open", "linked"] {
+            for name in ["predictable", "open", "open-file", "linked", "linked-file"] {
                 #expect(
                     FileManager.default.contents(atPath: victims.appendingPathComponent(name).path)
                         == Data("precious \(name)".utf8), "the pull wrote through the link to \(name)")
@@ -101,7 +104,7 @@ import Testing
             #expect(chmod(staging, 0o700) == 0)
             let victim = fixture.directory + "/victim.txt"
             try Data("precious".utf8).write(to: URL(fileURLWithPath: victim))
-            #expect(symlink(victim, staging + "/files/model.txt") == 0)
+            #expect(symlink(victim, staging + "/journal") == 0)
             await #expect(throws: RegistryError.self) {
                 _ = try await fixture.admin.pull(
                     manifestDigest: pushed.manifestDigest, version: 1, to: parent.appendingPathComponent("model"))
