@@ -86,35 +86,65 @@ extension FileSystemBlobStore {
     }
 }
 
-extension FileSystemBlobStore {
-    /// What checking one blob file's header found, without reading its payload (see `checkHeader(ofFile:keys:)`).
-    public enum HeaderCheck: Sendable, Equatable {
-        /// The header is valid, the file has the size it implies, and the data key unwraps under `keyId`.
-        case opens(keyId: String)
-        /// The header is valid and the file has the size it implies; no keyring was given to try its key with.
-        case wellFormed(keyId: String)
-        /// There is no file.
-        case missing
-        /// The header is not valid, or the file's size is not the one it implies.
-        case malformed(reason: String)
-        /// The keyring holds no key `keyId`.
-        case keyUnknown(keyId: String)
-        /// The keyring holds a key `keyId`, but the wrapped data key does not open with it.
-        case keyDoesNotOpen(keyId: String)
+/// What checking one stored blob's header found, without reading its payload: what a backup, a restore or a key
+/// retirement can break is the header (its key fields), never the sealed segments.
+public enum BlobHeaderCheck: Sendable, Equatable {
+    /// The header is valid, the blob has the size it implies, and the data key unwraps under `keyId`.
+    case opens(keyId: String)
+    /// The header is valid and the blob has the size it implies; no keyring was given to try its key with.
+    case wellFormed(keyId: String)
+    /// There is no such blob.
+    case missing
+    /// The header is not valid, or the blob's size is not the one it implies.
+    case malformed(reason: String)
+    /// The keyring holds no key `keyId`.
+    case keyUnknown(keyId: String)
+    /// The keyring holds a key `keyId`, but the wrapped data key does not open with it.
+    case keyDoesNotOpen(keyId: String)
 
-        /// The key id the header names, when it could be read.
-        public var keyId: String? {
-            switch self {
-            case .opens(let id), .wellFormed(let id), .keyUnknown(let id), .keyDoesNotOpen(let id): id
-            case .missing, .malformed: nil
-            }
+    /// The key id the header names, when it could be read.
+    public var keyId: String? {
+        switch self {
+        case .opens(let id), .wellFormed(let id), .keyUnknown(let id), .keyDoesNotOpen(let id): id
+        case .missing, .malformed: nil
         }
     }
 
-    /// Checks the blob file at `path` the cheap way: reads its 128-byte header, compares the file's size with the
-    /// one the header implies, and, with `keys`, unwraps its data key (one AES-GCM open of 32 bytes). The
-    /// segments are not decrypted: what a backup or a key retirement can break is the header, never the payload.
-    public static func checkHeader(ofFile path: String, keys: MasterKeyring?) -> HeaderCheck {
+    /// Checks the first bytes of a stored blob (`header`, at least 128 of them) and its total `size` (nil: unknown,
+    /// which is malformed); with `keys`, unwraps its data key (one AES-GCM open of 32 bytes).
+    public init(header bytes: [UInt8], size: Int64?, keys: MasterKeyring?) {
+        let header: BlobFileHeader
+        do {
+            header = try BlobFileHeader(parsing: bytes)
+        } catch {
+            self = .malformed(reason: "its header is invalid: \(error.reason)")
+            return
+        }
+        guard size == header.fileSize else {
+            self = .malformed(
+                reason: "it holds \(size.map(String.init) ?? "?") bytes where its header implies \(header.fileSize)")
+            return
+        }
+        guard let keys else {
+            self = .wellFormed(keyId: header.keyId)
+            return
+        }
+        guard let master = try? keys.key(id: header.keyId) else {
+            self = .keyUnknown(keyId: header.keyId)
+            return
+        }
+        guard (try? header.dataKey(using: master)) != nil else {
+            self = .keyDoesNotOpen(keyId: header.keyId)
+            return
+        }
+        self = .opens(keyId: header.keyId)
+    }
+}
+
+extension FileSystemBlobStore {
+    /// Checks the blob file at `path` the cheap way: its 128-byte header, the file's size against the one the header
+    /// implies, and, with `keys`, its data key (see `BlobHeaderCheck`). The segments are not decrypted.
+    public static func checkHeader(ofFile path: String, keys: MasterKeyring?) -> BlobHeaderCheck {
         let fd: Int32
         do {
             guard let opened = try POSIXFile.openIfPresent(path, flags: O_RDONLY) else { return .missing }
@@ -123,26 +153,14 @@ extension FileSystemBlobStore {
             return .malformed(reason: (error as? RegistryError)?.message ?? "\(error)")
         }
         defer { _ = close(fd) }
-        let header: BlobFileHeader
         do {
             var bytes = [UInt8](repeating: 0, count: BlobFileHeader.byteCount)
             let count = try bytes.withUnsafeMutableBytes { try POSIXFile.read(fd, into: $0, offset: 0, path: path) }
-            do {
-                header = try BlobFileHeader(parsing: Array(bytes[0..<count]))
-            } catch {
-                return .malformed(reason: "its header is invalid: \(error.reason)")
-            }
             let size = try POSIXFile.size(of: fd, path: path)
-            guard size == header.fileSize else {
-                return .malformed(reason: "the file holds \(size) bytes where its header implies \(header.fileSize)")
-            }
+            return BlobHeaderCheck(header: Array(bytes[0..<count]), size: size, keys: keys)
         } catch {
             return .malformed(reason: (error as? RegistryError)?.message ?? "\(error)")
         }
-        guard let keys else { return .wellFormed(keyId: header.keyId) }
-        guard let master = try? keys.key(id: header.keyId) else { return .keyUnknown(keyId: header.keyId) }
-        guard (try? header.dataKey(using: master)) != nil else { return .keyDoesNotOpen(keyId: header.keyId) }
-        return .opens(keyId: header.keyId)
     }
 
     /// The first `BlobFileHeader.byteCount` bytes of the file at `path` (fewer when it is shorter), nil when there

@@ -273,6 +273,24 @@ public final class S3BlobStore: BlobStore {
         return usage
     }
 
+    /// Checks the header of `digest`'s object the cheap way, with one ranged `GET` of its first 128 bytes: that it
+    /// is valid, that the object has the size it implies, and, with `keys`, that its data key unwraps (see
+    /// `BlobHeaderCheck`). The payload is not read. What `registry backup` and `restore` check for blobs in a bucket.
+    public func checkHeader(of digest: Digest, keys: MasterKeyring?) async throws -> BlobHeaderCheck {
+        let found: HTTPClientResponse?
+        do {
+            found = try await client.get(key(of: digest), range: 0..<Int64(BlobFileHeader.byteCount))
+        } catch let error as RegistryError where error.details["status"] == .number(416) {
+            return .malformed(reason: "the object is empty")
+        }
+        guard let response = found else { return .missing }
+        let bytes = try await response.body.collect(upTo: BlobFileHeader.byteCount + 1)
+        // `Content-Range: bytes 0-127/<object size>`
+        let size = response.headers.first(name: "Content-Range").flatMap { $0.split(separator: "/").last }
+            .flatMap { Int64($0) }
+        return BlobHeaderCheck(header: Array(bytes.readableBytesView), size: size, keys: keys)
+    }
+
     /// What the header of one object names.
     private enum HeaderKey: Sendable {
         /// The object was deleted after it was listed.

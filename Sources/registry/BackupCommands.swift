@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RegistryCore
 import RegistryFileStore
+import RegistryS3
 import RegistrySQLite
 
 /// `registry backup`: a consistent copy of an embedded registry's data directory, taken while it serves.
@@ -22,7 +23,8 @@ struct Backup: AsyncParsableCommand {
             REGISTRY_MASTER_KEY) somewhere else, or the backup cannot be read. The backup's key file only grows: a \
             key retired from the live registry stays in it while an older blob copy may need it. Every referenced \
             blob's header is checked to open with the backup's keys (without them: with the live keys, and the \
-            report lists the key ids the backup needs).
+            report lists the key ids the backup needs). For blobs in S3, pass the bucket options 'serve' takes: the \
+            objects are not copied (the bucket's versioning protects them), their headers are checked in the bucket.
             """)
 
     @Option(help: "The data directory of the registry to back up.")
@@ -36,6 +38,9 @@ struct Backup: AsyncParsableCommand {
 
     @Flag(help: "Print JSON instead of text.")
     var json = false
+
+    @OptionGroup(title: "Blobs in S3 (not copied: the bucket's headers are checked)")
+    var s3: S3Options
 
     func run() async throws {
         let start = ContinuousClock.now
@@ -55,13 +60,14 @@ struct Backup: AsyncParsableCommand {
         let snapshot = target.database + ".partial"
         try? FileManager.default.removeItem(atPath: snapshot)
         try SQLiteMetadataStore.backup(from: source.database, to: snapshot)
-        let copy = try BlobCopy.run(from: source.blobs, to: target.blobs)
+        // Blobs in a bucket stay there (its versioning and replication protect them); only their headers are checked.
+        let copy = s3.s3Bucket == nil ? try BlobCopy.run(from: source.blobs, to: target.blobs) : BlobCopy.Result()
         // Again: a key rotated in while the blobs were copied.
         if keepKeys { keysAdded += try BackupKeys.merge(from: source, into: target.keyFile) }
         let keys = try keepKeys ? BackupKeys.backed(target) : BackupKeys.live(source)
         let check: BackupCheck.Result
         do {
-            check = try await BackupCheck.run(database: snapshot, blobs: target.blobs, keys: keys)
+            check = try await BackupCheck.run(database: snapshot, blobs: try BlobHeaders(target, s3), keys: keys)
         } catch {
             // The previous backup's database stays: it still restores (blobs and keys only ever grew).
             try? FileManager.default.removeItem(atPath: snapshot)
@@ -106,6 +112,9 @@ struct Restore: AsyncParsableCommand {
     @Flag(help: "Print JSON instead of text.")
     var json = false
 
+    @OptionGroup(title: "Blobs in S3 (the registry's bucket: its headers are checked, nothing is copied)")
+    var s3: S3Options
+
     func run() async throws {
         let start = ContinuousClock.now
         let backup = DataDirectory(from)
@@ -119,10 +128,10 @@ struct Restore: AsyncParsableCommand {
         // The backup is checked before anything is written, so a damaged one restores nothing.
         let backedUp = FileManager.default.fileExists(atPath: backup.keyFile)
         _ = try await BackupCheck.run(
-            database: backup.database, blobs: backup.blobs,
+            database: backup.database, blobs: try BlobHeaders(backup, s3),
             keys: backedUp ? BackupKeys.backed(backup) : BackupKeys.restored(target))
         try FileManager.default.createDirectory(atPath: target.blobs, withIntermediateDirectories: true)
-        let copy = try BlobCopy.run(from: backup.blobs, to: target.blobs)
+        let copy = s3.s3Bucket == nil ? try BlobCopy.run(from: backup.blobs, to: target.blobs) : BlobCopy.Result()
         if backedUp {
             // Merged into a key file already put in place, if any: no key is ever dropped.
             try BackupKeys.merge(file: try BackupKeys.load(backup.keyFile), into: target.keyFile)
@@ -132,7 +141,7 @@ struct Restore: AsyncParsableCommand {
         try BlobCopy.copyFile(backup.database, to: partial, permissions: 0o600)
         try BlobCopy.replace(target.database, with: partial)
         let keys = try BackupKeys.restored(target)
-        let check = try await BackupCheck.run(database: target.database, blobs: target.blobs, keys: keys)
+        let check = try await BackupCheck.run(database: target.database, blobs: try BlobHeaders(target, s3), keys: keys)
         let summary =
             backedUp
             ? "restored"
@@ -276,7 +285,7 @@ enum BackupCheck {
         var keysNeeded: [String]
     }
 
-    static func run(database: String, blobs: String, keys: BackupKeys.Checked) async throws -> Result {
+    static func run(database: String, blobs: BlobHeaders, keys: BackupKeys.Checked) async throws -> Result {
         let store = try SQLiteMetadataStore(path: database)
         defer { try? store.close() }
         let audit = try await store.verifyAudit()
@@ -286,11 +295,10 @@ enum BackupCheck {
         let referenced = try await store.referencedDigests().sorted { $0.hex < $1.hex }
         var missing: [Digest] = []
         var damaged: [(Digest, String)] = []
-        var locked: [(Digest, FileSystemBlobStore.HeaderCheck)] = []
+        var locked: [(Digest, BlobHeaderCheck)] = []
         var needed = Set<String>()
         for digest in referenced {
-            let check = FileSystemBlobStore.checkHeader(
-                ofFile: BlobCopy.path(of: digest.hex, under: blobs), keys: keys.keyring)
+            let check = try await blobs.check(digest, keys: keys.keyring)
             if let id = check.keyId { needed.insert(id) }
             switch check {
             case .opens, .wellFormed: break
@@ -300,8 +308,10 @@ enum BackupCheck {
             }
         }
         if let first = missing.first {
+            let hint = blobs.bucket == nil ? " (blobs in S3? pass --s3-bucket and the other options 'serve' takes)" : ""
             throw RegistryError(
-                .artifactIncomplete, "\(missing.count) referenced blobs are missing from \(blobs), e.g. \(first).",
+                .artifactIncomplete,
+                "\(missing.count) referenced blobs are missing from \(blobs), e.g. \(first)\(hint).",
                 details: ["missing": .number(Double(missing.count)), "digest": .string(first.description)])
         }
         if let (digest, reason) = damaged.first {
@@ -324,6 +334,29 @@ enum BackupCheck {
                 ])
         }
         return Result(referenced: referenced.count, auditEntries: Int(audit.entries), keysNeeded: needed.sorted())
+    }
+}
+
+/// Where the blobs of a registry or backup are, for checking their headers: blob files under a directory, or the
+/// objects of the S3 bucket the registry serves from.
+struct BlobHeaders: CustomStringConvertible {
+    let directory: String
+    let bucket: S3BlobStore?
+
+    init(_ data: DataDirectory, _ s3: S3Options) throws {
+        directory = data.blobs
+        // The store's own keyring is never used here: headers are checked against the keys passed to `check`.
+        bucket = try s3.store(keyring: try MasterKeyring(keys: [MasterKey.generate()]))
+    }
+
+    func check(_ digest: Digest, keys: MasterKeyring?) async throws -> BlobHeaderCheck {
+        if let bucket { return try await bucket.checkHeader(of: digest, keys: keys) }
+        return FileSystemBlobStore.checkHeader(ofFile: BlobCopy.path(of: digest.hex, under: directory), keys: keys)
+    }
+
+    var description: String {
+        guard let bucket else { return directory }
+        return "s3://\(bucket.client.location.bucket)/\(bucket.prefix)"
     }
 }
 

@@ -78,6 +78,86 @@ struct KeysOnS3Tests {
         #expect(try Data(contentsOf: pulled.appendingPathComponent("weights.bin")) == Data(weights))
     }
 
+    /// The drill of issue 9 on S3: backup (metadata and keys; the objects stay in the bucket), rotate, a refused
+    /// retire of the key the objects need, another push and backup, restore, and a server on the restored directory
+    /// and the same bucket reads every version byte for byte. `backup` and `restore` check each object's header
+    /// against the backup's keys in the bucket; a backup whose keys do not open them is refused.
+    @Test func backupAndRestoreOfARegistryOnS3CheckTheBucketsHeadersAgainstTheBackedUpKeys() async throws {
+        let fixture = try await S3Fixture.make()
+        let seaweed = try await SeaweedFS.shared()
+        let directory = NSTemporaryDirectory() + "registry-backup-s3-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (data, backup, restored) = (directory + "/data", directory + "/backup", directory + "/restored")
+        let bucket = [
+            "--s3-bucket", fixture.client.location.bucket, "--s3-endpoint", seaweed.endpoint, "--s3-prefix", "registry",
+        ]
+        let environment = ["AWS_ACCESS_KEY_ID": seaweed.accessKeyId, "AWS_SECRET_ACCESS_KEY": seaweed.secretAccessKey]
+        let admin = "mr_backup-s3-admin-\(UUID().uuidString)"
+        let server = try await RegistryProcess(
+            dataDirectory: data, adminToken: admin, arguments: bucket, environment: environment)
+        defer { server.terminate() }
+        let client = RegistryClient(baseURL: server.baseURL, token: admin)
+        _ = try await client.createModel("fraud")
+        var contents: [Int: [UInt8]] = [:]
+        func push(_ version: Int) async throws {
+            let source = URL(fileURLWithPath: directory + "/source-\(version)")
+            try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
+            contents[version] = BlobStoreConformance.pattern(2 << 20, seed: UInt8(50 + version))
+            try Data(contents[version]!).write(to: source.appendingPathComponent("weights.bin"))
+            _ = try await client.push(
+                model: "fraud",
+                files: [PushFile(path: "weights.bin", url: source.appendingPathComponent("weights.bin"))])
+        }
+        try await push(1)
+        let keyFile = data + "/keys/master.json"
+        let first = try #require(try MasterKeyFile.load(from: keyFile)).primary
+
+        // Without the bucket options the check says where the blobs might be.
+        let local = try await Self.run(["backup", "--data-dir", data, "--to", directory + "/elsewhere"], environment)
+        #expect(local.status != 0)
+        #expect(local.error.contains("ARTIFACT_INCOMPLETE") && local.error.contains("--s3-bucket"), "\(local.error)")
+
+        let full = try await Self.run(
+            ["backup", "--data-dir", data, "--to", backup, "--include-keys", "--json"] + bucket, environment)
+        #expect(full.status == 0, "\(full.error)")
+        #expect(full.output.contains("\"blobsCopied\" : 0"), "objects stay in the bucket: \(full.output)")
+        let rotated = try await Self.run(["keys", "rotate", "--data-dir", data], environment)
+        #expect(rotated.status == 0, "\(rotated.error)")
+        let refused = try await Self.run(["keys", "retire", first, "--data-dir", data] + bucket, environment)
+        #expect(refused.status != 0, "the objects of version 1 are sealed under the first key")
+        try await push(2)
+        let again = try await Self.run(
+            ["backup", "--data-dir", data, "--to", backup, "--include-keys", "--json"] + bucket, environment)
+        #expect(again.status == 0, "\(again.error)")
+        let backedKeys = try #require(try MasterKeyFile.load(from: backup + "/keys/master.json"))
+        #expect(backedKeys.keys.contains { $0.id == first } && backedKeys.keys.count == 2)
+        server.kill()
+
+        // A copy of the backup whose key file lacks the first key is refused, naming it.
+        let damaged = directory + "/damaged"
+        try FileManager.default.copyItem(atPath: backup, toPath: damaged)
+        var lacking = backedKeys
+        try lacking.remove(id: first)
+        try lacking.write(to: damaged + "/keys/master.json")
+        let locked = try await Self.run(
+            ["restore", "--from", damaged, "--data-dir", directory + "/not-restored"] + bucket, environment)
+        #expect(locked.status != 0)
+        #expect(locked.error.contains("MASTER_KEY_UNKNOWN") && locked.error.contains("'\(first)'"), "\(locked.error)")
+
+        let restore = try await Self.run(["restore", "--from", backup, "--data-dir", restored] + bucket, environment)
+        #expect(restore.status == 0, "\(restore.error)")
+        let revived = try await RegistryProcess(
+            dataDirectory: restored, adminToken: admin, arguments: bucket, environment: environment)
+        defer { revived.terminate() }
+        let revivedClient = RegistryClient(baseURL: revived.baseURL, token: admin)
+        for version in [1, 2] {
+            let target = URL(fileURLWithPath: directory + "/pulled-\(version)")
+            _ = try await revivedClient.pull(model: "fraud", version: version, to: target)
+            #expect(try Data(contentsOf: target.appendingPathComponent("weights.bin")) == Data(contents[version]!))
+        }
+    }
+
     struct Outcome {
         var status: Int32
         var output: String
