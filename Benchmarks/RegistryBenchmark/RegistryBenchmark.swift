@@ -23,6 +23,10 @@ struct RegistryBenchmark: AsyncParsableCommand {
     @Option(help: "Unrecorded requests per operation before measuring, so the read caches are warm (0: measure cold).")
     var warmup = 3000
     @Option(help: "Directory for the registry's data (a fresh temporary one by default).") var dataDir: String?
+    @Option(
+        help: "Instead of the operations: the cost of one rollout report at these fleet sizes, comma separated.")
+    var reportFleet: String?
+    @Option(help: "Reports measured at each fleet size (with --report-fleet).") var reportSamples = 300
 
     func run() async throws {
         let levels = concurrency.split(separator: ",").compactMap { Int($0) }
@@ -49,6 +53,14 @@ struct RegistryBenchmark: AsyncParsableCommand {
             let seed = try await Seed.run(http: http, models: models, versions: versions)
             print(Machine.describe())
             print("seeded \(models) models × \(versions) versions in \(String(format: "%.1f", seed.seconds)) s\n")
+            if let reportFleet {
+                let sizes = reportFleet.split(separator: ",").compactMap { Int($0) }
+                try await ReportBenchmark(baseURL: server.baseURL, token: adminSecret, seed: seed)
+                    .run(fleetSizes: sizes, samples: reportSamples, http: http)
+                try await client.shutdown()
+                await server.shutdown()
+                return
+            }
             print("| operation | concurrency | requests | p50 ms | p95 ms | p99 ms | req/s |")
             print("|---|---:|---:|---:|---:|---:|---:|")
             for level in levels {

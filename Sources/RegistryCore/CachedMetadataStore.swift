@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 /// A `MetadataStore` that serves the hot point reads (a model, a version, a stage) from memory and passes every
@@ -245,6 +246,10 @@ public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
     public func rollout(id: String) async throws -> Rollout? { try await base.rollout(id: id) }
 
     public func activeRollouts() async throws -> [Rollout] { try await base.activeRollouts() }
+
+    public func reportSummary(rollout id: String, now: Date) async throws -> ReportSummary {
+        try await base.reportSummary(rollout: id, now: now)
+    }
 
     public func models(_ query: ModelQuery) async throws -> Page<Model> { try await base.models(query) }
 

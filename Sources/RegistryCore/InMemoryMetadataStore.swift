@@ -284,6 +284,13 @@ public final class InMemoryMetadataStore: MetadataStore {
         state.withLock { $0.rollouts[id] }
     }
 
+    public func reportSummary(rollout id: String, now: Date) async throws -> ReportSummary {
+        state.withLock { state in
+            guard let rollout = state.rollouts[id] else { return ReportSummary() }
+            return ReportSummary(rollout.reports.values, policy: rollout.policy, now: now)
+        }
+    }
+
     public func activeRollouts() async throws -> [Rollout] {
         state.withLock { state in state.rolloutOrder.compactMap { state.rollouts[$0] }.filter(\.state.isActive) }
     }

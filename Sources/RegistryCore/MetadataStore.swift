@@ -1,3 +1,5 @@
+import Foundation
+
 /// The control plane's strongly consistent store. Every mutation is one transaction that writes the change, its
 /// audit entry and its events together, using the rules in `Transitions`, so that all backends behave alike.
 /// Implementations: `InMemoryMetadataStore`, `SQLiteMetadataStore`; each passes `MetadataStoreConformance`.
@@ -105,8 +107,12 @@ public protocol RolloutStore: Sendable {
 
     func rollout(id: String) async throws -> Rollout?
 
-    /// Rollouts in `warming`, `progressing` or `paused`, oldest first.
+    /// Rollouts in `warming`, `progressing` or `paused`, oldest first. Their `reports` may be left out: what a
+    /// decision needs of them is `reportSummary`.
     func activeRollouts() async throws -> [Rollout]
+
+    /// The summary of rollout `id`'s reports within its policy's window at `now` (empty for an unknown rollout).
+    func reportSummary(rollout id: String, now: Date) async throws -> ReportSummary
 
     /// Applies `change` to the rollout (at `expectedRevision` when given) and what it implies for the stage
     /// (`Transitions.applyRollout`), in one transaction with its audit entry and events. A change that returns

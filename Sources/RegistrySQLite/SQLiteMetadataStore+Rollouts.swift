@@ -41,7 +41,14 @@ extension SQLiteMetadataStore {
                         SELECT id FROM rollouts WHERE state IN ('warming', 'progressing', 'paused')
                         ORDER BY created_at, id
                         """)
-            ).compactMap { try Self.loadRollout(db, $0) }
+            ).compactMap { try Self.loadRollout(db, $0, withReports: false) }
+        }
+    }
+
+    public func reportSummary(rollout id: String, now: Date) async throws -> ReportSummary {
+        try await read { db in
+            guard let rollout = try Self.loadRollout(db, id, withReports: false) else { return ReportSummary() }
+            return try Self.reportSummary(db, rollout, now: now)
         }
     }
 
@@ -166,7 +173,8 @@ extension SQLiteMetadataStore {
         }
     }
 
-    /// `ReportSummary` of `rollout`'s stored reports at `now`, computed by SQLite over the rollout's index entries.
+    /// `ReportSummary` of `rollout`'s stored reports at `now`: one pass of SQLite over the rollout's rows, which are
+    /// contiguous in the table (its key starts with the rollout id), so no row is looked up twice.
     static func reportSummary(_ db: Database, _ rollout: Rollout, now: Date) throws -> ReportSummary {
         let since = ReportSummary.windowStart(policy: rollout.policy, now: now)
         guard

@@ -200,7 +200,6 @@ extension SQLiteMetadataStore {
                         time INTEGER NOT NULL,
                         PRIMARY KEY (rollout_id, instance)
                     ) WITHOUT ROWID;
-                    CREATE INDEX rollout_reports_by_time ON rollout_reports(rollout_id, time);
                     """)
             for row in try Row.fetchAll(db, sql: "SELECT id, body FROM rollouts") {
                 let rollout = try Rows.decode(Rollout.self, row["body"])

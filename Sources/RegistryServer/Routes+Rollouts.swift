@@ -199,7 +199,9 @@ enum RolloutDecisions {
     ) async throws -> Rollout? {
         let now = Timestamp.now()
         var probe = rollout
-        let decision = RolloutRules.evaluate(&probe, now: now)
+        // The summary of the reports, not the reports: the periodic check costs the same at any fleet size.
+        let summary = try await metadata.reportSummary(rollout: rollout.id, now: now)
+        let decision = RolloutRules.evaluate(&probe, summary: summary, now: now)
         guard decision != .report else { return nil }
         var context = MutationContext(actor: actor, requestId: "rollout-\(rollout.id)-r\(rollout.revision)")
         var refusal: RegistryError?

@@ -161,6 +161,10 @@ extension MetadataStoreConformance {
             #expect(try await store.stage(model: "fraud", name: "production")?.revision ?? 0 > 0)
             let stored = try #require(try await store.rollout(id: rollout.id))
             #expect(Set(stored.reports.keys) == ["a", "b"])
+            let summary = try await store.reportSummary(rollout: rollout.id, now: Timestamp.now())
+            #expect(summary.present == 2 && summary.warm == 2 && summary.failedInstance == nil)
+            let later = Timestamp.now().addingTimeInterval(TimeInterval(rollout.policy.instanceWindowSeconds + 1))
+            #expect(try await store.reportSummary(rollout: rollout.id, now: later).present == 0)
             #expect(stored.reports["b"]?.state == .serving)
             // One instance more than the limit is refused; a known instance may report again.
             await expectError(.tooManyInstances) {
