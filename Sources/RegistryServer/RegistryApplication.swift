@@ -4,6 +4,7 @@ import HummingbirdTLS
 import Logging
 import NIOCore
 import NIOPosix
+import Prometheus
 import RegistryCore
 import ServiceLifecycle
 
@@ -82,13 +83,31 @@ public enum RegistryApplication {
         let blobs: any BlobStore
         let metrics = ServerMetrics()
         let authenticator: Authenticator
+        let authFailures: AuthFailureLimiter
         let dataPlane: DataPlaneEndpoint
+        // Bounded by configuration and shared by both ports, so that each budget holds for the whole process.
+        let rendered: RegistryRoutes.RenderedCaches
+        let parsedManifests: RegistryRoutes.ManifestCache
+        let longPolls: CallerSlots
+        let watches: CallerSlots
+        let denials: DenialAuditor
 
         init(configuration: ServerConfiguration, metadata: any MetadataStore, blobs: any BlobStore) {
             self.configuration = configuration
             self.metadata = metadata
             self.blobs = blobs
             authenticator = Authenticator(store: metadata, ttl: .seconds(configuration.authCacheSeconds))
+            rendered = .init(budget: configuration.renderedCacheBytes)
+            parsedManifests = .init(budget: configuration.manifestCacheBytes)
+            longPolls = CallerSlots(
+                kind: "event long-polls", limit: configuration.maxLongPollsPerCaller,
+                open: metrics.registry.makeGauge(
+                    descriptor: MetricNameDescriptor(
+                        namespace: "registry", metricName: "event_long_polls", unitName: "open",
+                        helpText: "Event long-polls waiting for an event right now.")))
+            watches = CallerSlots(kind: "resolve watches", limit: configuration.maxWatchesPerCaller)
+            denials = DenialAuditor(store: metadata, window: configuration.denialAuditWindow, metrics: metrics)
+            authFailures = AuthFailureLimiter(limit: configuration.maxAuthFailuresPerMinute)
             dataPlane = DataPlaneEndpoint(configuration: configuration)
         }
 
@@ -96,7 +115,8 @@ public enum RegistryApplication {
         func routes(table: RouteTable) -> RegistryRoutes {
             RegistryRoutes(
                 configuration: configuration, metadata: metadata, blobs: blobs, authenticator: authenticator,
-                metrics: metrics, table: table, dataPlane: dataPlane)
+                metrics: metrics, table: table, dataPlane: dataPlane, rendered: rendered,
+                parsedManifests: parsedManifests, longPolls: longPolls, watches: watches, denials: denials)
         }
     }
 
@@ -108,9 +128,12 @@ public enum RegistryApplication {
         let table = RouteTable()
         let routes = shared.routes(table: table)
         let router = Router(context: RegistryRequestContext.self)
-        router.add(middleware: RegistryMiddleware(metrics: shared.metrics, routes: table))
+        router.add(
+            middleware: RegistryMiddleware(metrics: shared.metrics, routes: table, authFailures: shared.authFailures))
         var serverConfiguration = ApplicationConfiguration(
             address: .hostname(configuration.host, port: configuration.port), serverName: nil)
+        // A connection cap on each port, so that sockets cannot exhaust descriptors or event loops; connections beyond
+        // it wait in the accept backlog until one closes, which the idle timeout below ensures for silent ones.
         if dataPlane {
             routes.registerDataPlane(on: router)
             serverConfiguration.address = .hostname(configuration.host, port: configuration.dataPort ?? 0)
@@ -118,9 +141,16 @@ public enum RegistryApplication {
                 max(1, configuration.maxDataConnections))
         } else {
             routes.register(on: router)
+            serverConfiguration.availableConnectionsDelegate = MaximumAvailableConnections(
+                max(1, configuration.maxConnections))
         }
-        // Each connection gets its own handler (the autoclosure runs per channel).
-        var server = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [DrainBeforeClose()]))
+        // Each connection gets its own handler (the autoclosure runs per channel). Hummingbird's idle timeout runs only
+        // while the server waits for the client (for a request, or for the next part of one): a response being
+        // written or a long-poll being answered is never cut, however long it takes.
+        var server = HTTPServerBuilder.http1(
+            configuration: .init(
+                additionalChannelHandlers: [DrainBeforeClose()],
+                idleTimeout: configuration.idleTimeout.map { TimeAmount($0) }))
         if let tls = configuration.tls { server = try .tls(server, tlsConfiguration: tls) }
         return Application(
             router: router,

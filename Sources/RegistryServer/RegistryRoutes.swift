@@ -17,20 +17,43 @@ struct RegistryRoutes: Sendable {
     /// Where blobs and manifests are served besides this port (advertised by resolve as `artifactsURL`).
     let dataPlane: DataPlaneEndpoint
     /// Response bytes of the hot reads, reused while the value is unchanged.
-    let rendered = RenderedCaches()
+    let rendered: RenderedCaches
     /// Manifests already read and parsed, by digest (see `parsedManifest`).
-    let parsedManifests = ManifestCache()
+    let parsedManifests: ManifestCache
+    /// Open `GET /v1/events?wait=` long-polls per subject.
+    let longPolls: CallerSlots
+    /// Open resolve watches per subject.
+    let watches: CallerSlots
+    /// Where denied requests are audited, several to a store call.
+    let denials: DenialAuditor
 
+    /// Parsed manifests by digest, bounded by their estimated size in memory.
     final class ManifestCache: Sendable {
-        private let entries = Mutex<[Digest: Manifest]>([:])
+        private let entries: ByteBudgetCache<Digest, Manifest>
 
-        func get(_ digest: Digest) -> Manifest? { entries.withLock { $0[digest] } }
+        init(budget: Int) {
+            entries = ByteBudgetCache(budget: budget)
+        }
+
+        func get(_ digest: Digest) -> Manifest? { entries.get(digest) }
 
         func put(_ digest: Digest, _ manifest: Manifest) {
-            entries.withLock { entries in
-                if entries.count >= 256 { entries.removeAll(keepingCapacity: true) }
-                entries[digest] = manifest
+            entries.put(digest, manifest, cost: Self.estimatedBytes(manifest))
+        }
+
+        /// The bytes the cached manifests are estimated to hold now.
+        var bytes: Int { entries.bytes }
+
+        /// Roughly what `manifest` occupies in memory: its strings and arrays, about its encoded JSON size.
+        static func estimatedBytes(_ manifest: Manifest) -> Int {
+            // A digest is a 64-character String (a heap allocation of about 96 bytes) plus its inline part.
+            let digest = 112
+            var total = 128
+            for file in manifest.files {
+                total += 64 + file.path.utf8.count + digest + file.chunks.count * (digest + 8)
             }
+            for (key, value) in manifest.annotations ?? [:] { total += 64 + key.utf8.count + value.utf8.count }
+            return total
         }
     }
 
@@ -45,9 +68,16 @@ struct RegistryRoutes: Sendable {
             var stage: String
         }
 
-        let versions = RenderedResponses<VersionKey, ModelVersion>()
-        let versionPages = RenderedResponses<VersionQuery, Page<ModelVersion>>(capacity: 5_000)
-        let resolutions = RenderedResponses<StageKey, ResolveResponse>()
+        let versions: RenderedResponses<VersionKey, ModelVersion>
+        let versionPages: RenderedResponses<VersionQuery, Page<ModelVersion>>
+        let resolutions: RenderedResponses<StageKey, ResolveResponse>
+
+        /// Three caches of at most `budget` bytes each.
+        init(budget: Int) {
+            versions = RenderedResponses(budget: budget)
+            versionPages = RenderedResponses(budget: budget)
+            resolutions = RenderedResponses(budget: budget)
+        }
     }
 
     /// Registers every route of API v1 on `router`.
@@ -145,7 +175,8 @@ struct RegistryRoutes: Sendable {
         throw error
     }
 
-    /// Records a denied request in the audit log; a failure to record is logged, never shown to the caller.
+    /// Records a denied request in the audit log (batched with concurrent denials, see `DenialAuditor`) before the
+    /// caller is answered; a failure to record is logged, never shown to the caller.
     func auditDenial(
         _ error: RegistryError, model: String?, _ principal: Principal, _ request: Request,
         _ context: RegistryRequestContext
@@ -153,16 +184,18 @@ struct RegistryRoutes: Sendable {
         var details = error.details
         details["method"] = .string(request.method.rawValue)
         details["path"] = .string(request.uri.path)
+        let after: String
         do {
-            let after = String(decoding: try JSONCoding.encode(JSONValue.object(details)), as: UTF8.self)
-            try await metadata.recordAudit(
-                AuditDraft(
-                    action: "access.denied", target: String(request.uri.path.dropFirst(4)), model: model, before: nil,
-                    after: after),
-                context: mutation(principal, context))
+            after = String(decoding: try JSONCoding.encode(JSONValue.object(details)), as: UTF8.self)
         } catch {
             context.logger.error("Could not audit a denied request", metadata: ["error": "\(error)"])
+            return
         }
+        await denials.record(
+            AuditDraft(
+                action: "access.denied", target: String(request.uri.path.dropFirst(4)), model: model, before: nil,
+                after: after),
+            context: mutation(principal, context), logger: context.logger)
     }
 
     /// A positive integer path parameter such as a version number; 400 otherwise.

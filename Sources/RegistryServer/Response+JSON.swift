@@ -16,30 +16,31 @@ enum ResponseEncoding {
 /// (compared with `==`, so never stale) reuses the bytes instead of encoding again.
 ///
 /// Encoding with `JSONEncoder` was the largest single cost of a cached read; comparing two values is far cheaper.
-/// Bounded: emptied when `capacity` keys are held.
+/// Bounded by bytes (`budget`), least recently used first: a page of versions with large metadata costs what it
+/// weighs, not one slot.
 final class RenderedResponses<Key: Hashable & Sendable, Value: Equatable & Encodable & Sendable>: Sendable {
     private struct Rendered: Sendable {
         var value: Value
         var bytes: ByteBuffer
     }
 
-    private let entries = Mutex<[Key: Rendered]>([:])
-    private let capacity: Int
+    private let entries: ByteBudgetCache<Key, Rendered>
 
-    init(capacity: Int = 20_000) {
-        self.capacity = capacity
+    init(budget: Int) {
+        entries = ByteBudgetCache(budget: budget)
     }
 
     /// The JSON of `value`, rendered earlier for `key` when that rendering was of an equal value.
     func bytes(_ key: Key, _ value: Value) throws -> ByteBuffer {
-        if let hit = entries.withLock({ $0[key] }), hit.value == value { return hit.bytes }
+        if let hit = entries.get(key), hit.value == value { return hit.bytes }
         let bytes = try ResponseEncoding.bytes(value)
-        entries.withLock { entries in
-            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
-            entries[key] = Rendered(value: value, bytes: bytes)
-        }
+        // The decoded value is kept beside its JSON for the comparison; it weighs about as much again.
+        entries.put(key, Rendered(value: value, bytes: bytes), cost: 2 * bytes.readableBytes)
         return bytes
     }
+
+    /// The bytes the cached renderings cost now (for tests and metrics).
+    var cachedBytes: Int { entries.bytes }
 }
 
 extension Response {

@@ -25,20 +25,25 @@ extension RegistryRoutes {
             let limit = try request.pageLimit()
             let readable = principal.admin ? nil : try await authenticator.access(of: principal).readable
             let deadline = ContinuousClock.now.advanced(by: .seconds(wait))
-            while true {
-                let events = try await metadata.events(after: cursor, limit: limit)
-                if let last = events.last { cursor = last.id }
-                let visible =
-                    readable.map { readable in events.filter { $0.model.map(readable.contains) ?? false } }
-                    ?? events
-                // A full page of invisible events: look further at once, unless the caller did not want to wait.
-                let done = !visible.isEmpty || (events.count == limit && wait == 0)
-                let remaining = deadline - ContinuousClock.now
-                if done || (events.count < limit && (remaining <= .zero || Task.isShuttingDownGracefully)) {
-                    return try .json(EventsResponse(items: visible, nextCursor: String(cursor)))
+            let poll = { [cursor] () async throws -> Response in
+                var cursor = cursor
+                while true {
+                    let events = try await metadata.events(after: cursor, limit: limit)
+                    if let last = events.last { cursor = last.id }
+                    let visible =
+                        readable.map { readable in events.filter { $0.model.map(readable.contains) ?? false } }
+                        ?? events
+                    // A full page of invisible events: look further at once, unless the caller did not want to wait.
+                    let done = !visible.isEmpty || (events.count == limit && wait == 0)
+                    let remaining = deadline - ContinuousClock.now
+                    if done || (events.count < limit && (remaining <= .zero || Task.isShuttingDownGracefully)) {
+                        return try .json(EventsResponse(items: visible, nextCursor: String(cursor)))
+                    }
+                    if events.count < limit { try await waitForEvents(after: cursor, timeout: remaining) }
                 }
-                if events.count < limit { try await waitForEvents(after: cursor, timeout: remaining) }
             }
+            // Only a request that may wait holds one of the caller's long-poll slots (429 beyond them).
+            return wait > 0 ? try await longPolls.holding(principal.subject, poll) : try await poll()
         }
     }
 

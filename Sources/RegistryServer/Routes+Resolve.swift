@@ -52,7 +52,7 @@ extension RegistryRoutes {
     /// `GET /v1/resolve/{model}/{stage}`: what a serving system should load, cacheable for `ttlSeconds`.
     func registerResolve(on router: Router<RegistryRequestContext>) {
         add(router, .get, "/v1/resolve/:model/:stage") { request, context in
-            let (_, model) = try await authorizedModel(.read, request, context)
+            let (principal, model) = try await authorizedModel(.read, request, context)
             let name = try stageName(context)
             // `wait` (seconds) makes this a watch: with an `If-None-Match` that is still current, the answer comes
             // as soon as it changes (a rollout step, an abort, a promotion), or as 304 when `wait` runs out.
@@ -66,6 +66,9 @@ extension RegistryRoutes {
             let known = request.headers[.ifNoneMatch].map {
                 Set($0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
             } ?? []
+            // A watch holds one of the caller's watch slots while it waits (429 `TOO_MANY_REQUESTS` beyond them).
+            if wait > 0 { try watches.acquire(principal.subject) }
+            defer { if wait > 0 { watches.release(principal.subject) } }
             if wait > 0 { metrics.openWatches.increment() }
             defer { if wait > 0 { metrics.openWatches.decrement() } }
             while true {
