@@ -12,7 +12,7 @@ extension RegistryClient {
     /// `artifactsURL` a resolve answer advertised; this client itself when `url` is nil, empty or `baseURL`.
     ///
     /// The token goes only where the caller sent it: `url` must be `https://` when `baseURL` is, and on
-    /// `baseURL`'s host (any port) or one of `allowedArtifactHosts`. Otherwise this throws `UNTRUSTED_ARTIFACT_URL`
+    /// `baseURL`'s host (any port; loopback names count as one host) or one of `allowedArtifactHosts`. Otherwise this throws `UNTRUSTED_ARTIFACT_URL`
     /// before anything is sent, so a registry behind a forged `Host` header or a misconfigured proxy cannot steer
     /// the token elsewhere.
     public func artifactClient(for url: String?) throws -> RegistryClient {
@@ -49,13 +49,24 @@ extension RegistryClient {
                     + "--public-data-url (or --public-url).")
         }
         let configured = base?.host.map(Self.normalizedHost)
-        guard host == configured || allowedArtifactHosts.contains(where: { Self.normalizedHost($0) == host }) else {
+        // Loopback names are one machine: a registry configured as `localhost` may advertise `127.0.0.1`.
+        let sameMachine = configured.map { Self.isLoopback($0) && Self.isLoopback(host) } ?? false
+        guard host == configured || sameMachine
+            || allowedArtifactHosts.contains(where: { Self.normalizedHost($0) == host })
+        else {
             throw refused(
                 "The registry at \(baseURL) advertised the artifacts URL \(shown) on another host, \(host); the "
                     + "client sends its token only to the host it was configured with. If \(host) is this registry's "
                     + "data plane, allow it with --allow-artifact-host \(host) (REGISTRY_ALLOW_ARTIFACT_HOSTS, or "
                     + "RegistryClient.allowedArtifactHosts).")
         }
+    }
+
+    /// `localhost`, `*.localhost`, `127.0.0.0/8` or `::1` (normalized).
+    static func isLoopback(_ host: String) -> Bool {
+        if host == "localhost" || host.hasSuffix(".localhost") || host == "::1" { return true }
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
     }
 
     /// A host name as compared: lowercased, without IPv6 brackets or a trailing dot.

@@ -149,6 +149,14 @@ struct Serve: AsyncParsableCommand {
         applyResourceLimits(to: &configuration)
         (configuration.publicURL, configuration.publicArtifactsURL) = try ServerConfiguration.checkedPublicURLs(
             publicURL: publicURL, publicDataURL: publicDataURL)
+        if ["", "0.0.0.0", "::", "[::]"].contains(host) && publicURL == nil && publicDataURL == nil {
+            logger.warning(
+                """
+                Listening on a wildcard address without --public-url: resolve advertises the address each connection \
+                arrived on, and clients configured with a name refuse it (UNTRUSTED_ARTIFACT_URL). Set --public-url \
+                (and --public-data-url with --data-port).
+                """)
+        }
         let server = try await RegistryApplication.start(
             configuration: configuration,
             metadata: metadata, blobs: blobs, logger: logger)

@@ -37,6 +37,18 @@ import Testing
         }
     }
 
+    /// Bound to a wildcard address, the server advertises the address the connection arrived on (its own end of
+    /// it, which the client cannot forge), with the bound port.
+    @Test func aWildcardServerAdvertisesTheAddressTheConnectionArrivedOn() async throws {
+        try await TestRegistry.with(configuration: .init(host: "0.0.0.0")) { registry in
+            let world = try await World.make(registry)
+            let resolved = try await registry.send(
+                .GET, "/v1/resolve/demo/production", token: world.tokens["reader"],
+                headers: [("Host", "attacker.example:443")])
+            #expect(resolved.json["artifactsURL"] == .string("http://127.0.0.1:\(registry.server.port)"))
+        }
+    }
+
     @Test func theConfiguredPublicURLsAreAdvertised() async throws {
         var configuration = ServerConfiguration(dataPort: 0)
         configuration.publicURL = "https://registry.example.com"
@@ -96,7 +108,7 @@ import Testing
             eventLoopGroupProvider: .singleton, configuration: HTTPClient.Configuration(tlsConfiguration: clientTLS))
         let trap = try ConnectionTrap()
         var failure: (any Error)?
-        for advertised in ["http://127.0.0.1:\(trap.port)", "https://localhost:\(trap.port)"] {
+        for advertised in ["http://127.0.0.1:\(trap.port)", "https://data.registry.invalid:\(trap.port)"] {
             var configuration = ServerConfiguration(
                 port: 0,
                 tls: .makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key)))
@@ -119,7 +131,7 @@ import Testing
                 }
                 #expect(trap.receivedConnection() == nil, "the token went to \(advertised)")
                 // Allowing the host does not allow cleartext.
-                client.allowedArtifactHosts = ["127.0.0.1", "localhost"]
+                client.allowedArtifactHosts = ["127.0.0.1", "data.registry.invalid"]
                 if advertised.hasPrefix("http:") {
                     await #expect(throws: RegistryError.self) {
                         _ = try await client.pull(model: "demo", stage: "production", to: destination)
@@ -138,31 +150,37 @@ import Testing
         if let failure { throw failure }
     }
 
-    /// Over plain http the host rule holds too, and `allowedArtifactHosts` lifts it for a named host.
+    /// Over plain http the host rule holds too, `allowedArtifactHosts` lifts it for a named host, and loopback names
+    /// count as one machine (a client of `localhost` follows `127.0.0.1`).
     @Test func anotherHostIsFollowedOnlyWhenAllowed() async throws {
         var configuration = ServerConfiguration(port: 0)
         let port = try ConnectionTrap.freePort()
         configuration.port = port
-        configuration.publicArtifactsURL = "http://localhost:\(port)"
+        configuration.publicArtifactsURL = "http://127.0.0.1:\(port)"
         let server = try await Self.startServer(configuration, keepPort: true)
         var failure: (any Error)?
         do {
-            var client = RegistryClient(baseURL: server.server.baseURL, token: server.admin)
+            var client = RegistryClient(baseURL: "http://localhost:\(port)", token: server.admin)
             try await Self.publishDemo(client)
             let destination = NSTemporaryDirectory() + "registry-hosts-\(UUID().uuidString)"
             defer { try? FileManager.default.removeItem(atPath: destination) }
-            do {
-                _ = try await client.pull(
-                    model: "demo", stage: "production", to: URL(fileURLWithPath: destination + "/a"))
-                Issue.record("the pull followed an artifacts URL on another host")
-            } catch let error as RegistryError {
-                #expect(error.code == .untrustedArtifactURL, "\(error)")
-            }
-            client.allowedArtifactHosts = ["LOCALHOST"]
             let pulled = try await client.pull(
                 model: "demo", stage: "production", to: URL(fileURLWithPath: destination + "/b"))
             #expect(pulled.version == 1)
             #expect(FileManager.default.contents(atPath: destination + "/b/model.txt") == Data("weights".utf8))
+
+            for foreign in ["http://data.registry.invalid:\(port)", "http://10.0.0.7:\(port)", "ftp://localhost/"] {
+                do {
+                    _ = try client.artifactClient(for: foreign)
+                    Issue.record("\(foreign) was followed")
+                } catch let error as RegistryError {
+                    #expect(error.code == .untrustedArtifactURL, "\(error)")
+                }
+            }
+            client.allowedArtifactHosts = ["DATA.registry.invalid"]
+            #expect(try client.artifactClient(for: "http://data.registry.invalid:9000/").baseURL
+                == "http://data.registry.invalid:9000")
+            #expect(try client.artifactClient(for: "https://data.registry.invalid").token == server.admin)
         } catch {
             failure = error
         }
