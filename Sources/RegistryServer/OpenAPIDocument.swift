@@ -317,9 +317,13 @@ enum OpenAPIDocument {
         ]
     }
 
-    static let ifMatch: JSONValue = header("If-Match", "The resource's current ETag, e.g. \"7\"", required: true)
+    /// One revision ETag such as `"7"` (400 INVALID_ARGUMENT otherwise).
+    static let revisionETag: JSONValue = ["type": "string", "pattern": "^\"[0-9]{1,18}\"$"]
+    static let ifMatch: JSONValue = header(
+        "If-Match", "The resource's current ETag, e.g. \"7\"", required: true, schema: revisionETag)
     /// Promotion takes If-Match, or If-None-Match: * to create the stage: neither alone is required.
-    static let optionalIfMatch: JSONValue = header("If-Match", "The stage's current ETag, e.g. \"7\"")
+    static let optionalIfMatch: JSONValue = header(
+        "If-Match", "The stage's current ETag, e.g. \"7\"", schema: revisionETag)
     static let ifNoneMatch: JSONValue = header("If-None-Match", "* (create a stage) or an ETag (conditional GET)")
 
     static func op(
@@ -377,10 +381,12 @@ enum OpenAPIDocument {
         ["name": .string(name), "in": "query", "description": .string(description), "schema": schema]
     }
 
-    static func header(_ name: String, _ description: String, required: Bool = false) -> JSONValue {
+    static func header(
+        _ name: String, _ description: String, required: Bool = false, schema: JSONValue = ["type": "string"]
+    ) -> JSONValue {
         [
             "name": .string(name), "in": "header", "description": .string(description), "required": .bool(required),
-            "schema": ["type": "string"],
+            "schema": schema,
         ]
     }
 
@@ -459,8 +465,13 @@ enum OpenAPIDocument {
             "description": "1–128 printable ASCII characters, no spaces or ':'",
         ]
         let positive: JSONValue = ["type": "integer", "minimum": 1]
+        // Cumulative request and error counts of a rollout report (errors never exceed their requests).
+        let count: JSONValue = ["type": "integer", "minimum": 0, "maximum": .number(Double(InstanceReport.maxCount))]
         let grant = object(["subject": subject, "role": role], required: ["subject", "role"])
-        let policy = object(["requiredApprovals": integer, "allowSelfApproval": boolean])
+        let policy = object([
+            "requiredApprovals": ["type": "integer", "minimum": 1, "maximum": 16], "allowSelfApproval": boolean,
+            "revokeApprovalOnMetadataChange": boolean,
+        ])
         let trustPolicy = object([
             "requireSignature": boolean,
             "trustedKeys": [
@@ -495,7 +506,8 @@ enum OpenAPIDocument {
             "AccessList": object(
                 ["model": string, "grants": ["type": "array", "items": grant], "revision": integer],
                 required: ["grants", "revision"]),
-            "AccessListUpdate": object(["grants": ["type": "array", "items": grant]], required: ["grants"]),
+            "AccessListUpdate": object(
+                ["grants": ["type": "array", "items": grant, "maxItems": 1000]], required: ["grants"]),
             "Version": object(
                 [
                     "model": string, "version": integer, "status": status, "manifestDigest": string, "size": integer,
@@ -531,16 +543,20 @@ enum OpenAPIDocument {
                 ], required: ["stage", "version", "revision"]),
             "StartRollout": object(
                 [
-                    "version": positive, "steps": ["type": "array", "items": number], "bakeSeconds": integer,
-                    "autoAdvance": boolean, "minInstances": integer, "quorum": number,
-                    "instanceWindowSeconds": integer, "maxErrorRateIncrease": number, "minRequests": integer,
+                    "version": positive, "steps": ["type": "array", "items": number],
+                    "bakeSeconds": ["type": "integer", "minimum": 0, "maximum": 86_400], "autoAdvance": boolean,
+                    "minInstances": ["type": "integer", "minimum": 0, "maximum": 100_000],
+                    "quorum": ["type": "number", "exclusiveMinimum": 0, "maximum": 1],
+                    "instanceWindowSeconds": ["type": "integer", "minimum": 1, "maximum": 86_400],
+                    "maxErrorRateIncrease": ["type": "number", "minimum": 0, "maximum": 1],
+                    "minRequests": ["type": "integer", "minimum": 0],
                 ], required: ["version"]),
             "RolloutAction": object(["reason": string]),
             "InstanceReport": object(
                 [
                     "instance": string, "region": string,
                     "state": ["type": "string", "enum": .array(["loaded", "serving", "failed"])],
-                    "requests": integer, "errors": integer, "stableRequests": integer, "stableErrors": integer,
+                    "requests": count, "errors": count, "stableRequests": count, "stableErrors": count,
                 ], required: ["instance", "state"]),
             "Rollout": object(
                 [
@@ -553,7 +569,7 @@ enum OpenAPIDocument {
                     "policy": anyObject, "stepStartedAt": time, "reason": string, "createdBy": string,
                     "createdAt": time, "updatedAt": time, "revision": integer, "reports": anyObject,
                 ], required: ["id", "version", "previousVersion", "steps", "stepIndex", "weight", "state", "revision"]),
-            "CollectGarbage": object(["dryRun": boolean, "graceSeconds": integer]),
+            "CollectGarbage": object(["dryRun": boolean, "graceSeconds": ["type": "integer", "minimum": 0]]),
             "GarbageReport": anyObject,
             "StageList": object(["items": ["type": "array", "items": ref("Stage")]], required: ["items"]),
             "Promotion": object(["version": positive, "reason": string], required: ["version"]),
@@ -584,7 +600,8 @@ enum OpenAPIDocument {
                     "rolloutId": ["type": .array(["string", "null"])], "ttlSeconds": integer,
                     "artifactsURL": ["type": "string", "description": "Base URL to fetch blobs and manifests from"],
                 ], required: ["model", "stage", "revision", "stable", "candidate", "rolloutId", "ttlSeconds"]),
-            "BlobCheck": object(["digests": ["type": "array", "items": digestSchema]], required: ["digests"]),
+            "BlobCheck": object(
+                ["digests": ["type": "array", "items": digestSchema, "maxItems": 10_000]], required: ["digests"]),
             "BlobCheckResult": object(["missing": ["type": "array", "items": string]], required: ["missing"]),
             "BlobInfo": object(["digest": string, "size": integer], required: ["digest", "size"]),
             "ManifestInfo": object(["digest": string, "size": integer], required: ["digest"]),
