@@ -13,7 +13,8 @@ import struct Crypto.SHA256
 #endif
 
 extension RegistryClient {
-    /// Downloads the version a stage points at into `directory`, from the artifacts URL resolve advertises; see
+    /// Downloads the version a stage points at into `directory`, from the artifacts URL resolve advertises (when
+    /// `artifactClient(for:)` accepts it; `UNTRUSTED_ARTIFACT_URL` otherwise); see
     /// `pull(manifestDigest:version:to:concurrency:durable:verify:progress:)`.
     public func pull(
         model: String, stage: String, to directory: URL, concurrency: Int = 8, durable: Bool = false,
