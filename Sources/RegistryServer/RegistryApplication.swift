@@ -144,19 +144,27 @@ public enum RegistryApplication {
             serverConfiguration.availableConnectionsDelegate = MaximumAvailableConnections(
                 max(1, configuration.maxConnections))
         }
-        // Each connection gets its own handler (the autoclosure runs per channel). Hummingbird's idle timeout runs only
-        // while the server waits for the client (for a request, or for the next part of one): a response being
-        // written or a long-poll being answered is never cut, however long it takes.
+        // Each connection gets its own handlers (the autoclosure runs per channel). Hummingbird's idle timeout runs
+        // only while the server waits for the client (for a request, or for the next part of one): a long-poll being
+        // answered is never cut, and a response being written only when its client stops reading it for as long.
+        let idleTimeout = configuration.idleTimeout.map { TimeAmount($0) }
         var server = HTTPServerBuilder.http1(
             configuration: .init(
-                additionalChannelHandlers: [DrainBeforeClose()],
-                idleTimeout: configuration.idleTimeout.map { TimeAmount($0) }))
+                additionalChannelHandlers: connectionHandlers(idleTimeout: idleTimeout), idleTimeout: idleTimeout))
         if let tls = configuration.tls { server = try .tls(server, tlsConfiguration: tls) }
         return Application(
             router: router,
             server: server,
             configuration: serverConfiguration, onServerRunning: onServerRunning,
             eventLoopGroupProvider: eventLoopGroup, logger: logger)
+    }
+}
+
+extension RegistryApplication {
+    /// The handlers each connection adds after HTTP decoding. The stalled-reader timeout comes first, nearer the
+    /// socket, so that its close is not deferred by `DrainBeforeClose` waiting for a client that does not read.
+    static func connectionHandlers(idleTimeout: TimeAmount?) -> [any RemovableChannelHandler] {
+        (idleTimeout.map { [StalledReaderTimeout(timeout: $0)] } ?? []) + [DrainBeforeClose()]
     }
 }
 

@@ -56,8 +56,8 @@ public struct ServerConfiguration: Sendable {
     // Bounded resources: what one client, or many idle sockets, can hold of the server.
 
     /// How long a connection may stay silent (no request, or a request that stopped arriving) before the server
-    /// closes it, on both ports; nil never closes one. A response being written or a long-poll being answered is
-    /// never cut by it: the clock runs only while the server waits for the client.
+    /// closes it, on both ports; nil never closes one. A long-poll being answered is never cut by it, nor a response
+    /// that its client reads, however slowly: only one that the client stops reading for as long.
     public var idleTimeout: Duration? = .seconds(60)
     /// Most connections the main port holds open at once; further ones wait in the accept backlog.
     public var maxConnections: Int = 1024

@@ -38,6 +38,57 @@ import Testing
         }
     }
 
+    @Test func aClientThatStopsReadingItsDownloadDoesNotHoldTheDataPort() async throws {
+        var configuration = ServerConfiguration(port: 0, dataPort: 0, maxDataConnections: 1)
+        configuration.idleTimeout = .milliseconds(500)
+        try await TestRegistry.with(configuration: configuration) { registry in
+            let world = try await World.make(registry)
+            // Far more than the socket buffers of both ends hold, so that the server's writes stall.
+            let large = (0..<(16 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+            let digest = Digest(of: large)
+            let put = try await registry.send(.PUT, "/v1/blobs/\(digest)", token: registry.adminToken, body: large)
+            #expect(put.status == 201)
+            let dataPort = try #require(registry.server.dataPort)
+            // It asks for the blob and then never reads: the one data connection stays busy writing.
+            let stalled = try RawSocket(port: dataPort, receiveBuffer: 4096)
+            defer { stalled.close() }
+            try stalled.send(
+                "GET /v1/blobs/\(digest) HTTP/1.1\r\nHost: registry\r\nAuthorization: Bearer \(registry.adminToken)\r\n\r\n")
+            try await Task.sleep(for: .milliseconds(200))
+            let download = try await Self.get(
+                registry.server.dataBaseURL + "/v1/blobs/\(Digest(of: world.chunk))", token: world.tokens["reader"],
+                timeout: .seconds(15))
+            #expect(download.status == 200)
+            #expect(download.body == world.chunk)
+        }
+    }
+
+    @Test func aDownloadThatTakesLongerThanTheIdleTimeoutIsNotCut() async throws {
+        var configuration = ServerConfiguration(port: 0, dataPort: 0)
+        configuration.idleTimeout = .milliseconds(500)
+        try await TestRegistry.with(configuration: configuration) { registry in
+            let large = (0..<(16 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+            let digest = Digest(of: large)
+            let put = try await registry.send(.PUT, "/v1/blobs/\(digest)", token: registry.adminToken, body: large)
+            #expect(put.status == 201)
+            let reader = try RawSocket(port: try #require(registry.server.dataPort), receiveBuffer: 65536)
+            defer { reader.close() }
+            try reader.send(
+                "GET /v1/blobs/\(digest) HTTP/1.1\r\nHost: registry\r\nAuthorization: Bearer \(registry.adminToken)\r\nConnection: close\r\n\r\n")
+            // About 3 MB/s with a pause after every read: several seconds, many times the idle timeout.
+            var received = 0
+            let started = ContinuousClock.now
+            while true {
+                let count = reader.receive(upTo: 64 << 10)
+                if count <= 0 { break }
+                received += count
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(received > large.count)
+            #expect(ContinuousClock.now - started > .seconds(1))
+        }
+    }
+
     @Test func theIdleTimeoutNeverCutsALongPoll() async throws {
         var configuration = ServerConfiguration(port: 0)
         configuration.idleTimeout = .milliseconds(300)
@@ -218,13 +269,18 @@ import Testing
 final class RawSocket: Sendable {
     let descriptor: Int32
 
-    init(port: Int) throws {
+    /// A connection to `port` on loopback; `receiveBuffer` shrinks the socket's receive buffer (before the
+    /// handshake, so that the advertised window is small too).
+    init(port: Int, receiveBuffer: Int32? = nil) throws {
         #if canImport(Glibc)
             descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #else
             descriptor = socket(AF_INET, SOCK_STREAM, 0)
         #endif
         guard descriptor >= 0 else { throw TestFailure("socket() failed: \(errno)") }
+        if var size = receiveBuffer {
+            setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -245,6 +301,18 @@ final class RawSocket: Sendable {
         guard poll(&entry, 1, milliseconds) == 1 else { return false }
         var byte: UInt8 = 0
         return recv(descriptor, &byte, 1, 0) <= 0
+    }
+
+    func send(_ text: String) throws {
+        let bytes = Array(text.utf8)
+        let sent = bytes.withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, 0) }
+        guard sent == bytes.count else { throw TestFailure("send() failed: \(errno)") }
+    }
+
+    /// Reads what has arrived (blocking until something has, or the end); returns the byte count, 0 at the end.
+    func receive(upTo count: Int) -> Int {
+        var buffer = [UInt8](repeating: 0, count: count)
+        return buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, count, 0) }
     }
 
     func close() {
