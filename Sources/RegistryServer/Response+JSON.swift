@@ -1,7 +1,6 @@
 import Foundation
 import Hummingbird
 import RegistryCore
-import Synchronization
 
 /// One shared encoder with the registry's JSON conventions; `JSONEncoder` is safe to share across tasks.
 enum ResponseEncoding {

@@ -107,7 +107,7 @@ import Testing
             let idle = try (0..<3).map { _ in try RawSocket(port: registry.server.port) }
             defer { idle.forEach { $0.close() } }
             // Let the server accept them first (it accepts a few per wake-up and checks the cap in between).
-            try await Task.sleep(for: .milliseconds(300))
+            try await Task.sleep(for: .seconds(1))
             // The three silent sockets hold every slot (the idle timeout is a minute): a fourth connection waits.
             await #expect(throws: (any Error).self) {
                 _ = try await Self.get(registry.server.baseURL + "/healthz", token: nil, timeout: .seconds(1))
