@@ -56,8 +56,12 @@ extension RegistryRoutes {
             } catch let error as RegistryError where error.code == .blobNotFound || error.code == .payloadTooLarge {
                 throw Self.manifestNotFound(digest)
             }
-            // Chunks share the blob store: a digest whose bytes are no manifest is not served as one.
-            guard (try? Manifest.parse(bytes)) != nil else { throw Self.manifestNotFound(digest) }
+            // Chunks share the blob store: a digest whose bytes are no manifest is not served as one. A stored manifest
+            // that decodes but breaks a rule (it can only have been planted behind the API) is served as it is, so
+            // that clients refuse it with MANIFEST_INVALID instead of being told it does not exist.
+            guard (try? JSONCoding.decode(Manifest.self, from: bytes)) != nil else {
+                throw Self.manifestNotFound(digest)
+            }
             var headers = HTTPFields()
             headers[.contentType] = "application/json"
             headers[.eTag] = "\"\(digest)\""
