@@ -117,10 +117,12 @@ import Testing
             }
         }
         let victims = Victims()
+        let done = Victims()
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                // Another thread keeps opening files and checks each is still its own when it closes it.
-                for _ in 0..<20_000 {
+                // Another task keeps opening files, while the uploads fail, and checks each is still its own when it
+                // closes it.
+                for _ in 0..<20_000 where done.count == 0 {
                     let fd = open("/dev/null", O_RDONLY)
                     guard fd >= 0 else { continue }
                     var before = stat()
@@ -134,14 +136,19 @@ import Testing
                     }
                 }
             }
-            for round in 0..<8 {
-                for payload in payloads {
-                    group.addTask {
-                        _ = try? await store.put(
-                            Digest(of: payload), expectedSize: nil,
-                            body: BlobStoreConformance.split(payload, into: 1 + round % 3))
+            group.addTask {
+                await withTaskGroup(of: Void.self) { uploads in
+                    for round in 0..<8 {
+                        for payload in payloads {
+                            uploads.addTask {
+                                _ = try? await store.put(
+                                    Digest(of: payload), expectedSize: nil,
+                                    body: BlobStoreConformance.split(payload, into: 1 + round % 3))
+                            }
+                        }
                     }
                 }
+                done.add()
             }
         }
         #expect(victims.count == 0, "descriptors closed behind their owner's back")

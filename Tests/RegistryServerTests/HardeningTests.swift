@@ -183,13 +183,15 @@ import Testing
 @Suite struct TokenHardeningTests {
     @Test func anExpiredTokenNoLongerAuthenticates() async throws {
         try await TestRegistry.with { registry in
-            let soon = Timestamp.format(Date().addingTimeInterval(1.5))
+            // Far enough ahead that a loaded machine still creates and uses the token before it expires.
+            let expiry = Date().addingTimeInterval(8)
+            let soon = Timestamp.format(expiry)
             let created = try await registry.send(
                 .POST, "/v1/tokens", token: registry.adminToken, json: ["subject": "temp", "expiresAt": .string(soon)])
             #expect(created.status == 201)
             guard case .string(let secret)? = created.json["token"] else { throw TestFailure("no token") }
             #expect(try await registry.send(.GET, "/v1/models", token: secret).status == 200)
-            try await Task.sleep(for: .seconds(2))
+            try await Task.sleep(for: .seconds(max(0, expiry.timeIntervalSinceNow) + 0.5))
             let expired = try await registry.send(.GET, "/v1/models", token: secret)
             #expect(expired.status == 401)
             #expect(expired.errorCode == "TOKEN_EXPIRED")

@@ -116,7 +116,7 @@ import Testing
             let server = try await Self.startServer(configuration)
             do {
                 var client = RegistryClient(baseURL: server.server.baseURL, token: server.admin, httpClient: trusting)
-                client.timeout = .seconds(5)
+                client.timeout = .seconds(60)  // generous: the suite runs on two loaded cores
                 try await Self.publishDemo(client)
                 let destination = URL(fileURLWithPath: certificate.directory + "/pulled-\(UUID().uuidString)")
                 do {
