@@ -116,24 +116,15 @@ import Testing
                 _ = FileManager.default.createFile(atPath: shard, contents: Data())
             }
         }
-        let victims = Victims()
+        // Meanwhile another task keeps opening files of its own and holds them: a descriptor number an upload has
+        // closed goes to the next open, so a second close by the upload would close one of these.
+        let held = HeldFiles(directory: directory.path + "/victims")
         let done = Victims()
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                // Another task keeps opening files, while the uploads fail, and checks each is still its own when it
-                // closes it.
-                for _ in 0..<20_000 where done.count == 0 {
-                    let fd = open("/dev/null", O_RDONLY)
-                    guard fd >= 0 else { continue }
-                    var before = stat()
-                    fstat(fd, &before)
-                    for _ in 0..<3 { await Task.yield() }
-                    var after = stat()
-                    if fstat(fd, &after) != 0 || after.st_ino != before.st_ino || after.st_dev != before.st_dev {
-                        victims.add()
-                    } else {
-                        close(fd)
-                    }
+                while done.count == 0 && held.count < 600 {
+                    held.openOne()
+                    await Task.yield()
                 }
             }
             group.addTask {
@@ -151,7 +142,47 @@ import Testing
                 done.add()
             }
         }
-        #expect(victims.count == 0, "descriptors closed behind their owner's back")
+        let victims = held.closedBehindOurBack()
+        held.closeAll()
+        #expect(victims == 0, "\(victims) of \(held.count) descriptors were closed behind their owner's back")
+    }
+
+    /// Files opened and held by the test, each remembered with its inode.
+    final class HeldFiles: Sendable {
+        private let directory: String
+        private let files = Mutex<[(fd: Int32, inode: UInt)]>([])
+
+        init(directory: String) {
+            self.directory = directory
+            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+
+        var count: Int { files.withLock { $0.count } }
+
+        func openOne() {
+            let fd = open(directory + "/" + UUID().uuidString, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { return }
+            var status = stat()
+            fstat(fd, &status)
+            files.withLock { $0.append((fd, UInt(status.st_ino))) }
+        }
+
+        /// How many held descriptors no longer refer to the file they were opened on.
+        func closedBehindOurBack() -> Int {
+            files.withLock { files in
+                files.filter { file in
+                    var status = stat()
+                    return fstat(file.fd, &status) != 0 || UInt(status.st_ino) != file.inode
+                }.count
+            }
+        }
+
+        func closeAll() {
+            files.withLock { files in
+                for file in files { close(file.fd) }
+                files.removeAll()
+            }
+        }
     }
 
     final class Victims: Sendable {
