@@ -107,7 +107,8 @@ public enum RegistryApplication {
                         helpText: "Event long-polls waiting for an event right now.")))
             watches = CallerSlots(kind: "resolve watches", limit: configuration.maxWatchesPerCaller)
             denials = DenialAuditor(store: metadata, window: configuration.denialAuditWindow, metrics: metrics)
-            authFailures = AuthFailureLimiter(limit: configuration.maxAuthFailuresPerMinute)
+            authFailures = AuthFailureLimiter(
+                limit: configuration.maxAuthFailuresPerMinute, window: configuration.authFailureWindow)
             dataPlane = DataPlaneEndpoint(configuration: configuration)
         }
 

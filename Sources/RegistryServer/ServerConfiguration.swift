@@ -29,6 +29,8 @@ public struct ServerConfiguration: Sendable {
     /// Requests with an unknown, revoked or expired bearer token one client address may make per minute; beyond it
     /// the address gets 429 `TOO_MANY_REQUESTS` with `Retry-After` until the minute is over, without a lookup.
     public var maxAuthFailuresPerMinute: Int = 100
+    /// The window `maxAuthFailuresPerMinute` counts in (one minute; tests on a loaded machine stretch it).
+    public var authFailureWindow: Duration = .seconds(60)
     /// Most serving instances one rollout keeps reports from (409 `TOO_MANY_INSTANCES` for one more).
     public var maxInstancesPerRollout: Int = 10_000
     /// How long an upload stays open after its last chunk upload or check (`UploadStore`): its digests are visible

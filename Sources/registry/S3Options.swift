@@ -4,13 +4,14 @@ import RegistryCore
 import RegistryFileStore
 import RegistryS3
 
-/// The blob bucket of a registry that keeps its blobs in S3, for commands other than `serve` that must look at the
-/// blobs themselves (`registry keys list`, `keys retire`): the same options as `serve` takes, credentials from
+/// The blob bucket of a registry that keeps its blobs in S3: `serve` and the commands that look at the blobs
+/// themselves (`keys list`, `keys retire`, `backup`, `restore`) take the same options; credentials come from
 /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`.
 struct S3Options: ParsableArguments {
     @Option(
         help: ArgumentHelp(
-            "The S3 bucket the registry keeps its blobs in (as given to 'serve'); without it, blobs under --data-dir.",
+            "The S3 bucket that holds the registry's blobs (the same for 'serve' and the other commands); "
+                + "without it, blobs under --data-dir.",
             discussion: "Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN."))
     var s3Bucket: String?
 
@@ -30,10 +31,22 @@ struct S3Options: ParsableArguments {
         if s3Bucket == nil && (s3Endpoint != nil || !s3Prefix.isEmpty || s3CaCert != nil) {
             throw ValidationError("--s3-endpoint, --s3-prefix and --s3-ca-cert need --s3-bucket.")
         }
+        do {
+            _ = try TrustedHTTPClients.client(trusting: s3CaCert)
+        } catch {
+            throw ValidationError("\(error)")
+        }
     }
 
     /// The bucket's blob store, nil without `--s3-bucket`.
-    func store(keyring: MasterKeyring) throws -> S3BlobStore? {
+    func store(
+        keyring: MasterKeyring, onCorruption: @escaping @Sendable (RegistryError) -> Void = FileSystemBlobStore.reportToStandardError
+    ) throws -> S3BlobStore? {
+        try client().map { S3BlobStore(client: $0, prefix: s3Prefix, keyring: keyring, onCorruption: onCorruption) }
+    }
+
+    /// A client of the bucket, nil without `--s3-bucket`; throws without credentials in the environment.
+    func client() throws -> S3Client? {
         guard let s3Bucket else { return nil }
         let environment = ProcessInfo.processInfo.environment
         guard let accessKey = environment["AWS_ACCESS_KEY_ID"], let secret = environment["AWS_SECRET_ACCESS_KEY"],
@@ -47,6 +60,6 @@ struct S3Options: ParsableArguments {
             credentials: .init(
                 accessKeyId: accessKey, secretAccessKey: secret, sessionToken: environment["AWS_SESSION_TOKEN"]),
             httpClient: try TrustedHTTPClients.client(trusting: s3CaCert))
-        return S3BlobStore(client: client, prefix: s3Prefix, keyring: keyring)
+        return client
     }
 }

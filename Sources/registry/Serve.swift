@@ -46,23 +46,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The URL clients use to reach the data plane (--data-port), advertised by resolve as artifactsURL.")
     var publicDataURL: String?
 
-    @Option(
-        help: ArgumentHelp(
-            "Keep blobs in this S3 bucket instead of under --data-dir.",
-            discussion: "Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN."))
-    var s3Bucket: String?
-
-    @Option(help: "The S3 endpoint, http(s)://host[:port] (default: AWS S3 in --s3-region).")
-    var s3Endpoint: String?
-
-    @Option(help: "The region of --s3-bucket.")
-    var s3Region = "us-east-1"
-
-    @Option(help: "A key prefix for the registry's objects in --s3-bucket.")
-    var s3Prefix = ""
-
-    @Option(help: "Also trust this PEM CA certificate for an https --s3-endpoint.")
-    var s3CaCert: String?
+    @OptionGroup var s3: S3Options
 
     @Option(help: "Close a connection that sends nothing for this many seconds (0: never); never cuts a response.")
     var idleTimeoutSeconds = 60
@@ -114,14 +98,6 @@ struct Serve: AsyncParsableCommand {
         }
         guard maxConnections > 0, maxDataConnections > 0, maxLongPollsPerCaller > 0, maxWatchesPerCaller > 0 else {
             throw ValidationError("--max-connections, --max-data-connections and the per-caller limits must be positive.")
-        }
-        if s3Bucket == nil && (s3Endpoint != nil || !s3Prefix.isEmpty || s3CaCert != nil) {
-            throw ValidationError("--s3-endpoint, --s3-prefix and --s3-ca-cert need --s3-bucket.")
-        }
-        do {
-            _ = try TrustedHTTPClients.client(trusting: s3CaCert)
-        } catch {
-            throw ValidationError("\(error)")
         }
     }
 
@@ -191,23 +167,11 @@ struct Serve: AsyncParsableCommand {
                 "A blob failed authentication on read: it was altered in storage",
                 metadata: ["code": "\(error.code)", "error": "\(error.message)"])
         }
-        guard let s3Bucket else {
+        guard let client = try s3.client() else {
             return try FileSystemBlobStore(
                 root: KeysCommand.blobRoot(dataDir), keyring: keyring, onCorruption: onCorruption)
         }
-        let environment = ProcessInfo.processInfo.environment
-        guard let accessKey = environment["AWS_ACCESS_KEY_ID"], let secret = environment["AWS_SECRET_ACCESS_KEY"],
-            !accessKey.isEmpty, !secret.isEmpty
-        else {
-            throw ValidationError("--s3-bucket needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment.")
-        }
-        let client = try S3Client(
-            location: .init(
-                endpoint: s3Endpoint ?? "https://s3.\(s3Region).amazonaws.com", bucket: s3Bucket, region: s3Region),
-            credentials: .init(
-                accessKeyId: accessKey, secretAccessKey: secret, sessionToken: environment["AWS_SESSION_TOKEN"]),
-            httpClient: try TrustedHTTPClients.client(trusting: s3CaCert))
-        let store = S3BlobStore(client: client, prefix: s3Prefix, keyring: keyring, onCorruption: onCorruption)
+        let store = S3BlobStore(client: client, prefix: s3.s3Prefix, keyring: keyring, onCorruption: onCorruption)
         // Fail now, with the object store's own reason, rather than on the first upload.
         _ = try await client.list(prefix: store.key(of: Digest(of: [])))
         do {
@@ -216,7 +180,7 @@ struct Serve: AsyncParsableCommand {
         } catch {
             logger.warning("Cannot clean up stale multipart uploads", metadata: ["error": "\(error)"])
         }
-        logger.info("Blobs in S3", metadata: ["endpoint": "\(client.location.endpoint)", "bucket": "\(s3Bucket)"])
+        logger.info("Blobs in S3", metadata: ["endpoint": "\(client.location.endpoint)", "bucket": "\(client.location.bucket)"])
         return store
     }
 
