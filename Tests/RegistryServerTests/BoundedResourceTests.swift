@@ -76,14 +76,21 @@ import Testing
             defer { reader.close() }
             try reader.send(
                 "GET /v1/blobs/\(digest) HTTP/1.1\r\nHost: registry\r\nAuthorization: Bearer \(registry.adminToken)\r\nConnection: close\r\n\r\n")
-            // About 3 MB/s with a pause after every read: several seconds, many times the idle timeout.
-            var received = 0
+            // About 3 MB/s with a pause after every read: several seconds, more than twice the idle timeout. The
+            // reader has a thread of its own, so that a busy test run cannot starve it of the CPU for seconds (a
+            // reader that stops reading for the whole timeout is cut, and rightly so).
             let started = ContinuousClock.now
-            while true {
-                let count = reader.receive(upTo: 64 << 10)
-                if count <= 0 { break }
-                received += count
-                try await Task.sleep(for: .milliseconds(20))
+            let received = await withCheckedContinuation { (done: CheckedContinuation<Int, Never>) in
+                Thread {
+                    var received = 0
+                    while true {
+                        let count = reader.receive(upTo: 64 << 10)
+                        if count <= 0 { break }
+                        received += count
+                        usleep(20_000)
+                    }
+                    done.resume(returning: received)
+                }.start()
             }
             #expect(received > large.count)
             #expect(ContinuousClock.now - started > .seconds(4), "the download lasted twice the idle timeout")
