@@ -120,30 +120,10 @@ import Testing
         }.value
     }
 
-    struct Outcome {
-        var status: Int32
-        var output: String
-        var error: String
-    }
+    typealias Outcome = RegistryCommand.Outcome
 
     /// Runs the binary to completion with extra environment variables.
     static func run(_ binary: URL, _ arguments: [String], _ environment: [String: String]) async throws -> Outcome {
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let output = Pipe()
-        let error = Pipe()
-        process.standardOutput = output
-        process.standardError = error
-        try process.run()
-        return await Task.detached {
-            let out = output.fileHandleForReading.readDataToEndOfFile()
-            let err = error.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return Outcome(
-                status: process.terminationStatus, output: String(decoding: out, as: UTF8.self),
-                error: String(decoding: err, as: UTF8.self))
-        }.value
+        try await RegistryCommand.run(binary, arguments, environment)
     }
 }

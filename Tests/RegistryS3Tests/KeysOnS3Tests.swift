@@ -158,30 +158,11 @@ struct KeysOnS3Tests {
         }
     }
 
-    struct Outcome {
-        var status: Int32
-        var output: String
-        var error: String
-    }
+    typealias Outcome = RegistryCommand.Outcome
 
     /// Runs the `registry` executable with `arguments` and waits for it.
     static func run(_ arguments: [String], _ environment: [String: String]) async throws -> Outcome {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try RegistryProcess.binary(named: "registry"))
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let output = Pipe()
-        let error = Pipe()
-        process.standardOutput = output
-        process.standardError = error
-        try process.run()
-        return await Task.detached {
-            let out = output.fileHandleForReading.readDataToEndOfFile()
-            let err = error.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return Outcome(
-                status: process.terminationStatus, output: String(decoding: out, as: UTF8.self),
-                error: String(decoding: err, as: UTF8.self))
-        }.value
+        try await RegistryCommand.run(
+            URL(fileURLWithPath: try RegistryProcess.binary(named: "registry")), arguments, environment)
     }
 }
