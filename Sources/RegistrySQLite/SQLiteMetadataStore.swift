@@ -12,9 +12,16 @@ public final class SQLiteMetadataStore: MetadataStore {
     let pool: DatabasePool
     let signal: ChangeSignal
     private let pendingWrites = Mutex(WriteQueue())
+    private let afterStateChange: AfterStateChange?
 
     /// Opens (creating it and its parent directories if needed) and migrates the database at `path`.
-    public init(path: String) throws {
+    public convenience init(path: String) throws {
+        try self.init(path: path, afterStateChange: nil)
+    }
+
+    /// Opens the database at `path` with a test hook: see `AfterStateChange`.
+    package init(path: String, afterStateChange: AfterStateChange?) throws {
+        self.afterStateChange = afterStateChange
         let url = URL(fileURLWithPath: path)
         do {
             try FileManager.default.createDirectory(
@@ -72,13 +79,15 @@ public final class SQLiteMetadataStore: MetadataStore {
     func write<T: Sendable>(
         _ context: MutationContext, _ body: @Sendable @escaping (Database) throws -> (T, AuditDraft, [EventDraft])
     ) async throws -> T {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+        let afterStateChange = self.afterStateChange
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let job = WriteJob(
                 run: { db in
                     if let checked = context.checkedTrustPolicy {
                         try checked.verify(current: try Self.loadModel(db, checked.model)?.trustPolicy)
                     }
                     let (result, audit, events) = try body(db)
+                    try afterStateChange?(audit.action, context)
                     let lastEvent = try Self.append(audit: audit, events: events, context: context, db)
                     return (lastEvent, { continuation.resume(returning: result) })
                 },
@@ -153,6 +162,17 @@ public final class SQLiteMetadataStore: MetadataStore {
             for (job, error) in failures { job.fail(error) }
         }
     }
+
+    // MARK: Test hook
+
+    /// Runs on the writer between a mutation's state change and its audit entry and events, with the audit action
+    /// and the mutation's context; what it throws fails that mutation there, half-written. Tests use it to prove
+    /// that the savepoint leaves nothing of a half-done change while its batch commits, and may block in it to hold
+    /// the writer while a batch queues. Only the `package` initialiser sets it; production stores carry nil.
+    package typealias AfterStateChange = @Sendable (_ action: String, _ context: MutationContext) throws -> Void
+
+    /// Mutations queued for the next group commit: what a test waits on to know a batch has formed.
+    package var queuedWrites: Int { pendingWrites.withLock { $0.jobs.count } }
 
     func read<T: Sendable>(_ body: @Sendable (Database) throws -> T) async throws -> T {
         do {
