@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "registry", targets: ["registry"]),
         .library(name: "RegistryCore", targets: ["RegistryCore"]),
         .library(name: "RegistrySQLite", targets: ["RegistrySQLite"]),
+        .library(name: "RegistryBlobStorage", targets: ["RegistryBlobStorage"]),
         .library(name: "RegistryFileStore", targets: ["RegistryFileStore"]),
         .library(name: "RegistryS3", targets: ["RegistryS3"]),
         .library(name: "RegistryServer", targets: ["RegistryServer"]),
@@ -44,10 +45,17 @@ let package = Package(
             ]
         ),
         .target(
-            name: "RegistryFileStore",
+            name: "RegistryBlobStorage",
             dependencies: [
                 "RegistryCore",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .target(
+            name: "RegistryFileStore",
+            dependencies: [
+                "RegistryCore", "RegistryBlobStorage",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
@@ -55,7 +63,7 @@ let package = Package(
         .target(
             name: "RegistryS3",
             dependencies: [
-                "RegistryCore", "RegistryFileStore",
+                "RegistryCore", "RegistryBlobStorage",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -154,7 +162,7 @@ let package = Package(
         .testTarget(
             name: "RegistryS3Tests",
             dependencies: [
-                "RegistryClient", "RegistryCore", "RegistryFileStore", "RegistryS3", "RegistryTesting", "registry",
+                "RegistryClient", "RegistryCore", "RegistryBlobStorage", "RegistryS3", "RegistryTesting", "registry",
             ]
         ),
         .testTarget(

@@ -356,7 +356,7 @@ struct BlobHeaders: CustomStringConvertible {
 
     var description: String {
         guard let bucket else { return directory }
-        return "s3://\(bucket.client.location.bucket)/\(bucket.prefix)"
+        return "s3://\(bucket.storage.client.location.bucket)/\(bucket.storage.prefix)"
     }
 }
 

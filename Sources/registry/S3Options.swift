@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import RegistryCore
-import RegistryFileStore
 import RegistryS3
 
 /// The blob bucket of a registry that keeps its blobs in S3: `serve` and the commands that look at the blobs
@@ -40,7 +39,7 @@ struct S3Options: ParsableArguments {
 
     /// The bucket's blob store, nil without `--s3-bucket`.
     func store(
-        keyring: MasterKeyring, onCorruption: @escaping @Sendable (RegistryError) -> Void = FileSystemBlobStore.reportToStandardError
+        keyring: MasterKeyring, onCorruption: @escaping @Sendable (RegistryError) -> Void = BlobCorruption.reportToStandardError
     ) throws -> S3BlobStore? {
         try client().map { S3BlobStore(client: $0, prefix: s3Prefix, keyring: keyring, onCorruption: onCorruption) }
     }

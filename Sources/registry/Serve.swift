@@ -173,7 +173,7 @@ struct Serve: AsyncParsableCommand {
         }
         let store = S3BlobStore(client: client, prefix: s3.s3Prefix, keyring: keyring, onCorruption: onCorruption)
         // Fail now, with the object store's own reason, rather than on the first upload.
-        _ = try await client.list(prefix: store.key(of: Digest(of: [])))
+        _ = try await client.list(prefix: store.objectKey(of: Digest(of: [])))
         do {
             let aborted = try await store.abortStaleUploads(olderThan: FileSystemBlobStore.staleUploadAge)
             if aborted > 0 { logger.info("Aborted multipart uploads left by a crash", metadata: ["count": "\(aborted)"]) }

@@ -1,7 +1,7 @@
 import Foundation
 import RegistryClient
 import RegistryCore
-import RegistryFileStore
+import RegistryBlobStorage
 import RegistryS3
 import RegistryTesting
 import Testing

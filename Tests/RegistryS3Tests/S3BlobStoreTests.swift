@@ -1,7 +1,7 @@
 import Foundation
 import NIOCore
 import RegistryCore
-import RegistryFileStore
+import RegistryBlobStorage
 import RegistryS3
 import RegistryTesting
 import Synchronization
@@ -37,7 +37,7 @@ struct S3Fixture {
 
     /// The raw object of a blob, as the object store holds it.
     func rawObject(_ digest: Digest) async throws -> [UInt8] {
-        let response = try #require(try await client.get(store.key(of: digest)))
+        let response = try #require(try await client.get(store.objectKey(of: digest)))
         return Array(try await response.body.collect(upTo: 64 << 20).readableBytesView)
     }
 }
@@ -112,7 +112,7 @@ struct S3BlobStoreTests {
         let digest = try await fixture.store.put(bytes: bytes)
         var raw = try await fixture.rawObject(digest)
         raw[200] ^= 0x01  // inside the first segment's ciphertext
-        try await fixture.client.put(fixture.store.key(of: digest), body: ByteBuffer(bytes: raw))
+        try await fixture.client.put(fixture.store.objectKey(of: digest), body: ByteBuffer(bytes: raw))
         // A whole read (one GET) and a ranged read (header, then the segments) both refuse it.
         let error = await #expect(throws: RegistryError.self) { _ = try await BlobStoreConformance.read(fixture.store, digest) }
         #expect(error?.code == .blobCorrupt)
@@ -123,7 +123,7 @@ struct S3BlobStoreTests {
         #expect(fixture.corruption.count == 2)
 
         // Cut short: the header no longer matches the object's length.
-        try await fixture.client.put(fixture.store.key(of: digest), body: ByteBuffer(bytes: raw.dropLast(100)))
+        try await fixture.client.put(fixture.store.objectKey(of: digest), body: ByteBuffer(bytes: raw.dropLast(100)))
         let truncated = await #expect(throws: RegistryError.self) { _ = try await fixture.store.size(of: digest) }
         #expect(truncated?.code == .blobCorrupt)
         let cut = await #expect(throws: RegistryError.self) { _ = try await BlobStoreConformance.read(fixture.store, digest) }
@@ -167,7 +167,7 @@ struct S3BlobStoreTests {
 
     @Test func staleMultipartUploadsAreAborted() async throws {
         let fixture = try await S3Fixture.make()
-        let key = fixture.store.key(of: Digest(of: Array("abandoned".utf8)))
+        let key = fixture.store.objectKey(of: Digest(of: Array("abandoned".utf8)))
         let id = try await fixture.client.createMultipartUpload(key)
         _ = try await fixture.client.uploadPart(key, uploadId: id, number: 1, body: ByteBuffer(bytes: [1, 2, 3]))
         #expect(try await fixture.client.pendingUploads(prefix: "registry/").map(\.uploadId) == [id])

@@ -5,7 +5,7 @@ import Foundation
 import NIOCore
 import RegistryCore
 
-/// Seals and opens the segments of one blob file under its data key (see `BlobFileHeader` for the format).
+/// Seals and opens the segments of one stored blob under its data key (see `BlobFileHeader` for the format).
 package struct SegmentCipher: Sendable {
     package let header: BlobFileHeader
     package let digest: Digest
@@ -19,13 +19,6 @@ package struct SegmentCipher: Sendable {
         self.digest = digest
         self.middleAAD = header.authenticatedData(digest: digest, final: false)
         self.finalAAD = header.authenticatedData(digest: digest, final: true)
-    }
-
-    /// Seals `plaintext` as segment `index` and writes its ciphertext and tag where the segment lives in `fd`.
-    func sealAndWrite(_ plaintext: ByteBuffer, index: Int64, final: Bool, fd: Int32, path: String) throws {
-        try seal(plaintext, index: index, final: final) { stored in
-            try POSIXFile.writeAll(fd, stored, offset: header.fileOffset(ofSegment: index), path: path)
-        }
     }
 
     /// Seals `plaintext` as segment `index` and appends the stored form (ciphertext ‖ tag) to `output`.
@@ -76,39 +69,12 @@ package struct SegmentCipher: Sendable {
         return buffer
     }
 
-    /// Reads and opens segment `index` of `fd`. Throws `BLOB_CORRUPT` naming the blob and the segment when the
-    /// segment is cut short or does not authenticate.
-    func readAndOpen(index: Int64, fd: Int32, path: String) throws -> ByteBuffer {
-        let length = header.plaintextLength(ofSegment: index)
-        let nonceBytes = BlobFileHeader.nonceByteCount
-        let sealedLength = length + BlobFileHeader.tagByteCount
-        // The sealed box is read straight into memory the `Data` then owns, without zero-filling it first (a
-        // megabyte of `memset` per segment was a visible share of a download's CPU time).
-        let count = nonceBytes + sealedLength
-        let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 16)
-        let read: Int
-        do {
-            let nonce = header.nonce(ofSegment: index)
-            nonce.withUnsafeBytes { memory.copyMemory(from: $0) }
-            let target = UnsafeMutableRawBufferPointer(rebasing: memory[nonceBytes...])
-            read = try POSIXFile.read(fd, into: target, offset: header.fileOffset(ofSegment: index), path: path)
-        } catch {
-            memory.deallocate()
-            throw error
-        }
-        let combined = Data(bytesNoCopy: memory.baseAddress!, count: count, deallocator: .custom { pointer, _ in
-            pointer.deallocate()
-        })
-        guard read == sealedLength else { throw corrupt(segment: index, "it is cut short") }
-        return try open(combined: combined, index: index)
-    }
-
     /// The error for a segment that cannot be trusted.
     package func corrupt(segment index: Int64, _ reason: String) -> RegistryError {
         let start = index * Int64(header.segmentSize)
         return RegistryError(
             .blobCorrupt,
-            "Blob \(digest) is corrupt on disk: segment \(index) (plaintext bytes from \(start)) \(reason).",
+            "Blob \(digest) is corrupt in storage: segment \(index) (plaintext bytes from \(start)) \(reason).",
             details: [
                 "digest": .string(digest.description), "segment": .number(Double(index)),
                 "offset": .number(Double(start)),

@@ -12,8 +12,8 @@ import RegistryCore
 
 /// Thin, blocking POSIX file calls that report failures as `RegistryError`; callers run them off the
 /// cooperative pool.
-enum POSIXFile {
-    static func open(_ path: String, flags: Int32, mode: mode_t = 0o644) throws -> Int32 {
+package enum POSIXFile {
+    package static func open(_ path: String, flags: Int32, mode: mode_t = 0o644) throws -> Int32 {
         while true {
             let fd = path.withCString { systemOpen($0, flags | O_CLOEXEC, mode) }
             if fd >= 0 { return fd }
@@ -23,7 +23,7 @@ enum POSIXFile {
     }
 
     /// Opens an existing file, or returns nil when there is none.
-    static func openIfPresent(_ path: String, flags: Int32) throws -> Int32? {
+    package static func openIfPresent(_ path: String, flags: Int32) throws -> Int32? {
         do {
             return try open(path, flags: flags)
         } catch let error as RegistryError where error.details["errno"] == .number(Double(ENOENT)) {
@@ -32,7 +32,7 @@ enum POSIXFile {
     }
 
     /// Writes every readable byte of `buffer`, retrying short writes.
-    static func writeAll(_ fd: Int32, _ buffer: ByteBuffer, path: String) throws {
+    package static func writeAll(_ fd: Int32, _ buffer: ByteBuffer, path: String) throws {
         try buffer.withUnsafeReadableBytes { pointer in
             var offset = 0
             while offset < pointer.count {
@@ -47,7 +47,7 @@ enum POSIXFile {
     }
 
     /// Writes every byte of `bytes` at `offset`, retrying short writes.
-    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, offset: Int64, path: String) throws {
+    package static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, offset: Int64, path: String) throws {
         var done = 0
         while done < bytes.count {
             let written = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
@@ -60,7 +60,7 @@ enum POSIXFile {
     }
 
     /// Fills `buffer` from `offset`; returns how many bytes were read, fewer only at the end of the file.
-    static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, offset: Int64, path: String) throws -> Int {
+    package static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, offset: Int64, path: String) throws -> Int {
         var done = 0
         while done < buffer.count {
             let result = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
@@ -75,7 +75,7 @@ enum POSIXFile {
     }
 
     /// The file's modification time, or nil when it does not exist.
-    static func modificationTime(_ path: String) throws -> Date? {
+    package static func modificationTime(_ path: String) throws -> Date? {
         var info = stat()
         if stat(path, &info) != 0 {
             if errno == ENOENT || errno == ENOTDIR { return nil }
@@ -90,12 +90,12 @@ enum POSIXFile {
     }
 
     /// Sets the file's access and modification times to now; a missing file is not an error.
-    static func touch(_ path: String) throws {
+    package static func touch(_ path: String) throws {
         if utimensat(AT_FDCWD, path, nil, 0) != 0 && errno != ENOENT { throw error(errno, "touch", path) }
     }
 
     /// Reads up to `length` bytes at `offset`; returns fewer only at the end of the file.
-    static func read(_ fd: Int32, offset: Int64, length: Int, path: String) throws -> ByteBuffer {
+    package static func read(_ fd: Int32, offset: Int64, length: Int, path: String) throws -> ByteBuffer {
         var buffer = ByteBufferAllocator().buffer(capacity: length)
         var total = 0
         while total < length {
@@ -113,7 +113,7 @@ enum POSIXFile {
         return buffer
     }
 
-    static func sync(_ fd: Int32, path: String) throws {
+    package static func sync(_ fd: Int32, path: String) throws {
         while fsync(fd) != 0 {
             if errno == EINTR { continue }
             throw error(errno, "fsync", path)
@@ -121,25 +121,25 @@ enum POSIXFile {
     }
 
     /// Flushes a directory entry (after a rename) so the new name survives a crash.
-    static func syncDirectory(_ path: String) {
+    package static func syncDirectory(_ path: String) {
         guard let fd = try? open(path, flags: O_RDONLY | O_DIRECTORY) else { return }
         _ = fsync(fd)
         _ = close(fd)
     }
 
-    static func rename(_ from: String, to: String) throws {
+    package static func rename(_ from: String, to: String) throws {
         let result = from.withCString { source in to.withCString { systemRename(source, $0) } }
         if result != 0 { throw error(errno, "rename", to) }
     }
 
     /// Removes a file; a missing file is not an error.
-    static func unlink(_ path: String) throws {
+    package static func unlink(_ path: String) throws {
         let result = path.withCString { systemUnlink($0) }
         if result != 0 && errno != ENOENT { throw error(errno, "unlink", path) }
     }
 
     /// The size of a regular file, or nil when it does not exist.
-    static func size(_ path: String) throws -> Int64? {
+    package static func size(_ path: String) throws -> Int64? {
         var info = stat()
         if stat(path, &info) != 0 {
             if errno == ENOENT || errno == ENOTDIR { return nil }
@@ -148,14 +148,14 @@ enum POSIXFile {
         return Int64(info.st_size)
     }
 
-    static func size(of fd: Int32, path: String) throws -> Int64 {
+    package static func size(of fd: Int32, path: String) throws -> Int64 {
         var info = stat()
         if fstat(fd, &info) != 0 { throw error(errno, "stat", path) }
         return Int64(info.st_size)
     }
 
     /// Maps an errno to a registry error: a full disk is `STORAGE_FULL`, anything else `INTERNAL`.
-    static func error(_ code: Int32, _ operation: String, _ path: String) -> RegistryError {
+    package static func error(_ code: Int32, _ operation: String, _ path: String) -> RegistryError {
         let reason = String(cString: strerror(code))
         if code == ENOSPC || code == EDQUOT {
             return RegistryError(.storageFull, "The blob store is out of space (\(operation): \(reason)).")

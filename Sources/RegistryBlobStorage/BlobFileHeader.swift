@@ -46,7 +46,7 @@ package struct BlobFileHeader: Sendable, Equatable {
     var noncePrefix: [UInt8]
     package var plaintextSize: Int64
     package var keyId: String
-    var wrappedKey: [UInt8]
+    package var wrappedKey: [UInt8]
 
     /// A header for a new blob sealed under a fresh `dataKey`, wrapped by `master`.
     package init(segmentSize: Int, dataKey: SymmetricKey, master: MasterKey) throws {
@@ -144,7 +144,7 @@ package struct BlobFileHeader: Sendable, Equatable {
         return SymmetricKey(data: bytes)
     }
 
-    static func wrap(_ dataKey: SymmetricKey, under master: MasterKey) throws -> [UInt8] {
+    package static func wrap(_ dataKey: SymmetricKey, under master: MasterKey) throws -> [UInt8] {
         let bytes = dataKey.withUnsafeBytes { Array($0) }
         let box = try AES.GCM.seal(bytes, using: master.key, authenticating: wrappingAAD(master.id))
         guard let combined = box.combined, combined.count == wrappedKeyByteCount else {
