@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "RegistryBlobStorage", targets: ["RegistryBlobStorage"]),
         .library(name: "RegistryFileStore", targets: ["RegistryFileStore"]),
         .library(name: "RegistryS3", targets: ["RegistryS3"]),
+        .library(name: "RegistryService", targets: ["RegistryService"]),
         .library(name: "RegistryServer", targets: ["RegistryServer"]),
         .library(name: "RegistryClient", targets: ["RegistryClient"]),
         .library(name: "RegistryTesting", targets: ["RegistryTesting"]),
@@ -70,10 +71,11 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        .target(name: "RegistryService", dependencies: ["RegistryCore"]),
         .target(
             name: "RegistryServer",
             dependencies: [
-                "RegistryCore",
+                "RegistryCore", "RegistryService",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -170,6 +172,9 @@ let package = Package(
             dependencies: ["ModelServing", "RegistryClient", "RegistryCore", "RegistryTesting", "registry"]
         ),
         .testTarget(name: "RegistryCoreTests", dependencies: ["RegistryCore", "RegistryTesting"]),
+        .testTarget(
+            name: "RegistryServiceTests", dependencies: ["RegistryCore", "RegistryService", "RegistrySQLite", "RegistryTesting"]
+        ),
         .testTarget(
             name: "RegistrySQLiteTests",
             dependencies: ["RegistrySQLite", "RegistryTesting", .product(name: "GRDB", package: "GRDB.swift")]

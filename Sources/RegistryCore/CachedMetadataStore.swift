@@ -178,7 +178,7 @@ public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
     }
 
     public func rollback(
-        model: String, stage: String, expectedRevision: Int, reason: String?, context: MutationContext
+        model: String, stage: String, expectedRevision: Int, target: Int?, reason: String?, context: MutationContext
     ) async throws -> Stage {
         let ticket = beginWrite()
         defer {
@@ -188,7 +188,8 @@ public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
             }
         }
         return try await base.rollback(
-            model: model, stage: stage, expectedRevision: expectedRevision, reason: reason, context: context)
+            model: model, stage: stage, expectedRevision: expectedRevision, target: target, reason: reason,
+            context: context)
     }
 
     public func startRollout(_ draft: Rollout, expectedStageRevision: Int, context: MutationContext) async throws

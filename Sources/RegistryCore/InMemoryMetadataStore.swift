@@ -68,10 +68,8 @@ public final class InMemoryMetadataStore: MetadataStore {
             guard state.models[model.name] == nil else {
                 throw RegistryError(.modelExists, "Model '\(model.name)' already exists.", details: ["model": .string(model.name)])
             }
-            var created = model
-            created.revision = 1
+            let (created, audit, events) = try Transitions.createModel(model)
             state.models[model.name] = created
-            let (audit, events) = try Transitions.modelCreated(created)
             return (created, audit, events)
         }
     }
@@ -100,18 +98,9 @@ public final class InMemoryMetadataStore: MetadataStore {
     ) async throws -> Model {
         try write(context) { state in
             guard let current = state.models[name] else { throw RegistryError.modelNotFound(name) }
-            guard current.revision == expectedRevision else {
-                throw RegistryError.revisionMismatch(expected: expectedRevision, current: current, revision: current.revision)
-            }
-            var updated = current
-            let kind = try change(&updated)
-            updated.name = current.name
-            updated.createdAt = current.createdAt
-            updated.createdBy = current.createdBy
-            updated.revision = current.revision + 1
-            updated.updatedAt = context.time
+            let (updated, audit, events) = try Transitions.updateModel(
+                current, expectedRevision: expectedRevision, context: context, change)
             state.models[name] = updated
-            let (audit, events) = try Transitions.modelChanged(before: current, after: updated, change: kind)
             return (updated, audit, events)
         }
     }
@@ -123,17 +112,10 @@ public final class InMemoryMetadataStore: MetadataStore {
     {
         try write(context) { state in
             guard state.models[draft.model] != nil else { throw RegistryError.modelNotFound(draft.model) }
-            var version = draft
-            version.version = (state.versions[draft.model]?.keys.max() ?? 0) + 1
-            version.status = .pending
-            version.revision = 1
-            version.approvals = []
-            version.createdBy = context.actor
-            version.createdAt = context.time
-            version.updatedAt = context.time
+            let (version, audit, events) = try Transitions.createVersion(
+                draft, number: (state.versions[draft.model]?.keys.max() ?? 0) + 1, context: context)
             state.versions[draft.model, default: [:]][version.version] = version
             for digest in artifacts { state.references[digest, default: []].insert(draft.model) }
-            let (audit, events) = try Transitions.versionCreated(version)
             return (version, audit, events)
         }
     }
@@ -162,21 +144,11 @@ public final class InMemoryMetadataStore: MetadataStore {
         try write(context) { state in
             guard let owner = state.models[model] else { throw RegistryError.modelNotFound(model) }
             guard let current = state.versions[model]?[number] else { throw RegistryError.versionNotFound(model, number) }
-            guard current.revision == expectedRevision else {
-                throw RegistryError.revisionMismatch(expected: expectedRevision, current: current, revision: current.revision)
-            }
             let pointing = (state.stages[model] ?? [:]).values.filter { $0.version == number }.map(\.stage).sorted()
-            var updated = current
-            let kind = try change(&updated, VersionChangeContext(model: owner, stagesPointingAtVersion: pointing))
-            updated.model = current.model
-            updated.version = current.version
-            updated.manifestDigest = current.manifestDigest
-            updated.createdBy = current.createdBy
-            updated.createdAt = current.createdAt
-            updated.revision = current.revision + 1
-            updated.updatedAt = context.time
+            let (updated, audit, events) = try Transitions.updateVersion(
+                current, expectedRevision: expectedRevision,
+                in: VersionChangeContext(model: owner, stagesPointingAtVersion: pointing), context: context, change)
             state.versions[model]?[number] = updated
-            let (audit, events) = try Transitions.versionChanged(before: current, after: updated, change: kind)
             return (updated, audit, events)
         }
     }
@@ -227,7 +199,7 @@ public final class InMemoryMetadataStore: MetadataStore {
     }
 
     public func rollback(
-        model: String, stage: String, expectedRevision: Int, reason: String?, context: MutationContext
+        model: String, stage: String, expectedRevision: Int, target: Int?, reason: String?, context: MutationContext
     ) async throws -> Stage {
         try write(context) { state in
             guard state.models[model] != nil else { throw RegistryError.modelNotFound(model) }
@@ -240,14 +212,13 @@ public final class InMemoryMetadataStore: MetadataStore {
                 }
                 return (outcome.stage, outcome.audit, outcome.events)
             }
-            let history = state.history[model]?[stage] ?? []
-            let targetNumber = try Transitions.rollbackTarget(history: history, model: model, stage: stage)
-            guard let current, let target = state.versions[model]?[targetNumber] else {
-                throw RegistryError.versionNotFound(model, targetNumber)
+            guard let current, let target else {
+                throw Transitions.changedDuringRollback(expectedRevision: expectedRevision)
             }
+            guard let version = state.versions[model]?[target] else { throw RegistryError.versionNotFound(model, target) }
             let (next, entry, audit, events) = try Transitions.rollback(
-                current: current, to: target, reason: reason, lastSequence: history.last?.sequence ?? 0,
-                context: context)
+                current: current, to: version, reason: reason,
+                lastSequence: state.history[model]?[stage]?.last?.sequence ?? 0, context: context)
             state.stages[model]?[stage] = next
             state.history[model]?[stage]?.append(entry)
             return (next, audit, events)
@@ -261,13 +232,9 @@ public final class InMemoryMetadataStore: MetadataStore {
     {
         try write(context) { state in
             guard state.models[draft.model] != nil else { throw RegistryError.modelNotFound(draft.model) }
-            let current = state.stages[draft.model]?[draft.stage]
-            try Transitions.check(.revision(expectedStageRevision), current: current, model: draft.model, stage: draft.stage)
-            guard let candidate = state.versions[draft.model]?[draft.version] else {
-                throw RegistryError.versionNotFound(draft.model, draft.version)
-            }
             let (rollout, stage, entry, audit, events) = try Transitions.startRollout(
-                draft, stage: current, expectedRevision: expectedStageRevision, candidate: candidate,
+                draft, stage: state.stages[draft.model]?[draft.stage], expectedRevision: expectedStageRevision,
+                candidate: state.versions[draft.model]?[draft.version],
                 lastSequence: state.history[draft.model]?[draft.stage]?.last?.sequence ?? 0, context: context)
             guard state.rollouts[rollout.id] == nil else {
                 throw RegistryError.invalidArgument("A rollout with id \(rollout.id) already exists.")

@@ -87,13 +87,48 @@ public protocol StageStore: Sendable {
         context: MutationContext
     ) async throws -> Stage
 
-    /// Points `stage` back at its previous version (`Transitions.rollbackTarget`); with a rollout in progress it
-    /// aborts the rollout instead, which returns all traffic to the stage's version.
+    /// Points `stage` back at version `target`, which the caller found with `rollbackTarget` at `expectedRevision`
+    /// (the history cannot change without the revision, so the revision check makes that answer current); with a
+    /// rollout in progress it aborts the rollout instead, which returns all traffic to the stage's version.
+    ///
+    /// Throws `STAGE_NOT_FOUND`, `REVISION_MISMATCH` with the current stage, or `VERSION_NOT_FOUND`; a stage at
+    /// `expectedRevision` without a rollout and a nil `target` is refused as changed (`REVISION_MISMATCH`).
+    func rollback(
+        model: String, stage: String, expectedRevision: Int, target: Int?, reason: String?, context: MutationContext
+    ) async throws -> Stage
+}
+
+extension StageStore {
+    /// The version a rollback of `stage` at `revision` returns to (`Transitions.rollbackTarget` over its history),
+    /// or nil when the rollback will not move the stage: no such stage, another revision, or a rollout in progress
+    /// (which the rollback aborts). Throws `NO_PREVIOUS_VERSION` when the stage has nothing to return to.
+    public func rollbackTarget(model: String, stage name: String, revision: Int) async throws -> Int? {
+        guard let stage = try await stage(model: model, name: name), stage.revision == revision,
+            stage.rolloutId == nil
+        else { return nil }
+        var history: [StageHistoryEntry] = []
+        var after: Int?
+        while true {
+            let page = try await self.history(model: model, stage: name, after: after, limit: 1000)
+            history += page.items
+            guard let last = page.items.last, page.nextPageToken != nil else { break }
+            after = last.sequence
+        }
+        // A history read after the stage moved on describes a later revision, which the rollback then refuses.
+        return try Transitions.rollbackTarget(history: history, model: model, stage: name)
+    }
+
+    /// Points `stage` back at its previous version (`rollbackTarget`), or aborts its rollout in progress.
     ///
     /// Throws `STAGE_NOT_FOUND`, `REVISION_MISMATCH` with the current stage, or `NO_PREVIOUS_VERSION`.
-    func rollback(
+    public func rollback(
         model: String, stage: String, expectedRevision: Int, reason: String?, context: MutationContext
-    ) async throws -> Stage
+    ) async throws -> Stage {
+        let target = try await rollbackTarget(model: model, stage: stage, revision: expectedRevision)
+        return try await rollback(
+            model: model, stage: stage, expectedRevision: expectedRevision, target: target, reason: reason,
+            context: context)
+    }
 }
 
 /// Progressive rollouts of a candidate version on a stage (`RolloutRules`, `Transitions.startRollout`).

@@ -87,6 +87,11 @@ extension RegistryError {
         RegistryError(.blobNotFound, "No blob \(digest) is stored.", details: ["digest": .string(digest.description)])
     }
 
+    public static func manifestNotFound(_ digest: Digest) -> RegistryError {
+        RegistryError(
+            .manifestNotFound, "No manifest \(digest) is stored.", details: ["digest": .string(digest.description)])
+    }
+
     public static func versionNotFound(_ model: String, _ version: Int) -> RegistryError {
         RegistryError(
             .versionNotFound, "Model '\(model)' has no version \(version).",

@@ -5,14 +5,16 @@ extension Transitions {
     /// `candidate` other than the stage's version. Returns the rollout, the stage (now naming it), its history entry
     /// and the audit entry and events.
     ///
-    /// Throws `STAGE_NOT_FOUND`, `REVISION_MISMATCH` with the current stage, `ROLLOUT_IN_PROGRESS`,
-    /// `VERSION_NOT_APPROVED` or `INVALID_ARGUMENT` (the candidate is what the stage already serves).
+    /// Throws `STAGE_NOT_FOUND`, `REVISION_MISMATCH` with the current stage, `VERSION_NOT_FOUND` (no `candidate`),
+    /// `ROLLOUT_IN_PROGRESS`, `VERSION_NOT_APPROVED` or `INVALID_ARGUMENT` (the candidate is what the stage already
+    /// serves), in that order.
     public static func startRollout(
-        _ draft: Rollout, stage current: Stage?, expectedRevision: Int, candidate: ModelVersion, lastSequence: Int,
+        _ draft: Rollout, stage current: Stage?, expectedRevision: Int, candidate: ModelVersion?, lastSequence: Int,
         context: MutationContext
     ) throws -> (Rollout, Stage, StageHistoryEntry, AuditDraft, [EventDraft]) {
         try check(.revision(expectedRevision), current: current, model: draft.model, stage: draft.stage)
         guard var stage = current else { throw RegistryError.stageNotFound(draft.model, draft.stage) }
+        guard let candidate else { throw RegistryError.versionNotFound(draft.model, draft.version) }
         if let active = stage.rolloutId { throw RegistryError.rolloutInProgress(stage: stage, rolloutId: active) }
         guard candidate.status == .approved else {
             throw RegistryError(

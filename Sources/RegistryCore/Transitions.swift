@@ -223,6 +223,14 @@ public enum Transitions {
         return stack[stack.count - 2]
     }
 
+    /// The refusal of a rollback whose caller found no target although the stage is still at its revision without
+    /// a rollout: only a rollout that ended without moving the stage could do that, so the caller reads again.
+    public static func changedDuringRollback(expectedRevision revision: Int) -> RegistryError {
+        RegistryError(
+            .revisionMismatch, "The stage changed while its rollback was prepared; read it again and retry.",
+            details: ["expectedRevision": .number(Double(revision))])
+    }
+
     /// Moves a stage back to `target` (from `rollbackTarget`).
     public static func rollback(
         current: Stage, to target: ModelVersion, reason: String?, lastSequence: Int, context: MutationContext

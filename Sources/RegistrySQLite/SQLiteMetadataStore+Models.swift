@@ -7,8 +7,7 @@ extension SQLiteMetadataStore {
             guard try Self.loadModel(db, model.name) == nil else {
                 throw RegistryError(.modelExists, "Model '\(model.name)' already exists.", details: ["model": .string(model.name)])
             }
-            var created = model
-            created.revision = 1
+            let (created, audit, events) = try Transitions.createModel(model)
             try db.cachedStatement(
                 sql: """
                     INSERT INTO models (\(Rows.modelColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -16,7 +15,6 @@ extension SQLiteMetadataStore {
             ).execute(arguments: Self.modelArguments(created))
             try Self.writeTags(db, model: created.name, tags: created.tags, replacing: false)
             try Self.writeGrants(db, model: created.name, grants: created.grants, replacing: false)
-            let (audit, events) = try Transitions.modelCreated(created)
             return (created, audit, events)
         }
     }
@@ -64,16 +62,8 @@ extension SQLiteMetadataStore {
     ) async throws -> Model {
         try await write(context) { db in
             guard let current = try Self.loadModel(db, name) else { throw RegistryError.modelNotFound(name) }
-            guard current.revision == expectedRevision else {
-                throw RegistryError.revisionMismatch(expected: expectedRevision, current: current, revision: current.revision)
-            }
-            var updated = current
-            let kind = try change(&updated)
-            updated.name = current.name
-            updated.createdAt = current.createdAt
-            updated.createdBy = current.createdBy
-            updated.revision = current.revision + 1
-            updated.updatedAt = context.time
+            let (updated, audit, events) = try Transitions.updateModel(
+                current, expectedRevision: expectedRevision, context: context, change)
             try db.cachedStatement(
                 sql: """
                     UPDATE models SET description = ?, tags = ?, approval_policy = ?, trust_policy = ?, revision = ?,
@@ -90,7 +80,6 @@ extension SQLiteMetadataStore {
             if updated.grants != current.grants {
                 try Self.writeGrants(db, model: name, grants: updated.grants, replacing: true)
             }
-            let (audit, events) = try Transitions.modelChanged(before: current, after: updated, change: kind)
             return (updated, audit, events)
         }
     }

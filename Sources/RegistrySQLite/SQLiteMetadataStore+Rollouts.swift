@@ -8,14 +8,9 @@ extension SQLiteMetadataStore {
     {
         try await write(context) { db in
             guard try Self.modelExists(db, draft.model) else { throw RegistryError.modelNotFound(draft.model) }
-            let current = try Self.loadStage(db, draft.model, draft.stage)
-            try Transitions.check(
-                .revision(expectedStageRevision), current: current, model: draft.model, stage: draft.stage)
-            guard let candidate = try Self.loadVersion(db, draft.model, draft.version) else {
-                throw RegistryError.versionNotFound(draft.model, draft.version)
-            }
             let (rollout, stage, entry, audit, events) = try Transitions.startRollout(
-                draft, stage: current, expectedRevision: expectedStageRevision, candidate: candidate,
+                draft, stage: try Self.loadStage(db, draft.model, draft.stage), expectedRevision: expectedStageRevision,
+                candidate: try Self.loadVersion(db, draft.model, draft.version),
                 lastSequence: try Self.lastHistorySequence(db, draft.model, draft.stage), context: context)
             try db.cachedStatement(
                 sql: "INSERT INTO rollouts (id, model, stage, state, body, created_at) VALUES (?, ?, ?, ?, ?, ?)"

@@ -50,7 +50,7 @@ extension SQLiteMetadataStore {
     }
 
     public func rollback(
-        model: String, stage: String, expectedRevision: Int, reason: String?, context: MutationContext
+        model: String, stage: String, expectedRevision: Int, target: Int?, reason: String?, context: MutationContext
     ) async throws -> Stage {
         try await write(context) { db in
             guard try Self.modelExists(db, model) else { throw RegistryError.modelNotFound(model) }
@@ -63,18 +63,15 @@ extension SQLiteMetadataStore {
                 }
                 return (stage, audit, events)
             }
-            let history = try Row.fetchAll(
-                db.cachedStatement(
-                    sql: "SELECT \(Rows.historyColumns) FROM stage_history WHERE model = ? AND stage = ? ORDER BY sequence"),
-                arguments: [model, stage]
-            ).map(Rows.historyEntry)
-            let targetNumber = try Transitions.rollbackTarget(history: history, model: model, stage: stage)
-            guard let current, let target = try Self.loadVersion(db, model, targetNumber) else {
-                throw RegistryError.versionNotFound(model, targetNumber)
+            guard let current, let target else {
+                throw Transitions.changedDuringRollback(expectedRevision: expectedRevision)
+            }
+            guard let version = try Self.loadVersion(db, model, target) else {
+                throw RegistryError.versionNotFound(model, target)
             }
             let (next, entry, audit, events) = try Transitions.rollback(
-                current: current, to: target, reason: reason, lastSequence: history.last?.sequence ?? 0,
-                context: context)
+                current: current, to: version, reason: reason,
+                lastSequence: try Self.lastHistorySequence(db, model, stage), context: context)
             try Self.save(db, stage: next, entry: entry)
             return (next, audit, events)
         }

@@ -10,14 +10,8 @@ extension SQLiteMetadataStore {
             // Writes are serialized, so MAX + 1 cannot race; UNIQUE (model, version) backs that up.
             let highest = try Int.fetchOne(
                 db.cachedStatement(sql: "SELECT MAX(version) FROM versions WHERE model = ?"), arguments: [draft.model])
-            var version = draft
-            version.version = (highest ?? 0) + 1
-            version.status = .pending
-            version.revision = 1
-            version.approvals = []
-            version.createdBy = context.actor
-            version.createdAt = context.time
-            version.updatedAt = context.time
+            let (version, audit, events) = try Transitions.createVersion(
+                draft, number: (highest ?? 0) + 1, context: context)
             try db.cachedStatement(
                 sql: "INSERT INTO versions (\(Rows.versionColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ).execute(arguments: [
@@ -30,7 +24,6 @@ extension SQLiteMetadataStore {
             let reference = try db.cachedStatement(
                 sql: "INSERT OR IGNORE INTO artifact_references (digest, model) VALUES (?, ?)")
             for digest in artifacts { try reference.execute(arguments: [digest.description, version.model]) }
-            let (audit, events) = try Transitions.versionCreated(version)
             return (version, audit, events)
         }
     }
@@ -76,21 +69,12 @@ extension SQLiteMetadataStore {
             guard let current = try Self.loadVersion(db, model, number) else {
                 throw RegistryError.versionNotFound(model, number)
             }
-            guard current.revision == expectedRevision else {
-                throw RegistryError.revisionMismatch(expected: expectedRevision, current: current, revision: current.revision)
-            }
             let pointing = try String.fetchAll(
                 db.cachedStatement(sql: "SELECT stage FROM stages WHERE model = ? AND version = ? ORDER BY stage"),
                 arguments: [model, number])
-            var updated = current
-            let kind = try change(&updated, VersionChangeContext(model: owner, stagesPointingAtVersion: pointing))
-            updated.model = current.model
-            updated.version = current.version
-            updated.manifestDigest = current.manifestDigest
-            updated.createdBy = current.createdBy
-            updated.createdAt = current.createdAt
-            updated.revision = current.revision + 1
-            updated.updatedAt = context.time
+            let (updated, audit, events) = try Transitions.updateVersion(
+                current, expectedRevision: expectedRevision,
+                in: VersionChangeContext(model: owner, stagesPointingAtVersion: pointing), context: context, change)
             try db.cachedStatement(
                 sql: """
                     UPDATE versions SET status = ?, size = ?, signature = ?, metadata = ?, tags = ?, source = ?,
@@ -105,7 +89,6 @@ extension SQLiteMetadataStore {
             if updated.tags != current.tags {
                 try Self.writeTags(db, version: updated, replacing: true)
             }
-            let (audit, events) = try Transitions.versionChanged(before: current, after: updated, change: kind)
             return (updated, audit, events)
         }
     }

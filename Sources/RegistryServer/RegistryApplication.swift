@@ -6,6 +6,7 @@ import NIOCore
 import NIOPosix
 import Prometheus
 import RegistryCore
+import RegistryService
 import ServiceLifecycle
 
 /// Builds and starts the registry's HTTP server (API v1) over any metadata and blob store.
@@ -35,9 +36,7 @@ public enum RegistryApplication {
         ]
         if let interval = configuration.rolloutCheckInterval {
             services.append(
-                RolloutSupervisor(
-                    metadata: metadata, interval: interval, logger: logger,
-                    completion: shared.routes(table: RouteTable()).completionCheck))
+                RolloutSupervisor(service: shared.service, interval: interval, logger: logger))
         }
         var dataGroup: MultiThreadedEventLoopGroup?
         if let dataPort = configuration.dataPort {
@@ -87,7 +86,7 @@ public enum RegistryApplication {
         let dataPlane: DataPlaneEndpoint
         // Bounded by configuration and shared by both ports, so that each budget holds for the whole process.
         let rendered: RegistryRoutes.RenderedCaches
-        let parsedManifests: RegistryRoutes.ManifestCache
+        let service: RegistryService
         let longPolls: CallerSlots
         let watches: CallerSlots
         let denials: DenialAuditor
@@ -98,7 +97,12 @@ public enum RegistryApplication {
             self.blobs = blobs
             authenticator = Authenticator(store: metadata, ttl: .seconds(configuration.authCacheSeconds))
             rendered = .init(budget: configuration.renderedCacheBytes)
-            parsedManifests = .init(budget: configuration.manifestCacheBytes)
+            service = RegistryService(
+                metadata: metadata, blobs: blobs,
+                limits: .init(
+                    maxManifestBytes: configuration.maxManifestBytes,
+                    maxInstancesPerRollout: configuration.maxInstancesPerRollout),
+                manifestCacheBytes: configuration.manifestCacheBytes)
             longPolls = CallerSlots(
                 kind: "event long-polls", limit: configuration.maxLongPollsPerCaller,
                 open: metrics.registry.makeGauge(
@@ -117,7 +121,7 @@ public enum RegistryApplication {
             RegistryRoutes(
                 configuration: configuration, metadata: metadata, blobs: blobs, authenticator: authenticator,
                 metrics: metrics, table: table, dataPlane: dataPlane, rendered: rendered,
-                parsedManifests: parsedManifests, longPolls: longPolls, watches: watches, denials: denials)
+                service: service, longPolls: longPolls, watches: watches, denials: denials)
         }
     }
 

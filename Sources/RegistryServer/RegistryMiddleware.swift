@@ -1,6 +1,7 @@
 import Hummingbird
 import Logging
 import RegistryCore
+import RegistryService
 
 /// Wraps every route: assigns the request id, turns every error into the registry's error body, counts metrics.
 struct RegistryMiddleware: RouterMiddleware {
@@ -24,6 +25,10 @@ struct RegistryMiddleware: RouterMiddleware {
             response = try await next(request, context)
         } catch let error as RegistryError {
             response = HTTPErrorMapping.response(for: error)
+        } catch let conflict as TrustConflict {
+            // A version the trust policy refuses where it would take traffic conflicts with the policy; at upload
+            // the same codes mean a malformed request.
+            response = HTTPErrorMapping.response(for: conflict.refusal, status: .conflict)
         } catch let error as any HTTPResponseError {
             var mapped = HTTPErrorMapping.registryError(for: error)
             if mapped.code == .notFound, let allowed = routes.allowedMethods(for: request.uri.path),

@@ -1,10 +1,12 @@
 import Hummingbird
 import Logging
 import RegistryCore
+import RegistryService
 import Synchronization
 
 /// The registry's HTTP handlers and what they share; each area registers its routes in a `Routes+Area.swift` file.
-/// Handlers stay thin: parse, authorize, call the store, render.
+/// Handlers stay thin: parse, authenticate, authorize, make one call (a `RegistryService` operation for anything
+/// beyond a read), render.
 struct RegistryRoutes: Sendable {
     typealias Handler = @Sendable (Request, RegistryRequestContext) async throws -> Response
 
@@ -18,44 +20,14 @@ struct RegistryRoutes: Sendable {
     let dataPlane: DataPlaneEndpoint
     /// Response bytes of the hot reads, reused while the value is unchanged.
     let rendered: RenderedCaches
-    /// Manifests already read and parsed, by digest (see `parsedManifest`).
-    let parsedManifests: ManifestCache
+    /// What the routes call once they have parsed, authenticated and authorized a request.
+    let service: RegistryService
     /// Open `GET /v1/events?wait=` long-polls per subject.
     let longPolls: CallerSlots
     /// Open resolve watches per subject.
     let watches: CallerSlots
     /// Where denied requests are audited, several to a store call.
     let denials: DenialAuditor
-
-    /// Parsed manifests by digest, bounded by their estimated size in memory.
-    final class ManifestCache: Sendable {
-        private let entries: ByteBudgetCache<Digest, Manifest>
-
-        init(budget: Int) {
-            entries = ByteBudgetCache(budget: budget)
-        }
-
-        func get(_ digest: Digest) -> Manifest? { entries.get(digest) }
-
-        func put(_ digest: Digest, _ manifest: Manifest) {
-            entries.put(digest, manifest, cost: Self.estimatedBytes(manifest))
-        }
-
-        /// The bytes the cached manifests are estimated to hold now.
-        var bytes: Int { entries.bytes }
-
-        /// Roughly what `manifest` occupies in memory: its strings and arrays, about its encoded JSON size.
-        static func estimatedBytes(_ manifest: Manifest) -> Int {
-            // A digest is a 64-character String (a heap allocation of about 96 bytes) plus its inline part.
-            let digest = 112
-            var total = 128
-            for file in manifest.files {
-                total += 64 + file.path.utf8.count + digest + file.chunks.count * (digest + 8)
-            }
-            for (key, value) in manifest.annotations ?? [:] { total += 64 + key.utf8.count + value.utf8.count }
-            return total
-        }
-    }
 
     struct RenderedCaches: Sendable {
         struct VersionKey: Hashable, Sendable {
@@ -132,24 +104,11 @@ struct RegistryRoutes: Sendable {
         return (principal, model)
     }
 
-    /// Runs `attempt` (a signature check, then the change it allows) with a mutation context guarded by the trust
-    /// policy the model had when it was read. A policy change that commits in between makes the store refuse the
-    /// change (`TRUST_POLICY_CHANGED`) rather than let a revoked key through; the model is then read again, the
-    /// permission checked again, and `attempt` run again, three times at most.
-    func guardedByTrustPolicy<T>(
-        _ model: Model, _ permission: Permission, _ principal: Principal, _ request: Request,
-        _ context: RegistryRequestContext, _ attempt: (Model, MutationContext) async throws -> T
-    ) async throws -> T {
-        var model = model
-        var retries = 0
-        while true {
-            do {
-                return try await attempt(model, mutation(principal, context).checking(model.trustPolicy, of: model.name))
-            } catch let error as RegistryError where error.code == .trustPolicyChanged && retries < 2 {
-                retries += 1
-                model = try await self.model(context)
-                try await require(permission, on: model, principal, request, context)
-            }
+    /// The caller of a service operation: `principal` in this request, whose refusals are audited like the routes'.
+    func caller(_ principal: Principal, _ request: Request, _ context: RegistryRequestContext) -> Caller {
+        let routes = self
+        return Caller(principal: principal, requestId: context.requestId) { error, model in
+            await routes.auditDenial(error, model: model, principal, request, context)
         }
     }
 

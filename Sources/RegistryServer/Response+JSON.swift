@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import RegistryCore
+import RegistryService
 
 /// One shared encoder with the registry's JSON conventions; `JSONEncoder` is safe to share across tasks.
 enum ResponseEncoding {

@@ -1,5 +1,6 @@
 import Logging
 import RegistryCore
+import RegistryService
 import ServiceLifecycle
 
 /// Makes the decisions of active rollouts that no request triggers: advancing when a bake period ends, aborting
@@ -8,11 +9,9 @@ import ServiceLifecycle
 /// Safe with several registry instances: each decision is an update at the rollout's revision, so when two
 /// instances decide at once one wins and the other's update is refused and dropped.
 struct RolloutSupervisor: Service {
-    let metadata: any MetadataStore
+    let service: RegistryService
     let interval: Duration
     let logger: Logger
-    /// Checks a candidate against its model's trust policy before a rollout completes.
-    let completion: RolloutDecisions.CompletionCheck
 
     static let actor = "registry:rollouts"
 
@@ -32,10 +31,7 @@ struct RolloutSupervisor: Service {
 
     func checkOnce() async {
         do {
-            for rollout in try await metadata.activeRollouts() {
-                _ = try await RolloutDecisions.decide(
-                    rollout, metadata: metadata, actor: Self.actor, completion: completion)
-            }
+            try await service.decideActiveRollouts(actor: Self.actor)
         } catch is CancellationError {
             return
         } catch {

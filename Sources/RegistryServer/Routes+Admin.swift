@@ -1,5 +1,6 @@
 import Hummingbird
 import RegistryCore
+import RegistryService
 
 extension RegistryRoutes {
     struct CollectGarbageBody: Decodable, Sendable {
@@ -63,6 +64,8 @@ extension RegistryRoutes {
     func touchPresent(_ digests: [Digest], missing: [Digest]) async throws {
         let absent = Set(missing)
         let blobs = self.blobs
-        _ = try await Self.concurrently(digests.filter { !absent.contains($0) }) { try await blobs.touch($0) }
+        _ = try await RegistryService.concurrently(digests.filter { !absent.contains($0) }) {
+            try await blobs.touch($0)
+        }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import RegistryCore
+import RegistryService
 
 extension RegistryRoutes {
     struct CheckBody: Decodable, Sendable {
@@ -27,7 +28,7 @@ extension RegistryRoutes {
             }
             var seen = Set<Digest>()
             let digests = body.digests.filter { seen.insert($0).inserted }
-            let absent = Set(try await missingBlobs(digests))
+            let absent = Set(try await service.missingBlobs(digests))
             // Content the caller cannot see is reported missing, as if absent: the caller proves it holds the bytes
             // by uploading them (the store keeps one copy), and learns nothing about other models' content.
             let visible = try await visibleDigests(digests.filter { !absent.contains($0) }, to: principal)
@@ -71,7 +72,7 @@ extension RegistryRoutes {
     ) async throws -> Response {
         let digest = try Digest(parsing: context.parameters.required("digest"))
         let principal = try await authenticate(request)
-        guard let size = try await blobs.size(of: digest) else { throw Self.blobNotFound(digest) }
+        guard let size = try await blobs.size(of: digest) else { throw RegistryError.blobNotFound(digest) }
         try await authorizeDownload(digest, principal, request, context)
         var headers = HTTPFields()
         headers[.eTag] = "\"\(digest)\""
@@ -143,7 +144,7 @@ extension RegistryRoutes {
             .permissionDenied, "No model the caller can read references \(digest), and no upload of its own holds it.",
             details: ["digest": .string(digest.description), "requiredRole": "reader"])
         await auditDenial(denial, model: nil, principal, request, context)
-        throw Self.blobNotFound(digest)
+        throw RegistryError.blobNotFound(digest)
     }
 
     /// Which of `digests` `principal` may see: all for an admin; otherwise those its own open uploads hold and those
@@ -156,7 +157,7 @@ extension RegistryRoutes {
         let readable = try await authenticator.access(of: principal).readable
         guard !readable.isEmpty else { return visible }
         let metadata = self.metadata
-        let referenced = try await Self.concurrently(rest) { digest in
+        let referenced = try await RegistryService.concurrently(rest) { digest in
             try await metadata.models(referencing: digest).contains(where: readable.contains) ? digest : nil
         }
         visible.formUnion(referenced.compactMap { $0 })
@@ -168,10 +169,6 @@ extension RegistryRoutes {
         guard !digests.isEmpty else { return }
         try await metadata.recordUploads(
             digests, by: principal.subject, expiresAt: Date().addingTimeInterval(configuration.uploadLifetime))
-    }
-
-    static func blobNotFound(_ digest: Digest) -> RegistryError {
-        RegistryError(.blobNotFound, "No blob \(digest) is stored.", details: ["digest": .string(digest.description)])
     }
 
     /// The request body as a `ByteStream` that fails with `PAYLOAD_TOO_LARGE` past `limit` bytes.

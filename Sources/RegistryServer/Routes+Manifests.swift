@@ -1,15 +1,11 @@
 import Hummingbird
 import RegistryCore
+import RegistryService
 
 extension RegistryRoutes {
     struct ManifestResponse: Encodable {
         var digest: Digest
         var size: Int
-    }
-
-    static func manifestNotFound(_ digest: Digest) -> RegistryError {
-        RegistryError(
-            .manifestNotFound, "No manifest \(digest) is stored.", details: ["digest": .string(digest.description)])
     }
 
     /// Manifests: validated JSON documents stored in the blob store under their own digest.
@@ -31,10 +27,10 @@ extension RegistryRoutes {
             let manifest = try Manifest.parse(bytes)
             // Chunks the caller cannot see count as missing, so a manifest cannot probe for other models' content.
             let chunks = manifest.chunkDigests
-            let absent = Set(try await missingBlobs(chunks))
+            let absent = Set(try await service.missingBlobs(chunks))
             let visible = try await visibleDigests(chunks.filter { !absent.contains($0) }, to: principal)
             let missing = chunks.filter { !visible.contains($0) }
-            guard missing.isEmpty else { throw Self.incomplete(missing, what: "Chunks of the manifest") }
+            guard missing.isEmpty else { throw RegistryService.incomplete(missing, what: "Chunks of the manifest") }
             let digest = try await blobs.put(bytes: bytes)
             try await pinUploads([digest], by: principal)
             var headers = HTTPFields()
@@ -48,19 +44,19 @@ extension RegistryRoutes {
             do {
                 try await authorizeDownload(digest, principal, request, context)
             } catch let error as RegistryError where error.code == .blobNotFound {
-                throw Self.manifestNotFound(digest)
+                throw RegistryError.manifestNotFound(digest)
             }
             let bytes: [UInt8]
             do {
                 bytes = try await blobs.read(digest, maxBytes: configuration.maxManifestBytes)
             } catch let error as RegistryError where error.code == .blobNotFound || error.code == .payloadTooLarge {
-                throw Self.manifestNotFound(digest)
+                throw RegistryError.manifestNotFound(digest)
             }
             // Chunks share the blob store: a digest whose bytes are no manifest is not served as one. A stored manifest
             // that decodes but breaks a rule (it can only have been planted behind the API) is served as it is, so
             // that clients refuse it with MANIFEST_INVALID instead of being told it does not exist.
             guard (try? JSONCoding.decode(Manifest.self, from: bytes)) != nil else {
-                throw Self.manifestNotFound(digest)
+                throw RegistryError.manifestNotFound(digest)
             }
             var headers = HTTPFields()
             headers[.contentType] = "application/json"

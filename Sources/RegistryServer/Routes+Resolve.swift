@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import NIOCore
 import RegistryCore
+import RegistryService
 import ServiceLifecycle
 
 extension RegistryRoutes {
@@ -93,31 +94,21 @@ extension RegistryRoutes {
         }
     }
 
-    /// What `stage` of `model` resolves to now, and its entity tag (which changes with every change of answer).
+    /// What `stage` of `model` resolves to now as the API shows it, and its entity tag (which changes with every
+    /// change of answer).
     func resolution(model: Model, stage name: String, local: SocketAddress?) async throws -> (String, ResolveResponse) {
-        guard let stage = try await metadata.stage(model: model.name, name: name) else {
-            throw RegistryError.stageNotFound(model.name, name)
-        }
-        guard let version = try await metadata.version(model: model.name, number: stage.version) else {
-            throw RegistryError.versionNotFound(model.name, stage.version)
-        }
-        var candidate: ResolveResponse.Candidate?
-        var etag = "\"r\(stage.revision)-v\(stage.version)"
-        if let id = stage.rolloutId, let rollout = try await metadata.rollout(id: id), rollout.state.isActive,
-            let target = try await metadata.version(model: model.name, number: rollout.version)
-        {
-            candidate = .init(
-                version: target.version, manifestDigest: target.manifestDigest, size: target.size,
-                weight: rollout.state == .warming ? 0 : rollout.weight, state: rollout.state)
-            etag += "-c\(rollout.version)-o\(rollout.revision)"
-        }
-        etag += "\""
+        let resolution = try await service.resolve(model: model.name, stage: name)
+        let stable = resolution.stable
         let body = ResolveResponse(
-            model: model.name, stage: name, revision: stage.revision,
-            stable: .init(version: version.version, manifestDigest: version.manifestDigest, size: version.size),
-            candidate: candidate, rolloutId: candidate == nil ? nil : stage.rolloutId,
-            ttlSeconds: configuration.resolveTTLSeconds,
+            model: model.name, stage: name, revision: resolution.stage.revision,
+            stable: .init(version: stable.version, manifestDigest: stable.manifestDigest, size: stable.size),
+            candidate: resolution.candidate.map {
+                .init(
+                    version: $0.version.version, manifestDigest: $0.version.manifestDigest, size: $0.version.size,
+                    weight: $0.weight, state: $0.state)
+            },
+            rolloutId: resolution.candidate?.rolloutId, ttlSeconds: configuration.resolveTTLSeconds,
             artifactsURL: dataPlane.artifactsURL(local: local))
-        return (etag, body)
+        return (resolution.entityTag, body)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import RegistryCore
+import RegistryService
 
 extension RegistryRoutes {
     struct PromoteBody: Decodable, Sendable {
@@ -39,8 +40,8 @@ extension RegistryRoutes {
 
     /// `stage` as the API shows it, its active rollout loaded.
     func stageResponse(_ stage: Stage) async throws -> StageResponse {
-        guard let id = stage.rolloutId else { return StageResponse(stage) }
-        return try StageResponse(stage, rollout: try await metadata.rollout(id: id))
+        let (stage, rollout) = try await service.stageWithRollout(stage)
+        return try StageResponse(stage, rollout: rollout)
     }
 
     struct StageList: Encodable {
@@ -86,19 +87,10 @@ extension RegistryRoutes {
                 throw RegistryError.invalidArgument("version must be a positive integer.", field: "version")
             }
             try validate(reason: body.reason)
-            return try await guardedByTrustPolicy(model, .deploy, principal, request, context) { model, mutation in
-                if model.trustPolicy.requireSignature,
-                    let refused = try await signatureConflict({
-                        try await requireTrustedSignature(model: model, number: body.version)
-                    })
-                {
-                    return refused
-                }
-                let stage = try await metadata.promote(
-                    model: model.name, stage: name, precondition: precondition, version: body.version,
-                    reason: body.reason, context: mutation)
-                return try .json(try await stageResponse(stage), revision: stage.revision)
-            }
+            let stage = try await service.promote(
+                model, stage: name, precondition: precondition, version: body.version, reason: body.reason,
+                caller: caller(principal, request, context))
+            return try .json(try await stageResponse(stage), revision: stage.revision)
         }
 
         add(router, .get, "/v1/models/:model/stages/:stage/history") { request, context in
@@ -120,19 +112,10 @@ extension RegistryRoutes {
             let body = try await request.decodeJSON(
                 RollbackBody.self, maxBytes: configuration.maxJSONBodyBytes, allowEmpty: true)
             try validate(reason: body.reason)
-            return try await guardedByTrustPolicy(model, .deploy, principal, request, context) { model, mutation in
-                if model.trustPolicy.requireSignature,
-                    let target = try await rollbackTarget(model: model.name, stage: name, revision: revision),
-                    let refused = try await signatureConflict({
-                        try await requireTrustedSignature(model: model, number: target)
-                    })
-                {
-                    return refused
-                }
-                let stage = try await metadata.rollback(
-                    model: model.name, stage: name, expectedRevision: revision, reason: body.reason, context: mutation)
-                return try .json(try await stageResponse(stage), revision: stage.revision)
-            }
+            let stage = try await service.rollback(
+                model, stage: name, expectedRevision: revision, reason: body.reason,
+                caller: caller(principal, request, context))
+            return try .json(try await stageResponse(stage), revision: stage.revision)
         }
     }
 
@@ -142,36 +125,7 @@ extension RegistryRoutes {
         return name
     }
 
-    /// Runs `check`; a signature it refuses is answered 409, since the version conflicts with the model's trust
-    /// policy rather than the request being malformed. Returns nil when `check` passes.
-    private func signatureConflict(_ check: () async throws -> Void) async throws -> Response? {
-        do {
-            try await check()
-            return nil
-        } catch let error as RegistryError where error.code == .signatureRequired || error.code == .signatureInvalid {
-            return HTTPErrorMapping.response(for: error, status: .conflict)
-        }
-    }
-
-    /// The version a rollback of `stage` at `revision` would return to, or nil when the store will refuse the
-    /// rollback anyway (no stage, stale revision, nothing to return to) and report it with its own code.
-    private func rollbackTarget(model: String, stage: String, revision: Int) async throws -> Int? {
-        guard let current = try await metadata.stage(model: model, name: stage), current.revision == revision else {
-            return nil
-        }
-        var history: [StageHistoryEntry] = []
-        var after: Int?
-        while true {
-            let page = try await metadata.history(model: model, stage: stage, after: after, limit: 1000)
-            history += page.items
-            guard let last = page.items.last, page.nextPageToken != nil else { break }
-            after = last.sequence
-        }
-        // A history read after the stage moved on describes a later revision; the store then refuses the rollback.
-        return try? Transitions.rollbackTarget(history: history, model: model, stage: stage)
-    }
-
-    private func validate(reason: String?) throws {
+    func validate(reason: String?) throws {
         if let reason, reason.utf8.count > 4096 {
             throw RegistryError.invalidArgument("The reason is at most 4096 bytes.", field: "reason")
         }

@@ -5,58 +5,9 @@ import Testing
 
 @testable import RegistryServer
 
-/// The server's caches are bounded by the bytes they hold, and denied requests are audited in batches.
+/// The server's rendered responses are bounded by the bytes they hold, and denied requests are audited in batches.
+/// (The parsed-manifest cache and `ByteBudgetCache` are tested with the service, which owns them.)
 @Suite struct ResourceBudgetTests {
-    /// A valid manifest of `files` files with `chunks` chunks each, distinct per `seed`.
-    static func manifest(seed: Int, files: Int, chunks: Int) -> Manifest {
-        Manifest(
-            files: (0..<files).map { file in
-                let chunkList = (0..<chunks).map { chunk in
-                    Manifest.Chunk(digest: Digest(of: Array("\(seed)/\(file)/\(chunk)".utf8)), size: 1)
-                }
-                return Manifest.File(
-                    path: "dir/file-\(file).bin", size: Int64(chunks), digest: Digest(of: Array("\(seed)/\(file)".utf8)),
-                    chunks: chunkList)
-            })
-    }
-
-    @Test func theManifestCacheNeverHoldsMoreThanItsByteBudget() {
-        let budget = 1 << 20
-        let cache = RegistryRoutes.ManifestCache(budget: budget)
-        var cached: [(Digest, Manifest)] = []
-        for seed in 0..<120 {
-            // From a few hundred bytes to about 100 KiB each: 120 of them weigh several times the budget.
-            let manifest = Self.manifest(seed: seed, files: 1 + seed % 7, chunks: 1 + (seed * 37) % 120)
-            let digest = Digest(of: Array("manifest \(seed)".utf8))
-            cache.put(digest, manifest)
-            cached.append((digest, manifest))
-            let held = cached.filter { cache.get($0.0) != nil }
-            let bytes = held.reduce(0) { $0 + RegistryRoutes.ManifestCache.estimatedBytes($1.1) }
-            #expect(bytes <= budget, "\(held.count) manifests of \(bytes) bytes after \(seed + 1) insertions")
-        }
-        // The most recent manifests are kept (least recently used go first)…
-        #expect(cache.get(cached.last!.0) != nil)
-        // …and one larger than an eighth of the budget is never cached.
-        let huge = Self.manifest(seed: 9999, files: 10, chunks: 200)
-        #expect(RegistryRoutes.ManifestCache.estimatedBytes(huge) > budget / 8)
-        let hugeDigest = Digest(of: Array("huge".utf8))
-        cache.put(hugeDigest, huge)
-        #expect(cache.get(hugeDigest) == nil)
-    }
-
-    @Test func leastRecentlyUsedEntriesAreEvictedFirst() {
-        let cache = ByteBudgetCache<Int, [UInt8]>(budget: 64 * 1024)
-        for key in 0..<10 { cache.put(key, [], cost: 4096) }
-        // Key 0 is in use; 30 more entries push the cache past its budget several times.
-        for key in 10..<40 {
-            _ = cache.get(0)
-            cache.put(key, [], cost: 4096)
-        }
-        #expect(cache.get(0) != nil)
-        #expect(cache.get(1) == nil)
-        #expect(cache.bytes <= 64 * 1024)
-    }
-
     @Test func renderedResponsesAreBoundedByBytes() throws {
         let budget = 256 * 1024
         let rendered = RenderedResponses<Int, [String: String]>(budget: budget)

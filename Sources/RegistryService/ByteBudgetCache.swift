@@ -5,7 +5,7 @@ import Synchronization
 /// Counting entries bounds nothing when one entry can be a few bytes or many megabytes (a manifest of 100 000 files);
 /// each entry here states its estimated cost, the total never exceeds `budget`, and an entry costing more than
 /// `maxEntryCost` is not cached at all, so one large value cannot push out everything else.
-final class ByteBudgetCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+public final class ByteBudgetCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     private struct Entry {
         var value: Value
         var cost: Int
@@ -19,19 +19,19 @@ final class ByteBudgetCache<Key: Hashable & Sendable, Value: Sendable>: Sendable
     }
 
     /// Most bytes all entries cost together.
-    let budget: Int
+    public let budget: Int
     /// Most bytes one entry may cost to be cached.
-    let maxEntryCost: Int
+    public let maxEntryCost: Int
     private let state = Mutex(State())
 
     /// A cache of at most `budget` bytes that caches no entry costing more than `budget / largestEntryFraction`.
-    init(budget: Int, largestEntryFraction: Int = 8) {
+    public init(budget: Int, largestEntryFraction: Int = 8) {
         self.budget = max(0, budget)
         maxEntryCost = self.budget / max(1, largestEntryFraction)
     }
 
     /// The value cached under `key`, marking it recently used.
-    func get(_ key: Key) -> Value? {
+    public func get(_ key: Key) -> Value? {
         state.withLock { state in
             guard state.entries[key] != nil else { return nil }
             state.clock += 1
@@ -42,7 +42,7 @@ final class ByteBudgetCache<Key: Hashable & Sendable, Value: Sendable>: Sendable
 
     /// Caches `value` under `key` at an estimated `cost` in bytes, evicting least recently used entries to stay
     /// within the budget; a value costing more than `maxEntryCost` is not cached (and replaces nothing).
-    func put(_ key: Key, _ value: Value, cost: Int) {
+    public func put(_ key: Key, _ value: Value, cost: Int) {
         let cost = max(cost, 0) + Self.entryOverhead
         state.withLock { state in
             guard cost <= maxEntryCost else {
@@ -59,10 +59,10 @@ final class ByteBudgetCache<Key: Hashable & Sendable, Value: Sendable>: Sendable
     }
 
     /// The bytes all cached entries cost now.
-    var bytes: Int { state.withLock { $0.bytes } }
+    public var bytes: Int { state.withLock { $0.bytes } }
 
     /// The number of cached entries.
-    var count: Int { state.withLock { $0.entries.count } }
+    public var count: Int { state.withLock { $0.entries.count } }
 
     /// What an entry costs besides its value: its key, the bookkeeping and the dictionary slot, roughly.
     static var entryOverhead: Int { 64 }
