@@ -15,7 +15,10 @@ public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
     private let ttl: Duration?
     private let capacity: Int
     private let state = Mutex(CacheState())
-    private let writes = Mutex<(next: UInt64, inFlight: Set<UInt64>)>((0, []))
+    private let writes = Mutex<(next: Int64, inFlight: Set<Int64>)>((0, []))
+    /// The last write ticket at or below which every write has dropped its stale entries; `waitForEvents` waits on
+    /// it instead of polling.
+    let settled = ChangeSignal()
 
     /// Wraps `base`; entries expire after `ttl` (never when nil) and the cache is emptied past `capacity` entries.
     public init(_ base: Base, ttl: Duration? = nil, capacity: Int = 200_000) {
@@ -90,7 +93,7 @@ public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
 
     /// Marks a write as in flight: `waitForEvents` does not return while a write that may have committed the
     /// awaited event has yet to drop its stale entries, so a watcher woken by an event never reads what it replaced.
-    private func beginWrite() -> UInt64 {
+    func beginWrite() -> Int64 {
         writes.withLock { writes in
             writes.next += 1
             writes.inFlight.insert(writes.next)
@@ -99,9 +102,18 @@ public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
     }
 
     /// Drops the entries the write touched, then ends it.
-    private func finishWrite(_ ticket: UInt64, _ body: (inout CacheState) -> Void) {
+    private func finishWrite(_ ticket: Int64, _ body: (inout CacheState) -> Void) {
         invalidate(body)
-        writes.withLock { _ = $0.inFlight.remove(ticket) }
+        endWrite(ticket)
+    }
+
+    /// Ends a write whose entries are dropped and wakes the watchers that waited for it.
+    func endWrite(_ ticket: Int64) {
+        let settledUpTo = writes.withLock { writes -> Int64 in
+            writes.inFlight.remove(ticket)
+            return (writes.inFlight.min() ?? writes.next + 1) - 1
+        }
+        settled.advance(to: settledUpTo)
     }
 
     private func invalidate(_ body: (inout CacheState) -> Void) {
@@ -296,14 +308,14 @@ public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
     }
 
     public func waitForEvents(after: Int64, timeout: Duration) async throws {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
         try await base.waitForEvents(after: after, timeout: timeout)
-        // The event may come from a write through this cache that has not dropped its stale entries yet; wait for
-        // the writes in flight now (they finish within a transaction's time).
+        // The event may come from a write through this cache that has not dropped its stale entries yet: wait until
+        // every write begun by now has (they finish within a transaction's time; a stuck one holds the caller no
+        // longer than the timeout it gave).
         let horizon = writes.withLock { $0.next }
-        let deadline = ContinuousClock.now.advanced(by: .seconds(5))
-        while writes.withLock({ $0.inFlight.contains { $0 <= horizon } }), ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(1))
-        }
+        let remaining = deadline - ContinuousClock.now
+        if remaining > .zero { await settled.wait(after: horizon - 1, timeout: remaining) }
     }
 
     public func lastEventId() async throws -> Int64 { try await base.lastEventId() }

@@ -1,7 +1,7 @@
 import Synchronization
 
-/// Wakes waiters when a monotonically increasing position (the last committed event id) passes theirs.
-/// Stores that live in one process use it to answer `waitForEvents` without polling.
+/// Wakes waiters when a monotonically increasing position (the last committed event id, the last settled write)
+/// passes theirs. Stores that live in one process use it to answer `waitForEvents` without polling.
 public final class ChangeSignal: Sendable {
     private struct Waiter {
         let after: Int64
@@ -21,6 +21,9 @@ public final class ChangeSignal: Sendable {
     }
 
     public var position: Int64 { state.withLock { $0.position } }
+
+    /// How many tasks wait right now (tests use it to know a waiter is parked before they wake it).
+    var waiting: Int { state.withLock { $0.waiters.count } }
 
     /// Records that everything up to `position` has committed and wakes those waiting for it.
     public func advance(to position: Int64) {

@@ -1,4 +1,4 @@
-import RegistryCore
+@testable import RegistryCore
 import RegistryTesting
 import Testing
 
@@ -46,6 +46,39 @@ import Testing
             _ = try await store.updateModel(named: "m", expectedRevision: 1, context: context) { _ in .update }
         }
         #expect(error?.code == .revisionMismatch)
+    }
+
+    /// A watcher woken by an event waits for the write that may have committed it to drop its stale entries, and is
+    /// woken by that write ending, not by a poll or its own timeout.
+    @Test(.timeLimit(.minutes(2)))
+    func aWatcherWaitsForTheWriteInFlightAndWakesWhenItEnds() async throws {
+        let store = CachedMetadataStore(InMemoryMetadataStore())
+        _ = try await store.createModel(Model(name: "m", createdBy: "alice", createdAt: context.time), context: context)
+        let draft = ModelVersion(
+            model: "m", version: 0, manifestDigest: Digest(of: [1]), size: 1, createdBy: "alice", createdAt: context.time)
+        _ = try await store.createVersion(draft, artifacts: [], context: context)
+        let event = try await store.lastEventId()
+        try #require(event > 0)
+        // A write that has committed in the base store and has yet to drop what it replaced from the cache.
+        let write = store.beginWrite()
+        let delay = await withTaskGroup(of: ContinuousClock.Instant?.self) { group -> Duration? in
+            group.addTask {
+                // A timeout far beyond the bound below: only the write ending can wake the watcher in time.
+                try? await store.waitForEvents(after: event - 1, timeout: .seconds(600))
+                return ContinuousClock.now
+            }
+            while store.settled.waiting == 0 { try? await Task.sleep(for: .milliseconds(10)) }
+            let committed = ContinuousClock.now
+            store.endWrite(write)
+            group.addTask {
+                try? await Task.sleep(for: .seconds(30))
+                return nil
+            }
+            let woke = await group.next() ?? nil
+            group.cancelAll()
+            return woke.map { $0 - committed }
+        }
+        #expect(delay != nil, "the watcher slept on for 30 s after the write ended")
     }
 
     @Test func cachedVersionPagesFollowCreationsAndChanges() async throws {
