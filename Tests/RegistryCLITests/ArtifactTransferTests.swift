@@ -5,9 +5,9 @@ import RegistryTesting
 import Synchronization
 import Testing
 
-@Suite struct ArtifactTransferTests {
+@Suite(.timeLimit(.minutes(10))) struct ArtifactTransferTests {
     /// Pushes the sample as a new version of `model`, approved by a second subject and promoted to `staging`.
-    private func publish(_ fixture: RegistryFixture, _ sample: SampleModel, model: String) async throws -> PushResult {
+    private func publish(_ fixture: TestRegistry, _ sample: SampleModel, model: String) async throws -> PushResult {
         let admin = fixture.admin
         _ = try await admin.createModel(model)
         let acl = try await admin.accessList(model: model)
@@ -26,7 +26,7 @@ import Testing
     }
 
     @Test func pushedModelPullsBackByteForByteByStageAndByVersion() async throws {
-        try await RegistryFixture.with { fixture in
+        try await TestRegistry.with(.sqlite) { fixture in
             let sample = try SampleModel(in: try fixture.makeDirectory("source"))
             let pushed = try await publish(fixture, sample, model: "fraud")
             #expect(pushed.version.version == 1)
@@ -52,7 +52,7 @@ import Testing
     }
 
     @Test func pushingTheSameFilesAgainUploadsNoChunks() async throws {
-        try await RegistryFixture.with { fixture in
+        try await TestRegistry.with(.sqlite) { fixture in
             let sample = try SampleModel(in: try fixture.makeDirectory("source"))
             let first = try await publish(fixture, sample, model: "fraud")
             #expect(first.uploadedChunks > 0)
@@ -66,7 +66,7 @@ import Testing
     }
 
     @Test func pullRefusesAManifestPathThatEscapesTheDestination() async throws {
-        try await RegistryFixture.with { fixture in
+        try await TestRegistry.with(.sqlite) { fixture in
             _ = try await fixture.admin.createModel("fraud")
             let payload = Array("escape".utf8)
             let chunk = try await fixture.blobs.put(bytes: payload)
@@ -95,13 +95,13 @@ import Testing
     }
 
     @Test func pullLeavesNothingBehindWhenAChunkFailsItsDigest() async throws {
-        try await RegistryFixture.with { fixture in
+        try await TestRegistry.with(.sqlite) { fixture in
             let sample = try SampleModel(in: try fixture.makeDirectory("source"))
             let pushed = try await publish(fixture, sample, model: "fraud")
             let weights = try #require(pushed.manifest.files.first { $0.path == "weights.bin" })
             let victim = weights.chunks[2]
             let tampered = Data(BlobStoreConformance.pattern(Int(victim.size), seed: 99))
-            try tampered.write(to: URL(fileURLWithPath: fixture.blobs.path(of: victim.digest)))
+            try tampered.write(to: URL(fileURLWithPath: try #require(fixture.fileBlobs).path(of: victim.digest)))
 
             let parent = try fixture.makeDirectory("pulled")
             let destination = parent.appendingPathComponent("model")
@@ -115,7 +115,7 @@ import Testing
     }
 
     @Test func registryErrorsArriveWithTheirStableCode() async throws {
-        try await RegistryFixture.with { fixture in
+        try await TestRegistry.with(.sqlite) { fixture in
             let missing = await #expect(throws: RegistryError.self) { _ = try await fixture.admin.model("nope") }
             #expect(missing?.code == .modelNotFound)
             let model = try await fixture.admin.createModel("fraud", description: "first")
@@ -125,7 +125,7 @@ import Testing
             }
             #expect(stale?.code == .revisionMismatch)
             #expect(stale?.details["current"] != nil)
-            let anonymous = RegistryClient(baseURL: fixture.server.baseURL, token: nil)
+            let anonymous = RegistryClient(baseURL: fixture.baseURL, token: nil)
             let unauthenticated = await #expect(throws: RegistryError.self) { _ = try await anonymous.models() }
             #expect(unauthenticated?.code == .unauthenticated)
         }

@@ -10,10 +10,10 @@ import Testing
 
 /// Issue 9, item 8 (client side): push does not follow links out of the pushed directory unless told to, and pull
 /// never writes through a link planted where it stages files.
-@Suite struct LocalFileSafetyTests {
+@Suite(.timeLimit(.minutes(10))) struct LocalFileSafetyTests {
     @Test func pushRefusesASymlinkOutOfTheDirectoryUnlessToldToFollowIt() async throws {
         let binary = try #require(CommandLineTests.registryBinary(), "the registry executable is built next to the tests")
-        try await RegistryFixture.with { fixture in
+        try await TestRegistry.with(.sqlite) { fixture in
             _ = try await fixture.admin.createModel("linked")
             let secret = Array("-----BEGIN OPENSSH PRIVATE KEY----- \(UUID().uuidString)".utf8)
             let outside = try fixture.makeDirectory("home/.ssh")
@@ -24,7 +24,7 @@ import Testing
                 at: model.appendingPathComponent("extra"), withIntermediateDirectories: true)
             let link = model.appendingPathComponent("extra/tokenizer.bin").path
             #expect(symlink(outside.appendingPathComponent("id_ed25519").path, link) == 0)
-            let environment = ["REGISTRY_URL": fixture.server.baseURL, "REGISTRY_TOKEN": RegistryFixture.adminSecret]
+            let environment = ["REGISTRY_URL": fixture.baseURL, "REGISTRY_TOKEN": fixture.adminToken]
 
             let refused = try await CommandLineTests.run(binary, ["push", "linked", model.path], environment)
             #expect(refused.status != 0, "a push through a link out of the directory succeeded")
@@ -43,7 +43,7 @@ import Testing
     }
 
     @Test func pullNeverWritesThroughALinkPlantedInItsStagingArea() async throws {
-        try await RegistryFixture.with { fixture in
+        try await TestRegistry.with(.sqlite) { fixture in
             _ = try await fixture.admin.createModel("staged")
             let source = try fixture.makeDirectory("source")
             let weights = Array("the real weights, long enough to matter".utf8)
@@ -91,7 +91,7 @@ import Testing
     }
 
     @Test func aResumedStagingDirectoryIsNotWrittenThroughALinkEither() async throws {
-        try await RegistryFixture.with { fixture in
+        try await TestRegistry.with(.sqlite) { fixture in
             _ = try await fixture.admin.createModel("resumed")
             let source = try fixture.makeDirectory("source")
             try Data("weights".utf8).write(to: source.appendingPathComponent("model.txt"))

@@ -6,7 +6,7 @@ import Testing
 
 /// Signing end to end: the real `registry` binary (`model update`, `push --sign-key`, `sign`, `verify`,
 /// `pull --verify-key`) against a real registry over loopback.
-@Suite struct SigningTests {
+@Suite(.timeLimit(.minutes(10))) struct SigningTests {
     /// Key files as `registry keys generate` writes them: `NAME` (private) and `NAME.pub`.
     struct KeyPair {
         let key: SigningKey
@@ -26,11 +26,11 @@ import Testing
     /// The process is awaited on a thread of its own: the registry it talks to runs in this test process, and a
     /// blocking wait on the shared concurrency pool could starve the server of the threads it needs to answer.
     private func registry(
-        _ fixture: RegistryFixture, _ arguments: [String], token: String = RegistryFixture.adminSecret
+        _ fixture: TestRegistry, _ arguments: [String], token: String? = nil
     ) async throws -> CommandLineTests.Outcome {
         let binary = try #require(CommandLineTests.registryBinary(), "the registry executable is built")
         let environment = ProcessInfo.processInfo.environment.merging(
-            ["REGISTRY_URL": fixture.server.baseURL, "REGISTRY_TOKEN": token]) { $1 }
+            ["REGISTRY_URL": fixture.baseURL, "REGISTRY_TOKEN": token ?? fixture.adminToken]) { $1 }
         let logs = fixture.directory + "/cli-" + UUID().uuidString
         return try await withCheckedThrowingContinuation { continuation in
             let thread = Thread {
@@ -60,7 +60,7 @@ import Testing
     }
 
     @Test func pushSignedThenVerifyAndPullWithVerificationSucceed() async throws {
-        try await RegistryFixture.with { fixture in
+        try await TestRegistry.with(.sqlite) { fixture in
             let trusted = try KeyPair("release", in: fixture.directory)
             let other = try KeyPair("other", in: fixture.directory, algorithm: .p256)
             let sample = try SampleModel(in: try fixture.makeDirectory("source"))
@@ -115,7 +115,7 @@ import Testing
     }
 
     @Test func signAttachesASignatureThatTheTrustPolicyAccepts() async throws {
-        try await RegistryFixture.with { fixture in
+        try await TestRegistry.with(.sqlite) { fixture in
             let trusted = try KeyPair("release", in: fixture.directory, algorithm: .p256)
             let other = try KeyPair("other", in: fixture.directory)
             let sample = try SampleModel(in: try fixture.makeDirectory("source"))
@@ -147,7 +147,7 @@ import Testing
     }
 
     @Test func aVersionSignedByAnUntrustedKeyFailsPullAndLeavesNothingAtTheDestination() async throws {
-        try await RegistryFixture.with { fixture in
+        try await TestRegistry.with(.sqlite) { fixture in
             let trusted = try KeyPair("release", in: fixture.directory)
             let rogue = try KeyPair("rogue", in: fixture.directory)
             let sample = try SampleModel(in: try fixture.makeDirectory("source"))
@@ -192,7 +192,7 @@ import Testing
     }
 
     @Test func anUnsignedVersionFailsAPullThatAsksForASignature() async throws {
-        try await RegistryFixture.with { fixture in
+        try await TestRegistry.with(.sqlite) { fixture in
             let trusted = try KeyPair("release", in: fixture.directory)
             let sample = try SampleModel(in: try fixture.makeDirectory("source"))
             _ = try await fixture.admin.createModel("plain")

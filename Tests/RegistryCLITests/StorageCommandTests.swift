@@ -5,20 +5,16 @@ import RegistryFileStore
 import RegistryTesting
 import Testing
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 /// Encryption at rest, key rotation, signing keys and garbage collection through a real server and the binary.
-@Suite struct StorageCommandTests {
-    /// A `registry serve` child on a fresh data directory, killed at the end.
+@Suite(.timeLimit(.minutes(10))) struct StorageCommandTests {
+    /// A `registry serve` child on a fresh data directory (the shared process fixture), killed at the end.
     struct Server {
         let binary: URL
         let directory: String
-        let process: Process
-        let url: String
-        let secret = "mr_storage-test-admin-0123456789abcdef"
-        var dataDir: String { directory + "/data" }
+        let process: RegistryProcess
+        var url: String { process.baseURL }
+        var secret: String { process.adminToken }
+        var dataDir: String { process.dataDirectory }
         var client: RegistryClient { RegistryClient(baseURL: url, token: secret) }
         var environment: [String: String] { ["REGISTRY_URL": url, "REGISTRY_TOKEN": secret] }
 
@@ -26,26 +22,15 @@ import Testing
             let binary = try #require(CommandLineTests.registryBinary(), "the registry executable is built")
             let directory = NSTemporaryDirectory() + "registry-storage-" + UUID().uuidString
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            let process = Process()
-            process.executableURL = binary
-            process.arguments =
-                ["serve", "--data-dir", directory + "/data", "--host", "127.0.0.1", "--port", "0"] + extraArguments
-            process.environment = ProcessInfo.processInfo.environment.merging(
-                ["REGISTRY_ADMIN_TOKEN": "mr_storage-test-admin-0123456789abcdef"]) { $1 }
-            process.environment?.removeValue(forKey: MasterKeyring.environmentVariable)
-            let output = Pipe()
-            process.standardOutput = output
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            let url = try #require(try await CommandLineTests.listeningURL(from: output), "the server prints its URL")
-            return Server(binary: binary, directory: directory, process: process, url: url)
+            // The keys must come from the data directory's key file, which these tests rotate and inspect.
+            let process = try await RegistryProcess(
+                dataDirectory: directory + "/data", adminToken: "mr_storage-test-admin-0123456789abcdef",
+                arguments: extraArguments, removingEnvironment: [MasterKeyring.environmentVariable])
+            return Server(binary: binary, directory: directory, process: process)
         }
 
         func stop() {
-            if process.isRunning {
-                kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
-            }
+            if process.isRunning { process.kill() }
             try? FileManager.default.removeItem(atPath: directory)
         }
 

@@ -4,9 +4,10 @@ import Testing
 
 /// The CLI against `registry serve --tls-cert/--tls-key` with a private certificate: refused until the CLI is told to
 /// trust it with `--ca-cert` or `REGISTRY_CA_CERT`.
-@Suite struct TLSCommandLineTests {
-    @Test func theCLITrustsAPrivateCAOnlyWhenToldTo() async throws {
-        guard let certificate = try TestCertificate.make() else { return }
+@Suite(.timeLimit(.minutes(10))) struct TLSCommandLineTests {
+    @Test(.enabled(if: TestCertificate.shouldRun), .timeLimit(.minutes(5)))
+    func theCLITrustsAPrivateCAOnlyWhenToldTo() async throws {
+        let certificate = try #require(try TestCertificate.make())
         defer { try? FileManager.default.removeItem(atPath: certificate.directory) }
         let binary = try #require(CommandLineTests.registryBinary(), "the registry executable is built next to the tests")
         let admin = "mr_tls-cli-\(UUID().uuidString)"

@@ -1,15 +1,12 @@
 import Foundation
-import Logging
 import RegistryClient
 import RegistryCore
-import RegistryFileStore
 import RegistryServer
-import RegistrySQLite
 import RegistryTesting
 import Testing
 
 /// The transfer engine in process against a real server: chunking, dedup, verification hooks, the data port.
-@Suite struct TransferEngineTests {
+@Suite(.timeLimit(.minutes(10))) struct TransferEngineTests {
     /// A "checkpoint" of `tensors` tensors of `tensorSize` bytes each; `changed` tensors get other bytes.
     static func checkpoint(tensors: Int, tensorSize: Int, changed: Set<Int> = [], revision: UInt8 = 1) -> [UInt8] {
         var bytes: [UInt8] = []
@@ -22,7 +19,7 @@ import Testing
     }
 
     @Test func aFineTuneWithTenPercentOfTensorsChangedUploadsOnlyTheirChunks() async throws {
-        try await RegistryFixture.with { fixture in
+        try await TestRegistry.with(.sqlite) { fixture in
             _ = try await fixture.admin.createModel("llm")
             let source = try fixture.makeDirectory("v1")
             let base = Self.checkpoint(tensors: 20, tensorSize: 600_000)
@@ -59,7 +56,7 @@ import Testing
     {
         // Push cuts, hashes and assembles chunks in a pipeline over 8 MiB read blocks; sizes around the block edges
         // must give exactly the chunks and digests that chunking and hashing each whole file at once gives.
-        try await RegistryFixture.with { fixture in
+        try await TestRegistry.with(.sqlite) { fixture in
             _ = try await fixture.admin.createModel("edges")
             let source = try fixture.makeDirectory("edges")
             let block = 8 << 20
@@ -89,7 +86,7 @@ import Testing
     }
 
     @Test func chunksRepeatedInsideAVersionTravelOnceInEachDirection() async throws {
-        try await RegistryFixture.with { fixture in
+        try await TestRegistry.with(.sqlite) { fixture in
             _ = try await fixture.admin.createModel("twins")
             let source = try fixture.makeDirectory("source")
             let bytes = BlobStoreConformance.pattern(700_000, seed: 3)
@@ -114,7 +111,7 @@ import Testing
     }
 
     @Test func aFailingVerificationHookLeavesNothingBehind() async throws {
-        try await RegistryFixture.with { fixture in
+        try await TestRegistry.with(.sqlite) { fixture in
             let sample = try SampleModel(in: try fixture.makeDirectory("source"))
             _ = try await fixture.admin.createModel("fraud")
             let pushed = try await fixture.admin.push(model: "fraud", files: sample.files, chunking: SampleModel.chunking)
@@ -136,7 +133,7 @@ import Testing
     }
 
     @Test func pullIntoAnExistingDirectoryReplacesOnlyTheManifestFiles() async throws {
-        try await RegistryFixture.with { fixture in
+        try await TestRegistry.with(.sqlite) { fixture in
             let sample = try SampleModel(in: try fixture.makeDirectory("source"))
             _ = try await fixture.admin.createModel("fraud")
             _ = try await fixture.admin.push(model: "fraud", files: sample.files, chunking: SampleModel.chunking)
@@ -151,25 +148,17 @@ import Testing
         }
     }
 
-    @Test func theDataPortServesArtifactsAndResolveAdvertisesIt() async throws {
-        let directory = NSTemporaryDirectory() + "registry-data-port-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let metadata = try SQLiteMetadataStore(path: directory + "/metadata.sqlite")
-        let blobs = try FileSystemBlobStore(root: directory + "/blobs")
-        _ = try await AdminBootstrap.ensureAdminToken(in: metadata, configuredSecret: RegistryFixture.adminSecret)
-        var logger = Logger(label: "data-port-test")
-        logger.logLevel = .warning
-        let server = try await RegistryApplication.start(
-            configuration: ServerConfiguration(host: "127.0.0.1", port: 0, dataPort: 0), metadata: metadata,
-            blobs: blobs, logger: logger)
-        do {
+    @Test(.timeLimit(.minutes(5)))
+    func theDataPortServesArtifactsAndResolveAdvertisesIt() async throws {
+        try await TestRegistry.with(.sqlite, configuration: ServerConfiguration(host: "127.0.0.1", dataPort: 0)) {
+            registry in
+            let server = registry.server
             let dataPort = try #require(server.dataPort)
             #expect(dataPort != server.port)
             #expect(server.dataBaseURL == "http://127.0.0.1:\(dataPort)")
-            let admin = RegistryClient(baseURL: server.baseURL, token: RegistryFixture.adminSecret)
-            let data = RegistryClient(baseURL: server.dataBaseURL, token: RegistryFixture.adminSecret)
-            let sample = try SampleModel(in: URL(fileURLWithPath: directory + "/source"))
+            let admin = RegistryClient(baseURL: server.baseURL, token: registry.adminToken)
+            let data = RegistryClient(baseURL: server.dataBaseURL, token: registry.adminToken)
+            let sample = try SampleModel(in: URL(fileURLWithPath: registry.directory + "/source"))
             _ = try await admin.createModel("fraud")
             let pushed = try await admin.push(model: "fraud", files: sample.files, chunking: SampleModel.chunking)
             let bob = try await admin.createToken(subject: "bob")
@@ -190,14 +179,10 @@ import Testing
             let metadataCall = await #expect(throws: RegistryError.self) { _ = try await data.model("fraud") }
             #expect(metadataCall?.code == .notFound)
 
-            let target = URL(fileURLWithPath: directory + "/pulled")
+            let target = URL(fileURLWithPath: registry.directory + "/pulled")
             let pulled = try await admin.pull(model: "fraud", stage: "production", to: target)
             #expect(pulled.fetchedChunks == pushed.chunkCount)
             #expect(try SampleModel.read(target) == sample.contents)
-        } catch {
-            await server.shutdown()
-            throw error
         }
-        await server.shutdown()
     }
 }

@@ -10,7 +10,7 @@ import Testing
 
 /// Interrupts real `registry push` and `registry pull` processes with signal 9 and runs them again against a real
 /// `registry serve` process, counting on the server what travelled.
-@Suite(.serialized) struct TransferResumeTests {
+@Suite(.serialized, .timeLimit(.minutes(10))) struct TransferResumeTests {
     static let secret = "mr_resume-test-admin-0123456789abcdef"
 
     /// 1 MiB chunks with no content-defined cuts: the resume tests count chunks, they do not test chunking.
@@ -112,15 +112,7 @@ import Testing
 
     /// Runs `body` against a `registry serve` child process in a fresh directory, then stops it.
     static func withServer(_ body: (RegistryProcess, String) async throws -> Void) async throws {
-        let directory = NSTemporaryDirectory() + "registry-resume-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let server = try await RegistryProcess(dataDirectory: directory + "/data", adminToken: secret)
-        defer {
-            server.terminate()
-            try? FileManager.default.removeItem(atPath: server.outputPath)
-        }
-        try await body(server, directory)
+        try await RegistryProcess.with(adminToken: secret, body)
     }
 
     /// Writes files of random bytes and returns their contents.

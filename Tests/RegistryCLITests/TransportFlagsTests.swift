@@ -6,7 +6,7 @@ import Testing
 
 /// The command-line side of issue 9, item 6: `serve --public-url/--public-data-url` are checked and advertised, and
 /// `pull` by stage follows an artifacts URL on another host only with `--allow-artifact-host`.
-@Suite struct TransportFlagsTests {
+@Suite(.timeLimit(.minutes(10))) struct TransportFlagsTests {
     @Test func serveRefusesAMalformedPublicURL() async throws {
         let binary = try #require(CommandLineTests.registryBinary(), "the registry executable is built next to the tests")
         let directory = NSTemporaryDirectory() + "registry-flags-\(UUID().uuidString)"

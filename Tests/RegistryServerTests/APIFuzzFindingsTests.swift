@@ -1,8 +1,9 @@
 import RegistryCore
+import RegistryTesting
 import Testing
 
 /// Defects the API fuzzing (`.ci/api-fuzz.sh`, Schemathesis against the published schema) found, one test each.
-@Suite struct APIFuzzFindingsTests {
+@Suite(.timeLimit(.minutes(10))) struct APIFuzzFindingsTests {
     /// Chunks and manifests share the blob store: `GET /v1/manifests/{chunk digest}` answered 200 with the chunk's
     /// bytes labelled `application/json`, which no client can parse as the manifest the schema promises.
     @Test func aChunkDigestIsNoManifest() async throws {

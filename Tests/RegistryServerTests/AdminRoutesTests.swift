@@ -1,10 +1,12 @@
 import Foundation
 import RegistryCore
+import RegistryTesting
 import Testing
 
-@Suite struct AdminRoutesTests {
-    @Test func garbageCollectionIsForAdministratorsOnly() async throws {
-        try await TestRegistry.with { registry in
+@Suite(.timeLimit(.minutes(10))) struct AdminRoutesTests {
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func garbageCollectionIsForAdministratorsOnly(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             let response = try await registry.send(.POST, "/v1/admin/gc", token: world.tokens["owner"], json: [:])
             #expect(response.status == 403)
@@ -14,8 +16,9 @@ import Testing
         }
     }
 
-    @Test func garbageCollectionKeepsReferencedAndYoungBlobsDeletesOldOrphansAndIsAudited() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func garbageCollectionKeepsReferencedAndYoungBlobsDeletesOldOrphansAndIsAudited(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             let orphanBytes = Array("nobody references this chunk".utf8)
             let orphan = Digest(of: orphanBytes)
@@ -62,8 +65,9 @@ import Testing
         }
     }
 
-    @Test func checkingBlobsTouchesThoseThatArePresent() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func checkingBlobsTouchesThoseThatArePresent(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             let chunk = Digest(of: world.chunk)
             let before = try #require(try await registry.blobs.modificationTime(of: chunk))

@@ -1,9 +1,11 @@
 import RegistryCore
+import RegistryTesting
 import Testing
 
-@Suite struct BlobRoutesTests {
-    @Test func uploadIsIdempotentAndCheckReportsMissing() async throws {
-        try await TestRegistry.with { registry in
+@Suite(.timeLimit(.minutes(10))) struct BlobRoutesTests {
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func uploadIsIdempotentAndCheckReportsMissing(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             let writer = world.tokens["writer"]
             let bytes = Array("a fresh chunk".utf8)
@@ -31,8 +33,9 @@ import Testing
         }
     }
 
-    @Test func digestMismatchLeavesNothingBehind() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func digestMismatchLeavesNothingBehind(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             let claimed = Digest(of: Array("what the client claims".utf8))
             let response = try await registry.send(
@@ -47,8 +50,9 @@ import Testing
         }
     }
 
-    @Test func oversizedChunksAreRefused() async throws {
-        try await TestRegistry.with(configuration: .init(maxBlobBytes: 8)) { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func oversizedChunksAreRefused(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend, configuration: .init(maxBlobBytes: 8)) { registry in
             let bytes = Array("more than eight bytes".utf8)
             let response = try await registry.send(
                 .PUT, "/v1/blobs/\(Digest(of: bytes))", token: registry.adminToken, body: bytes)
@@ -57,8 +61,9 @@ import Testing
         }
     }
 
-    @Test func downloadsSupportHeadAndSingleRanges() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func downloadsSupportHeadAndSingleRanges(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             let reader = world.tokens["reader"]
             let digest = Digest(of: world.chunk)
@@ -93,8 +98,9 @@ import Testing
         }
     }
 
-    @Test func downloadNeedsReadOnAReferencingModel() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func downloadNeedsReadOnAReferencingModel(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             let path = "/v1/blobs/\(Digest(of: world.chunk))"
             #expect(try await registry.send(.GET, path, token: world.tokens["reader"]).status == 200)
@@ -112,8 +118,9 @@ import Testing
         }
     }
 
-    @Test func manifestsAreValidatedStoredAndServed() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func manifestsAreValidatedStoredAndServed(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             let writer = world.tokens["writer"]
             let fetched = try await registry.send(

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import RegistryCore
+import RegistryTesting
 import Testing
 
 @testable import RegistryServer
@@ -15,7 +16,7 @@ import Testing
 
 /// What one client, or many idle sockets, can hold of the server: connections, waiting requests, cache memory and
 /// audit writes are all bounded.
-@Suite struct BoundedResourceTests {
+@Suite(.timeLimit(.minutes(10))) struct BoundedResourceTests {
     @Test func idleSocketsBeyondTheCapDoNotStopTheDataPort() async throws {
         var configuration = ServerConfiguration(port: 0, dataPort: 0, maxDataConnections: 4)
         configuration.idleTimeout = .milliseconds(500)

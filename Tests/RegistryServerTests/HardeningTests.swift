@@ -2,11 +2,12 @@ import Foundation
 import NIOHTTP1
 import RegistryCore
 import RegistryServer
+import RegistryTesting
 import Testing
 
 /// Inputs an attacker holding an ordinary token controls: every integer is range-checked before arithmetic, so
 /// none of these can trap the process (each of them did before).
-@Suite struct OverflowTests {
+@Suite(.timeLimit(.minutes(10))) struct OverflowTests {
     @Test func aRangeEndingAtInt64MaxIsTheRestOfTheBlob() async throws {
         try await TestRegistry.with { registry in
             let world = try await World.make(registry)
@@ -85,7 +86,7 @@ import Testing
 }
 
 /// Who may do what beyond one model's access list.
-@Suite struct LeastPrivilegeTests {
+@Suite(.timeLimit(.minutes(10))) struct LeastPrivilegeTests {
     @Test func creatingAModelNeedsTheGlobalPermission() async throws {
         try await TestRegistry.with { registry in
             let ordinary = try await registry.token(for: "mallory")
@@ -180,7 +181,7 @@ import Testing
 }
 
 /// Tokens: expiry, revocation, brute force.
-@Suite struct TokenHardeningTests {
+@Suite(.timeLimit(.minutes(10))) struct TokenHardeningTests {
     @Test func anExpiredTokenNoLongerAuthenticates() async throws {
         try await TestRegistry.with { registry in
             // Issued through the API with an expiry: it works until then.
@@ -237,7 +238,7 @@ import Testing
 }
 
 /// Changes to an approved version.
-@Suite struct ApprovedVersionTests {
+@Suite(.timeLimit(.minutes(10))) struct ApprovedVersionTests {
     @Test func changingMetadataAfterApprovalRevokesItWhenThePolicySaysSo() async throws {
         try await TestRegistry.with { registry in
             let world = try await World.make(registry)

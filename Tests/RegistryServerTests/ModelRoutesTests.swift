@@ -1,9 +1,11 @@
 import RegistryCore
+import RegistryTesting
 import Testing
 
-@Suite struct ModelRoutesTests {
-    @Test func creatingAModelReturnsItWithRevisionAndETag() async throws {
-        try await TestRegistry.with { registry in
+@Suite(.timeLimit(.minutes(10))) struct ModelRoutesTests {
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func creatingAModelReturnsItWithRevisionAndETag(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let token = try await registry.token(for: "alice", canCreateModels: true)
             let response = try await registry.send(
                 .POST, "/v1/models", token: token, json: ["name": "fraud", "tags": ["team": "risk"]])
@@ -25,8 +27,9 @@ import Testing
         }
     }
 
-    @Test func invalidModelNamesAreRejected() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func invalidModelNamesAreRejected(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let response = try await registry.send(
                 .POST, "/v1/models", token: registry.adminToken, json: ["name": "Not Valid"])
             #expect(response.status == 400)
@@ -36,8 +39,9 @@ import Testing
         }
     }
 
-    @Test func bodiesMustBeJSONOfBoundedSize() async throws {
-        try await TestRegistry.with(configuration: .init(maxJSONBodyBytes: 64)) { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func bodiesMustBeJSONOfBoundedSize(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend, configuration: .init(maxJSONBodyBytes: 64)) { registry in
             let plain = try await registry.send(
                 .POST, "/v1/models", token: registry.adminToken, body: Array(#"{"name":"a"}"#.utf8),
                 headers: [("Content-Type", "text/plain")])
@@ -60,8 +64,9 @@ import Testing
         }
     }
 
-    @Test func patchNeedsIfMatchAndRejectsStaleRevisions() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func patchNeedsIfMatchAndRejectsStaleRevisions(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let token = registry.adminToken
             _ = try await registry.send(.POST, "/v1/models", token: token, json: ["name": "m"])
             let noPrecondition = try await registry.send(
@@ -81,8 +86,9 @@ import Testing
         }
     }
 
-    @Test func listingShowsOnlyModelsWithAGrantForTheCaller() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func listingShowsOnlyModelsWithAGrantForTheCaller(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let alice = try await registry.token(for: "alice", canCreateModels: true)
             let bob = try await registry.token(for: "bob", canCreateModels: true)
             for name in ["a1", "a2"] {
@@ -106,8 +112,9 @@ import Testing
         }
     }
 
-    @Test func unknownRoutesAndMethodsUseTheErrorBody() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func unknownRoutesAndMethodsUseTheErrorBody(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let unknown = try await registry.send(.GET, "/v1/nothing-here", token: registry.adminToken)
             #expect(unknown.status == 404)
             #expect(unknown.errorCode == "NOT_FOUND")
@@ -117,8 +124,9 @@ import Testing
         }
     }
 
-    @Test func requestIdsAreHonouredWhenSane() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func requestIdsAreHonouredWhenSane(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let sane = try await registry.send(.GET, "/healthz", token: nil, headers: [("X-Request-Id", "req-123")])
             #expect(sane.header("X-Request-Id") == "req-123")
             let insane = try await registry.send(.GET, "/healthz", token: nil, headers: [("X-Request-Id", "a b\"c")])

@@ -1,9 +1,11 @@
 import RegistryCore
+import RegistryTesting
 import Testing
 
-@Suite struct OperationsAndTokenRoutesTests {
-    @Test func healthReadinessMetricsAndOpenAPIArePublic() async throws {
-        try await TestRegistry.with { registry in
+@Suite(.timeLimit(.minutes(10))) struct OperationsAndTokenRoutesTests {
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func healthReadinessMetricsAndOpenAPIArePublic(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let health = try await registry.send(.GET, "/healthz", token: nil)
             #expect(health.status == 200)
             #expect(health.json["status"] == "ok")
@@ -42,8 +44,9 @@ import Testing
         }
     }
 
-    @Test func tokensAreCreatedListedAndRevoked() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func tokensAreCreatedListedAndRevoked(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let created = try await registry.send(
                 .POST, "/v1/tokens", token: registry.adminToken, json: ["subject": "ci-bot"])
             #expect(created.status == 201)

@@ -1,9 +1,11 @@
 import RegistryCore
+import RegistryTesting
 import Testing
 
-@Suite struct ResolveRoutesTests {
-    @Test func resolveReturnsTheStableTargetWithCachingHeaders() async throws {
-        try await TestRegistry.with(configuration: .init(resolveTTLSeconds: 30)) { registry in
+@Suite(.timeLimit(.minutes(10))) struct ResolveRoutesTests {
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func resolveReturnsTheStableTargetWithCachingHeaders(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend, configuration: .init(resolveTTLSeconds: 30)) { registry in
             let world = try await World.make(registry)
             let reader = world.tokens["reader"]
             let resolved = try await registry.send(.GET, "/v1/resolve/demo/production", token: reader)
@@ -37,8 +39,9 @@ import Testing
         }
     }
 
-    @Test func resolveOfAMissingStageIsNotFound() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func resolveOfAMissingStageIsNotFound(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             let response = try await registry.send(.GET, "/v1/resolve/demo/staging", token: world.tokens["reader"])
             #expect(response.status == 404)

@@ -1,9 +1,10 @@
 import Foundation
 import RegistryCore
+import RegistryTesting
 import RegistryServer
 import Testing
 
-@Suite struct RolloutRoutesTests {
+@Suite(.timeLimit(.minutes(10))) struct RolloutRoutesTests {
     /// Starts a rollout of a new approved version of `demo` on `production` with `options`; returns it.
     static func start(_ world: World, _ options: [String: JSONValue] = [:]) async throws -> TestResponse {
         let candidate = try await world.approvedVersion("candidate \(UUID())")
@@ -25,8 +26,9 @@ import Testing
         return nil
     }
 
-    @Test func aRolloutWarmsUpThenStepsToCompletion() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func aRolloutWarmsUpThenStepsToCompletion(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             let refused = try await registry.send(
                 .POST, "/v1/models/demo/stages/production/rollouts", token: world.tokens["deployer"],
@@ -115,8 +117,9 @@ import Testing
         }
     }
 
-    @Test func abortReturnsAllTrafficAndAWatchHearsItAtOnce() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func abortReturnsAllTrafficAndAWatchHearsItAtOnce(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             let started = try await Self.start(world, ["minInstances": 0, "bakeSeconds": 3600])
             #expect(started.json["state"] == "progressing", "no warm-up needed without instances to wait for")
@@ -157,8 +160,9 @@ import Testing
         }
     }
 
-    @Test func aCandidateFailingMoreThanTheStableVersionIsAbortedAutomatically() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func aCandidateFailingMoreThanTheStableVersionIsAbortedAutomatically(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             let started = try await Self.start(
                 world, ["minInstances": 0, "minRequests": 50, "maxErrorRateIncrease": 0.05, "bakeSeconds": 3600])
@@ -183,9 +187,10 @@ import Testing
         }
     }
 
-    @Test func bakedStepsAdvanceOnTheirOwn() async throws {
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func bakedStepsAdvanceOnTheirOwn(_ backend: TestRegistry.Backend) async throws {
         try await TestRegistry.with(
-            configuration: ServerConfiguration(port: 0, rolloutCheckInterval: .milliseconds(100))
+            backend, configuration: ServerConfiguration(port: 0, rolloutCheckInterval: .milliseconds(100))
         ) { registry in
             let world = try await World.make(registry)
             let started = try await Self.start(world, ["minInstances": 0, "bakeSeconds": 1, "steps": [10, 100]])
@@ -208,8 +213,9 @@ import Testing
         }
     }
 
-    @Test func aRolloutIsOnlyFoundUnderItsOwnStage() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func aRolloutIsOnlyFoundUnderItsOwnStage(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             let started = try await Self.start(world)
             let id = try #require(Self.string(started.json["id"]))

@@ -1,13 +1,15 @@
 import RegistryCore
+import RegistryTesting
 import Testing
 
 /// Trust policies on models and their enforcement at version creation, signature updates, promotion and rollback.
-@Suite struct SigningRoutesTests {
+@Suite(.timeLimit(.minutes(10))) struct SigningRoutesTests {
     let trusted = SigningKey.generate(.ed25519)
     let other = SigningKey.generate(.p256)
 
-    @Test func trustPolicyRoundTripsThroughPatchWithManagePermission() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func trustPolicyRoundTripsThroughPatchWithManagePermission(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             let policy: JSONValue = [
                 "requireSignature": .bool(true),
@@ -46,8 +48,9 @@ import Testing
         }
     }
 
-    @Test func aPolicyThatRequiresSignaturesWithoutKeysOrWithAMalformedKeyIsRefused() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func aPolicyThatRequiresSignaturesWithoutKeysOrWithAMalformedKeyIsRefused(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             let keyless = try await registry.send(
                 .PATCH, "/v1/models/demo", token: world.tokens["owner"],
@@ -72,8 +75,9 @@ import Testing
         }
     }
 
-    @Test func aVersionSignedByATrustedKeyIsAcceptedAndOneSignedByAnotherIsRefused() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func aVersionSignedByATrustedKeyIsAcceptedAndOneSignedByAnotherIsRefused(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             try await trust([trusted], requireSignature: false, world, revision: 2)
             let digest = try await registry.upload(["model.bin": Array("signed weights".utf8)], token: writer(world))
@@ -100,8 +104,9 @@ import Testing
         }
     }
 
-    @Test func aSignatureOnAModelWithoutTrustedKeysIsStoredAsIs() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func aSignatureOnAModelWithoutTrustedKeysIsStoredAsIs(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             let digest = try await registry.upload(["model.bin": Array("weights".utf8)], token: writer(world))
             let signature = try await sign(registry, digest, with: other)
@@ -111,8 +116,9 @@ import Testing
         }
     }
 
-    @Test func anUnsignedVersionIsRefusedWhenTheModelRequiresSignatures() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func anUnsignedVersionIsRefusedWhenTheModelRequiresSignatures(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             try await trust([trusted], requireSignature: true, world, revision: 2)
             let digest = try await registry.upload(["model.bin": Array("unsigned".utf8)], token: writer(world))
@@ -124,8 +130,9 @@ import Testing
         }
     }
 
-    @Test func promotionUnderARequiredSignatureChecksTheCurrentTrustedKeys() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func promotionUnderARequiredSignatureChecksTheCurrentTrustedKeys(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             try await trust([trusted], requireSignature: true, world, revision: 2)
             // Version 1 predates the policy and is unsigned.
@@ -156,8 +163,9 @@ import Testing
         }
     }
 
-    @Test func aRolloutIsNotCompletedOnceItsCandidateIsNoLongerTrusted() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func aRolloutIsNotCompletedOnceItsCandidateIsNoLongerTrusted(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             try await trust([trusted], requireSignature: true, world, revision: 2)
             let digest = try await registry.upload(["model.bin": Array("v2".utf8)], token: writer(world))
@@ -209,8 +217,9 @@ import Testing
         }
     }
 
-    @Test func rollbackToAnUnsignedVersionIsRefusedWhenSignaturesAreRequired() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func rollbackToAnUnsignedVersionIsRefusedWhenSignaturesAreRequired(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             let digest = try await registry.upload(["model.bin": Array("v2".utf8)], token: writer(world))
             let signature = try await sign(registry, digest, with: trusted)
@@ -237,8 +246,9 @@ import Testing
         }
     }
 
-    @Test func patchingASignatureIsVerifiedNeedsWriteAndIfMatchAndIsAudited() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func patchingASignatureIsVerifiedNeedsWriteAndIfMatchAndIsAudited(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             try await trust([trusted], requireSignature: false, world, revision: 2)
             let good = try await sign(registry, world.manifest, with: trusted)

@@ -1,9 +1,11 @@
 import RegistryCore
+import RegistryTesting
 import Testing
 
-@Suite struct StageRoutesTests {
-    @Test func stageShowsVersionRevisionAndNullRollout() async throws {
-        try await TestRegistry.with { registry in
+@Suite(.timeLimit(.minutes(10))) struct StageRoutesTests {
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func stageShowsVersionRevisionAndNullRollout(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             let stage = try await registry.send(
                 .GET, "/v1/models/demo/stages/production", token: world.tokens["reader"])
@@ -20,8 +22,9 @@ import Testing
         }
     }
 
-    @Test func promotionRequiresAPreconditionAndAnApprovedVersion() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func promotionRequiresAPreconditionAndAnApprovedVersion(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             let deployer = world.tokens["deployer"]
             let none = try await registry.send(
@@ -53,8 +56,9 @@ import Testing
         }
     }
 
-    @Test func sixteenConcurrentPromotionsWithOneETagHaveOneWinner() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func sixteenConcurrentPromotionsWithOneETagHaveOneWinner(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             let v2 = try await world.approvedVersion("candidate")
             let deployer = world.tokens["deployer"]
@@ -81,8 +85,9 @@ import Testing
         }
     }
 
-    @Test func rollbackReturnsToThePreviousVersionAndIsRecorded() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func rollbackReturnsToThePreviousVersionAndIsRecorded(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             let deployer = world.tokens["deployer"]
             let noPrevious = try await registry.send(

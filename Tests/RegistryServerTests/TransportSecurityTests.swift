@@ -1,6 +1,5 @@
 import AsyncHTTPClient
 import Foundation
-import Logging
 import NIOSSL
 import RegistryClient
 import RegistryCore
@@ -14,7 +13,7 @@ import Testing
 
 /// Issue 9, item 6: the advertised `artifactsURL` comes from configuration and the bound ports, never from the
 /// request's `Host`; resolve answers are private to the caller; clients send their token only where they were told.
-@Suite struct TransportSecurityTests {
+@Suite(.timeLimit(.minutes(10))) struct TransportSecurityTests {
     @Test func aForgedHostHeaderNeverReachesTheResolveAnswerWhichIsPrivate() async throws {
         for dataPort in [nil, 0] {
             try await TestRegistry.with(configuration: .init(resolveTTLSeconds: 30, dataPort: dataPort)) { registry in
@@ -97,8 +96,9 @@ import Testing
 
     /// A registry reached over https that advertises an `http://` artifacts URL, or one on another host, gets no
     /// token: the client refuses before connecting (a trap listening at the advertised URL sees nothing).
-    @Test func anHTTPSClientRefusesACleartextOrForeignArtifactsURL() async throws {
-        guard let certificate = try TestCertificate.make() else { return }
+    @Test(.enabled(if: TestCertificate.shouldRun), .timeLimit(.minutes(5)))
+    func anHTTPSClientRefusesACleartextOrForeignArtifactsURL() async throws {
+        let certificate = try #require(try TestCertificate.make())
         defer { try? FileManager.default.removeItem(atPath: certificate.directory) }
         let chain = try NIOSSLCertificate.fromPEMFile(certificate.cert)
         let key = try NIOSSLPrivateKey(file: certificate.key, format: .pem)
@@ -113,55 +113,55 @@ import Testing
                 port: 0,
                 tls: .makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key)))
             configuration.publicArtifactsURL = advertised
-            let server = try await Self.startServer(configuration)
             do {
-                var client = RegistryClient(baseURL: server.server.baseURL, token: server.admin, httpClient: trusting)
-                client.timeout = .seconds(60)  // generous: the suite runs on two loaded cores
-                try await Self.publishDemo(client)
-                let destination = URL(fileURLWithPath: certificate.directory + "/pulled-\(UUID().uuidString)")
-                do {
-                    _ = try await client.pull(model: "demo", stage: "production", to: destination)
-                    Issue.record("the pull followed \(advertised)")
-                } catch let error as RegistryError {
-                    #expect(error.code == .untrustedArtifactURL, "\(error)")
-                    #expect(error.message.contains(advertised), "\(error.message)")
-                    #expect(
-                        error.message.contains(advertised.hasPrefix("http:") ? "cleartext" : "--allow-artifact-host"),
-                        "\(error.message)")
-                }
-                #expect(trap.receivedConnection() == nil, "the token went to \(advertised)")
-                // Allowing the host does not allow cleartext.
-                client.allowedArtifactHosts = ["127.0.0.1", "data.registry.invalid"]
-                if advertised.hasPrefix("http:") {
-                    await #expect(throws: RegistryError.self) {
+                try await TestRegistry.with(configuration: configuration) { registry in
+                    var client = RegistryClient(baseURL: registry.baseURL, token: registry.adminToken, httpClient: trusting)
+                    client.timeout = .seconds(60)  // generous: the suite runs on two loaded cores
+                    try await Self.publishDemo(client)
+                    let destination = URL(fileURLWithPath: certificate.directory + "/pulled-\(UUID().uuidString)")
+                    do {
                         _ = try await client.pull(model: "demo", stage: "production", to: destination)
+                        Issue.record("the pull followed \(advertised)")
+                    } catch let error as RegistryError {
+                        #expect(error.code == .untrustedArtifactURL, "\(error)")
+                        #expect(error.message.contains(advertised), "\(error.message)")
+                        #expect(
+                            error.message.contains(advertised.hasPrefix("http:") ? "cleartext" : "--allow-artifact-host"),
+                            "\(error.message)")
                     }
-                    #expect(trap.receivedConnection() == nil)
-                } else {
-                    #expect(try client.artifactClient(for: advertised).baseURL == advertised)
+                    #expect(trap.receivedConnection() == nil, "the token went to \(advertised)")
+                    // Allowing the host does not allow cleartext.
+                    client.allowedArtifactHosts = ["127.0.0.1", "data.registry.invalid"]
+                    if advertised.hasPrefix("http:") {
+                        await #expect(throws: RegistryError.self) {
+                            _ = try await client.pull(model: "demo", stage: "production", to: destination)
+                        }
+                        #expect(trap.receivedConnection() == nil)
+                    } else {
+                        #expect(try client.artifactClient(for: advertised).baseURL == advertised)
+                    }
                 }
             } catch {
                 failure = error
+                break
             }
-            await server.server.shutdown()
-            if failure != nil { break }
         }
         try await trusting.shutdown()
         if let failure { throw failure }
     }
 
     /// Over plain http the host rule holds too, `allowedArtifactHosts` lifts it for a named host, and loopback names
-    /// count as one machine (a client of `localhost` follows `127.0.0.1`).
-    @Test func anotherHostIsFollowedOnlyWhenAllowed() async throws {
-        var configuration = ServerConfiguration(port: 0)
-        let port = try ConnectionTrap.freePort()
-        configuration.port = port
-        configuration.publicArtifactsURL = "http://127.0.0.1:\(port)"
-        let server = try await Self.startServer(configuration, keepPort: true)
-        var failure: (any Error)?
-        do {
-            var client = RegistryClient(baseURL: "http://localhost:\(port)", token: server.admin)
+    /// count as one machine: a client of `localhost` follows the `127.0.0.1` URL the server advertises for the
+    /// address the connection arrived on.
+    @Test(.timeLimit(.minutes(5)))
+    func anotherHostIsFollowedOnlyWhenAllowed() async throws {
+        try await TestRegistry.with { registry in
+            let port = registry.server.port
+            var client = RegistryClient(baseURL: "http://localhost:\(port)", token: registry.adminToken)
             try await Self.publishDemo(client)
+            let resolved = try await registry.send(
+                .GET, "/v1/resolve/demo/production", token: registry.adminToken, base: "http://localhost:\(port)")
+            #expect(resolved.json["artifactsURL"] == .string("http://127.0.0.1:\(port)"))
             let destination = NSTemporaryDirectory() + "registry-hosts-\(UUID().uuidString)"
             defer { try? FileManager.default.removeItem(atPath: destination) }
             let pulled = try await client.pull(
@@ -180,30 +180,11 @@ import Testing
             client.allowedArtifactHosts = ["DATA.registry.invalid"]
             #expect(try client.artifactClient(for: "http://data.registry.invalid:9000/").baseURL
                 == "http://data.registry.invalid:9000")
-            #expect(try client.artifactClient(for: "https://data.registry.invalid").token == server.admin)
-        } catch {
-            failure = error
+            #expect(try client.artifactClient(for: "https://data.registry.invalid").token == registry.adminToken)
         }
-        await server.server.shutdown()
-        if let failure { throw failure }
     }
 
-    // MARK: Fixtures
-
-    static func startServer(
-        _ configuration: ServerConfiguration, keepPort: Bool = false
-    ) async throws -> (server: RunningRegistryServer, admin: String) {
-        let metadata = InMemoryMetadataStore()
-        let admin = TokenSecret.generate()
-        _ = try await AdminBootstrap.ensureAdminToken(in: metadata, configuredSecret: admin)
-        var logger = Logger(label: "registry-transport-test")
-        logger.logLevel = .critical
-        var configuration = configuration
-        if !keepPort { configuration.port = 0 }
-        let server = try await RegistryApplication.start(
-            configuration: configuration, metadata: metadata, blobs: InMemoryBlobStore(), logger: logger)
-        return (server, admin)
-    }
+    // MARK: Helpers
 
     /// Model `demo` with version 1 (`model.txt`: "weights") approved by a second subject and in `production`.
     static func publishDemo(_ admin: RegistryClient) async throws {
@@ -260,11 +241,5 @@ final class ConnectionTrap: Sendable {
         var buffer = [UInt8](repeating: 0, count: 65536)
         let count = recv(connection, &buffer, buffer.count, Int32(MSG_DONTWAIT))
         return Array(buffer.prefix(max(0, count)))
-    }
-
-    /// A port free at the time of the call.
-    static func freePort() throws -> Int {
-        let trap = try ConnectionTrap()
-        return trap.port
     }
 }

@@ -1,10 +1,12 @@
 import Foundation
 import RegistryCore
+import RegistryTesting
 import Testing
 
-@Suite struct VersionRoutesTests {
-    @Test func versionCreationReadsTheManifestAndStartsPending() async throws {
-        try await TestRegistry.with { registry in
+@Suite(.timeLimit(.minutes(10))) struct VersionRoutesTests {
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func versionCreationReadsTheManifestAndStartsPending(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             let writer = world.tokens["writer"]
             let digest = try await registry.upload(["a.bin": [1, 2, 3], "b.bin": [4, 5]], token: writer!)
@@ -36,9 +38,10 @@ import Testing
         }
     }
 
-    @Test func repeatedReadsShowEveryChange() async throws {
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func repeatedReadsShowEveryChange(_ backend: TestRegistry.Backend) async throws {
         // The server reuses rendered response bytes while a value is unchanged; a change must show at once.
-        try await TestRegistry.with { registry in
+        try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             let reader = world.tokens["reader"]
             for _ in 0..<2 {
@@ -65,8 +68,9 @@ import Testing
         return items.first
     }
 
-    @Test func versionCreationWithAMissingManifestIsIncomplete() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func versionCreationWithAMissingManifestIsIncomplete(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             let absent = Digest(of: Array("never uploaded".utf8))
             let response = try await registry.send(
@@ -78,8 +82,9 @@ import Testing
         }
     }
 
-    @Test func versionCreationWithAMissingChunkIsIncomplete() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func versionCreationWithAMissingChunkIsIncomplete(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             let chunk = Array("chunk that was never sent".utf8)
             let chunkDigest = Digest(of: chunk)
@@ -103,8 +108,9 @@ import Testing
         }
     }
 
-    @Test func fiftyConcurrentCreationsAreNumberedOneToFifty() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func fiftyConcurrentCreationsAreNumberedOneToFifty(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let token = try await registry.token(for: "owner", canCreateModels: true)
             _ = try await registry.send(.POST, "/v1/models", token: token, json: ["name": "busy"])
             let digest = try await registry.upload(["m.bin": [9, 9, 9]], token: token)
@@ -125,8 +131,9 @@ import Testing
         }
     }
 
-    @Test func approvalsFollowThePolicyAndForbidSelfApproval() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func approvalsFollowThePolicyAndForbidSelfApproval(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             let owner = world.tokens["owner"]
             let digest = try await registry.upload(["o.bin": [7]], token: owner!)
@@ -160,8 +167,9 @@ import Testing
         }
     }
 
-    @Test func patchUpdatesTagsAndArchivesUnusedVersions() async throws {
-        try await TestRegistry.with { registry in
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func patchUpdatesTagsAndArchivesUnusedVersions(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             let tagged = try await registry.send(
                 .PATCH, "/v1/models/demo/versions/1", token: world.tokens["writer"], json: ["tags": ["stage": "gold"]],
