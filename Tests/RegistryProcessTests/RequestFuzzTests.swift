@@ -20,22 +20,20 @@ struct RequestFuzzTests {
 
     @Test(.timeLimit(.minutes(10)))  // its own bound is 20 s; the rest is waiting for two cores shared by every suite
     func randomAndExtremeRequestsNeitherCrashTheServerNorGet5xx() async throws {
-        let directory = NSTemporaryDirectory() + "registry-fuzz-\(UUID().uuidString)"
-        defer {
-            try? FileManager.default.removeItem(atPath: directory)
-            try? FileManager.default.removeItem(atPath: directory + ".log")
-        }
-        let admin = "fuzz-admin-\(UUID().uuidString)"
         // Bad tokens are part of the fuzz: the per-address throttle would answer the admin's requests with 429 too.
-        let server = try await RegistryProcess(
-            dataDirectory: directory, adminToken: admin, arguments: ["--max-auth-failures-per-minute", "0"])
-        defer { server.terminate() }
+        try await RegistryProcess.with(arguments: ["--max-auth-failures-per-minute", "0"]) { server, _ in
+            try await fuzz(server)
+        }
+    }
+
+    private func fuzz(_ server: RegistryProcess) async throws {
+        let admin = server.adminToken
         let seed =
             ProcessInfo.processInfo.environment["REGISTRY_FUZZ_SEED"].flatMap(UInt64.init)
             ?? UInt64.random(in: 1...UInt64.max)
         print("RequestFuzzTests: seed \(seed) (replay with REGISTRY_FUZZ_SEED=\(seed))")
 
-        let fixtures = try await Fixtures.seed(port: server.port, admin: admin)
+        let fixtures = try await Fixtures.seed(server)
         let routes = try await Self.routes(port: server.port)
         #expect(routes.count >= 30, "the served /openapi.json lists only \(routes.count) operations")
         var generator = FuzzGenerator(seed: seed, fixtures: fixtures, routes: routes, admin: admin)
@@ -331,73 +329,27 @@ private enum RawHTTP {
     }
 }
 
-/// What the fuzz loop aims at besides random names: a model with two versions, a stage and a rollout in progress.
+/// What the fuzz loop aims at besides random names: the test `World` (model `demo`, version 1 in `production`) with
+/// a second approved version in a rollout that moves only by hand, and a token that exists.
 private struct Fixtures: Sendable {
-    var model = "fuzz-model"
+    var model = "demo"
     var stage = "production"
     var blobDigest: String
     var manifestDigest: String
     var rolloutId: String
     var tokenId: String
 
-    static func seed(port: Int, admin: String) async throws -> Fixtures {
-        func call(
-            _ method: String, _ path: String, _ body: String = "", token: String = admin,
-            headers: [(String, String)] = [], expect: Int
-        ) async throws -> (String, [String: Any]) {
-            var all = [("Authorization", "Bearer \(token)")] + headers
-            if !body.isEmpty, !all.contains(where: { $0.0 == "Content-Type" }) {
-                all.append(("Content-Type", "application/json"))
-            }
-            let result = await RawHTTP.exchange(
-                [FuzzRequest(method: method, path: path, headers: all, body: body)], port: port)[0]
-            guard result.status == expect else {
-                throw RegistryProcessError("seeding: \(method) \(path) answered \(result.head.prefix(600))")
-            }
-            let etag =
-                result.head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("etag:") }
-                .map { String($0.dropFirst(5)).trimmingCharacters(in: .whitespaces) } ?? ""
-            let object = (try? JSONSerialization.jsonObject(with: Data(result.body))) as? [String: Any] ?? [:]
-            return (etag, object)
+    static func seed(_ server: RegistryProcess) async throws -> Fixtures {
+        let world = try await World.make(server)
+        let rolloutId = try await world.manualRollout(of: try await world.approvedVersion("fuzz weights two"))
+        let token = try await server.send(
+            .POST, "/v1/tokens", token: server.adminToken, json: ["subject": "fuzz-extra", "admin": true])
+        guard token.status == 201, case .string(let tokenId)? = token.json["id"] else {
+            throw TestFailure("seeding a token: \(token.status) \(token.text)")
         }
-        _ = try await call("POST", "/v1/models", #"{"name": "fuzz-model"}"#, expect: 201)
-        var manifestDigests: [String] = []
-        var blobDigest = ""
-        for content in ["fuzz weights one", "fuzz weights two"] {
-            let digest = Digest(of: Array(content.utf8)).description
-            blobDigest = digest
-            _ = try await call(
-                "PUT", "/v1/blobs/\(digest)", content, headers: [("Content-Type", "application/octet-stream")],
-                expect: 201)
-            let manifest = """
-                {"schemaVersion": 1, "files": [{"path": "weights.bin", "size": \(content.utf8.count), \
-                "digest": "\(digest)", "chunks": [{"digest": "\(digest)", "size": \(content.utf8.count)}]}]}
-                """
-            let (_, stored) = try await call("PUT", "/v1/manifests", manifest, expect: 201)
-            let manifestDigest = try #require(stored["digest"] as? String)
-            manifestDigests.append(manifestDigest)
-            _ = try await call(
-                "POST", "/v1/models/fuzz-model/versions", #"{"manifestDigest": "\#(manifestDigest)"}"#, expect: 201)
-        }
-        // Nobody approves their own version: a second admin approves both.
-        let (_, approver) = try await call(
-            "POST", "/v1/tokens", #"{"subject": "fuzz-approver", "admin": true}"#, expect: 201)
-        let approverToken = try #require(approver["token"] as? String)
-        for version in [1, 2] {
-            let (etag, _) = try await call("GET", "/v1/models/fuzz-model/versions/\(version)", expect: 200)
-            _ = try await call(
-                "POST", "/v1/models/fuzz-model/versions/\(version)/approvals", #"{"decision": "approve"}"#,
-                token: approverToken, headers: [("If-Match", etag)], expect: 200)
-        }
-        let (stageTag, _) = try await call(
-            "PUT", "/v1/models/fuzz-model/stages/production", #"{"version": 1}"#, headers: [("If-None-Match", "*")],
-            expect: 200)
-        let (_, rollout) = try await call(
-            "POST", "/v1/models/fuzz-model/stages/production/rollouts", #"{"version": 2, "autoAdvance": false}"#,
-            headers: [("If-Match", stageTag)], expect: 201)
         return Fixtures(
-            blobDigest: blobDigest, manifestDigest: manifestDigests[0],
-            rolloutId: try #require(rollout["id"] as? String), tokenId: try #require(approver["id"] as? String))
+            blobDigest: Digest(of: world.chunk).description, manifestDigest: world.manifest.description,
+            rolloutId: rolloutId, tokenId: tokenId)
     }
 }
 

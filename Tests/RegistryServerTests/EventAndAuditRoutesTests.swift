@@ -1,4 +1,5 @@
 import RegistryCore
+import RegistryTesting
 import Testing
 
 @Suite struct EventAndAuditRoutesTests {

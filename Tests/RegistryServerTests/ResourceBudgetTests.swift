@@ -1,5 +1,6 @@
 import Logging
 import RegistryCore
+import RegistryTesting
 import Synchronization
 import Testing
 
