@@ -85,7 +85,9 @@ public struct Manifest: Sendable, Equatable, Codable {
                 throw invalid("File path '\(file.path.prefix(200))' must be relative, without '.', '..' or empty parts.")
             }
             guard paths.insert(file.path).inserted else { throw invalid("File path '\(file.path)' appears twice.") }
-            guard file.size >= 0, file.chunks.allSatisfy({ $0.size > 0 }) || file.size == 0 else {
+            // Every chunk holds bytes, also in an empty file (which has none): sizes that add up, such as 5 and -5,
+            // do not make a chunk list valid.
+            guard file.size >= 0, file.chunks.allSatisfy({ $0.size > 0 }) else {
                 throw invalid("File '\(file.path)' has a negative size or an empty chunk.")
             }
             guard file.size <= Self.maxTotalSize, file.chunks.allSatisfy({ $0.size <= Self.maxTotalSize }) else {

@@ -1,5 +1,6 @@
 import Foundation
 import RegistryCore
+import Synchronization
 import Testing
 
 extension MetadataStoreConformance {
@@ -37,24 +38,36 @@ extension MetadataStoreConformance {
         ConformanceCase("waitingReturnsOnceAnEventCommits") { store in
             try await createModel(store, model("a"))
             let cursor = try #require(try await store.events(after: 0, limit: 10).last?.id)
-            // The timeout is far longer than any scheduling delay on a loaded machine, so finishing before it
-            // means the commit woke the wait; a missed wake-up shows as a wait that runs out.
-            let timeout = Duration.seconds(300)
+            // Correctness, not speed: the bound is seconds, far beyond any scheduling delay on a loaded machine,
+            // and the timeout is three times the bound, so a missed wake-up (a wait that lasts until its timeout)
+            // cannot pass for a late one.
+            let bound = Duration.seconds(20)
+            let timeout = Duration.seconds(60)
             let clock = ContinuousClock()
             let start = clock.now
             // An event already past the cursor answers at once.
             try await store.waitForEvents(after: cursor - 1, timeout: timeout)
-            #expect(clock.now - start < timeout, "an event already past the cursor does not wait for the timeout")
+            #expect(clock.now - start < bound, "an event already past the cursor does not wait for the timeout")
+
+            let returned = Mutex<ContinuousClock.Instant?>(nil)
+            let (started, starting) = AsyncStream<Void>.makeStream()
             let waiter = Task {
+                starting.yield()
                 try await store.waitForEvents(after: cursor, timeout: timeout)
-                return (try await store.events(after: cursor, limit: 10), clock.now)
+                returned.withLock { $0 = clock.now }
             }
-            try await Task.sleep(for: .milliseconds(50))
+            for await _ in started { break }
+            // The protocol does not show when a wait has parked, so the wait is given a second to do so. Whether it
+            // has or not, a correct store passes (an event committed before the wait parks answers it at once);
+            // the second only makes sure a store whose commits do not wake parked waits is caught.
+            try await Task.sleep(for: .seconds(1))
+            #expect(returned.withLock { $0 } == nil, "the wait does not return before an event commits")
             let committing = clock.now
             try await createModel(store, model("b"))
-            let (seen, woken) = try await waiter.value
-            #expect(seen.map(\.model) == ["b"], "the wait returns after the event has committed")
-            #expect(woken - committing < timeout, "the wait returns before its timeout when an event commits")
+            try await waiter.value
+            let woken = try #require(returned.withLock { $0 })
+            #expect(woken - committing < bound, "the wait returns once the event commits, not at its timeout")
+            #expect(try await store.events(after: cursor, limit: 10).map(\.model) == ["b"])
         },
         ConformanceCase("waitingWithoutNewEventsReturnsAfterTheTimeout") { store in
             try await createModel(store, model("a"))

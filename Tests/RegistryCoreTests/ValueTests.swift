@@ -94,7 +94,14 @@ import Testing
     }
 
     @Test func anEmptyFileHasNoChunks() throws {
-        try Manifest(files: [file("empty", sizes: [])]).validate()
+        let empty = Manifest(files: [file("empty", sizes: []), file("weights.bin", sizes: [3])])
+        try empty.validate()
+        #expect(empty.totalSize == 3)
+        #expect(empty.chunkDigests.count == 1, "the empty file adds no chunk")
+        #expect(try Manifest.parse(try JSONCoding.encode(empty)) == empty)
+        // Chunks that add up to nothing do not make an empty file: an empty chunk, or sizes that cancel out.
+        expectInvalid(Manifest(files: [file("empty", sizes: [0])]))
+        expectInvalid(Manifest(files: [file("cancelled", sizes: [5, -5])]))
     }
 
     func expectInvalid(_ manifest: Manifest, sourceLocation: SourceLocation = #_sourceLocation) {

@@ -2,7 +2,7 @@ import RegistryCore
 import RegistryTesting
 import Testing
 
-@Suite struct EventAndAuditRoutesTests {
+@Suite(.timeLimit(.minutes(3))) struct EventAndAuditRoutesTests {
     @Test func eventsArePagedByCursorAndFilteredByReadAccess() async throws {
         try await TestRegistry.with { registry in
             let world = try await World.make(registry)
@@ -38,6 +38,8 @@ import Testing
     }
 
     @Test func longPollReturnsWhenAnEventCommits() async throws {
+        // Correctness, not speed: a poll that waits 60 s must answer within seconds of the commit, so a missed
+        // wake-up (a poll that runs to its timeout and then finds the event) fails.
         try await TestRegistry.with(configuration: .init(maxEventWaitSeconds: 60)) { registry in
             let world = try await World.make(registry)
             let head = try await registry.send(.GET, "/v1/events?limit=1000", token: registry.adminToken)
@@ -45,21 +47,38 @@ import Testing
                 Issue.record("no cursor")
                 return
             }
-            async let polled = registry.send(
-                .GET, "/v1/events?after=\(cursor)&wait=60", token: world.tokens["reader"])
-            // Committed while the poll waits (or just before it starts: either way the poll must return it).
-            try await Task.sleep(for: .milliseconds(200))
+            let polled = Task {
+                let response = try await registry.send(
+                    .GET, "/v1/events?after=\(cursor)&wait=60", token: world.tokens["reader"])
+                return (response, ContinuousClock.now)
+            }
+            // The poll holds its slot before it first reads the log: from then on a commit either lands before
+            // that read (and is returned at once) or wakes the wait.
+            try await Self.waitForOpenLongPolls(1, registry)
+            let committing = ContinuousClock.now
             let patch = try await registry.send(
                 .PATCH, "/v1/models/demo/versions/1", token: world.tokens["writer"], json: ["tags": ["k": "v"]],
                 headers: [("If-Match", "\"2\"")])
             #expect(patch.status == 200)
-            let response = try await polled
+            let (response, answered) = try await polled.value
+            #expect(answered - committing < .seconds(20), "the poll answers once the event commits, not at its wait")
             #expect(response.status == 200)
             guard case .array(let items)? = response.json["items"] else {
                 Issue.record("unexpected body \(response.text)")
                 return
             }
             #expect(items.first?["type"] == "version.updated")
+        }
+    }
+
+    /// Waits until `registry_event_long_polls_open` reads `count`: that many long-polls are inside the handler.
+    static func waitForOpenLongPolls(_ count: Int, _ registry: TestRegistry) async throws {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while true {
+            let metrics = try await registry.send(.GET, "/metrics", token: nil).text
+            if BoundedResourceTests.metric("registry_event_long_polls_open", in: metrics) == count { return }
+            guard ContinuousClock.now < deadline else { throw TestFailure("never \(count) open long-polls") }
+            try await Task.sleep(for: .milliseconds(20))
         }
     }
 
