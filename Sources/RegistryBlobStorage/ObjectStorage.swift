@@ -39,7 +39,8 @@ public protocol ObjectStorage: Sendable {
 public struct ObjectInfo: Sendable, Equatable {
     /// The object's length in bytes.
     public var size: Int64
-    /// Changes whenever the object's bytes are replaced; opaque to callers (an entity tag, an inode and change time).
+    /// Changes whenever a put replaces the object, not when it is touched or its prefix rewritten; opaque to
+    /// callers (an entity tag, a device and inode).
     public var version: String
     /// When the object was last written or touched.
     public var modified: Date

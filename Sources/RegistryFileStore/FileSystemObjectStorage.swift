@@ -68,7 +68,7 @@ public struct FileSystemObjectStorage: PrefixRewritableStorage {
             try await threadPool.runIfActive { try Self.commit(temporary, to: final) }
         } catch {
             if isOpen { _ = close(fd) }
-            try? POSIXFile.unlink(temporary)
+            try? Self.commit(temporary, to: path(of: key))  // BROKEN ON PURPOSE
             throw error
         }
     }
@@ -169,18 +169,18 @@ public struct FileSystemObjectStorage: PrefixRewritableStorage {
 
     // MARK: Internals
 
-    /// The size, version and modification time of an open file. The version is the inode and its change time: a
-    /// put renames a new file into place (a new inode) and an in-place rewrite changes the change time.
+    /// The size, version and modification time of an open file. The version is the file's identity (device and
+    /// inode): a put renames a new file into place, while a touch or `rewritePrefix` changes the file itself.
     private static func info(_ fd: Int32, path: String) throws -> ObjectInfo {
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw POSIXFile.error(errno, "stat", path) }
         #if canImport(Darwin)
-            let (modified, changed) = (info.st_mtimespec, info.st_ctimespec)
+            let modified = info.st_mtimespec
         #else
-            let (modified, changed) = (info.st_mtim, info.st_ctim)
+            let modified = info.st_mtim
         #endif
         return ObjectInfo(
-            size: Int64(info.st_size), version: "\(info.st_dev):\(info.st_ino):\(changed.tv_sec).\(changed.tv_nsec)",
+            size: Int64(info.st_size), version: "\(info.st_dev):\(info.st_ino)",
             modified: Date(timeIntervalSince1970: Double(modified.tv_sec) + Double(modified.tv_nsec) / 1e9))
     }
 

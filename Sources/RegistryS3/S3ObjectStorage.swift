@@ -55,7 +55,12 @@ public struct S3ObjectStorage: ObjectStorage {
             if gathered.readableBytes > 0 { try await upload!.send(gathered, to: name, with: client) }
             try await client.completeMultipartUpload(name, uploadId: upload!.id, parts: upload!.etags)
         } catch {
-            if let upload { try? await client.abortMultipartUpload(name, uploadId: upload.id) }
+            if let upload {
+                // In a task of its own: a cancelled put must still free its parts, and its own task's requests
+                // would fail at once.
+                let client = client
+                await Task { try? await client.abortMultipartUpload(name, uploadId: upload.id) }.value
+            }
             throw error
         }
     }

