@@ -102,7 +102,7 @@ let package = Package(
         .target(
             name: "RegistryTesting",
             dependencies: [
-                "RegistryCore", "RegistryServer", "RegistrySQLite", "RegistryFileStore",
+                "RegistryCore", "RegistryBlobStorage", "RegistryServer", "RegistrySQLite", "RegistryFileStore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
