@@ -98,7 +98,13 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
-        .target(name: "ModelServing", dependencies: ["RegistryCore", "RegistryClient"]),
+        .target(
+            name: "ModelServing",
+            dependencies: [
+                "RegistryCore", "RegistryClient",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .target(
             name: "RegistryTesting",
             dependencies: [
@@ -121,7 +127,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
@@ -176,7 +182,10 @@ let package = Package(
         ),
         .testTarget(
             name: "ModelServingTests",
-            dependencies: ["ModelServing", "RegistryClient", "RegistryCore", "RegistryTesting", "registry"]
+            dependencies: [
+                "ModelServing", "RegistryClient", "RegistryCore", "RegistryTesting", "registry",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         .testTarget(name: "RegistryCoreTests", dependencies: ["RegistryCore", "RegistryTesting"]),
         .testTarget(

@@ -78,16 +78,25 @@ struct FleetBenchmark {
             return pushed.version.version
         }
 
+        // Each runtime follows its stage until the measurement that uses it is over.
+        var following: [Task<Void, Never>] = []
         func start(_ model: String, instance: String, grace: Duration = .seconds(600)) async throws
             -> ModelRuntime<Weights>
         {
-            try await ModelRuntime.start(
+            let runtime = try await ModelRuntime.load(
                 client: RegistryClient(baseURL: server.baseURL, token: Self.secret, httpClient: http),
                 configuration: RuntimeConfiguration(
                     model: model, stage: "production",
                     cacheDirectory: URL(fileURLWithPath: directory + "/cache-\(model)-\(instance)"), watchSeconds: 30,
                     gracePeriod: grace, instance: instance, reportInterval: .milliseconds(250)),
                 loader: { directory, version in try Self.load(directory, version) })
+            following.append(Task { await runtime.run() })
+            return runtime
+        }
+        func stopFollowing() async {
+            for task in following { task.cancel() }
+            for task in following { await task.value }
+            following.removeAll()
         }
 
         print("| measurement | runs | p50 ms | max ms | notes |")
@@ -132,7 +141,7 @@ struct FleetBenchmark {
                     + "per-runtime p50 %.1f ms; slowest runtime per abort, median %.1f ms |",
                 runtimes, aborts, slowest[slowest.count / 2], slowest.last ?? 0, abortTimes[abortTimes.count / 2],
                 slowest[slowest.count / 2]))
-        for runtime in fleet { runtime.stop() }
+        await stopFollowing()
         fleet.removeAll()
 
         // 2. Rollout start → first exposure of a large model already in the local cache.
@@ -164,7 +173,7 @@ struct FleetBenchmark {
                 format: "| rollout start → first exposure, %d GiB model in the local cache | %d | %.0f | %.0f | "
                     + "resolve watch, load (reads every byte), report, warm-up gate, watch |",
                 largeGiB, exposures.count, exposures[exposures.count / 2], exposures.last ?? 0))
-        runtime.stop()
+        await stopFollowing()
     }
 
     func until(seconds: Double, _ condition: () async throws -> Bool) async throws {

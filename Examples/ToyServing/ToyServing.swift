@@ -32,7 +32,7 @@ struct ToyServing: AsyncParsableCommand {
         let client = RegistryClient(
             baseURL: url ?? environment["REGISTRY_URL"] ?? "http://127.0.0.1:8080",
             token: token ?? environment["REGISTRY_TOKEN"])
-        let runtime = try await ModelRuntime<Weights>.start(
+        let runtime = try await ModelRuntime<Weights>.load(
             client: client,
             configuration: RuntimeConfiguration(
                 model: model, stage: stage, cacheDirectory: URL(fileURLWithPath: cache), instance: instance,
@@ -62,7 +62,9 @@ struct ToyServing: AsyncParsableCommand {
             return Response(
                 status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
         }
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)))
+        // The runtime follows the stage for as long as the server runs, and both stop on SIGTERM or SIGINT.
+        let app = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)), services: [runtime])
         try await app.runService()
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import RegistryClient
 import RegistryCore
+import ServiceLifecycle
 
 /// How a `ModelRuntime` follows a stage.
 public struct RuntimeConfiguration: Sendable {
@@ -60,15 +61,16 @@ public struct RuntimeConfiguration: Sendable {
 /// The serving side of the registry, embedded in an inference service: it follows a stage out of band and keeps
 /// the right models loaded, while the request path (`route`) never touches the network.
 ///
-/// - At start it resolves the stage, downloads the stable version (verified, resumable) into the cache directory,
-///   loads and warms it, and only then returns.
-/// - It then holds a watch on the resolution (and re-resolves every TTL with jitter as a safety net). A new version
-///   is downloaded, loaded and warmed in the background while the current one serves, then published atomically.
+/// - `load` resolves the stage, downloads the stable version (verified, resumable) into the cache directory, loads
+///   and warms it, and only then returns a runtime serving it.
+/// - `run()`, a `Service` to run in the caller's `ServiceGroup`, then holds a watch on the resolution (and
+///   re-resolves every TTL with jitter as a safety net). A new version is downloaded, loaded and warmed in the
+///   background while the current one serves, then published atomically.
 /// - During a rollout it loads the candidate, reports it loaded (which opens the rollout's warm-up gate), and
 ///   routes each request by its key: `weight` % of keys go to the candidate, always the same ones.
 /// - A replaced model stays loaded for `gracePeriod`, so a rollback or an abort flips back without downloading.
 /// - If the registry is unreachable it keeps serving what it has and retries with backoff.
-public final class ModelRuntime<Model: Sendable>: Sendable {
+public final class ModelRuntime<Model: Sendable>: Service {
     /// Loads a version from its downloaded directory.
     public typealias Loader = @Sendable (_ directory: URL, _ version: Int) async throws -> Model
     /// Runs a loaded model before it takes traffic (a few inferences, JIT compilation, cache warming).
@@ -82,10 +84,10 @@ public final class ModelRuntime<Model: Sendable>: Sendable {
     public let router: ModelRouter<Model>
     public let configuration: RuntimeConfiguration
     private let coordinator: RuntimeCoordinator<Model>
-    private let tasks: [Task<Void, Never>]
 
-    /// Resolves, downloads, loads and warms the stable version, then starts following the stage.
-    public static func start(
+    /// Resolves, downloads, loads and warms the stable version, and returns a runtime serving it; it follows the
+    /// stage while `run()` runs.
+    public static func load(
         client: RegistryClient, configuration: RuntimeConfiguration, loader: @escaping Loader,
         warmUp: WarmUp? = nil, unload: Unload? = nil, published: Published? = nil
     ) async throws -> ModelRuntime {
@@ -101,13 +103,14 @@ public final class ModelRuntime<Model: Sendable>: Sendable {
         self.router = router
         self.configuration = configuration
         self.coordinator = coordinator
-        var tasks = [
-            Task { await coordinator.pollLoop() },
-            Task { await coordinator.reportLoop() },
-            Task { await coordinator.sweepLoop() },
-        ]
-        if configuration.watch { tasks.append(Task { await coordinator.watchLoop() }) }
-        self.tasks = tasks
+    }
+
+    /// Follows the stage (watch, TTL resolves, loads, rollout reports, unloading after the grace period) until a
+    /// graceful shutdown or cancellation, then returns once all of that work has ended; the router keeps serving
+    /// its last state. A load in progress is cancelled. Run it once.
+    public func run() async {
+        let coordinator = self.coordinator
+        await cancelWhenGracefulShutdown { await coordinator.follow() }
     }
 
     /// The slot serving `key` now: one atomic load and a hash.
@@ -120,15 +123,9 @@ public final class ModelRuntime<Model: Sendable>: Sendable {
     /// What the runtime follows and has loaded, for status pages and tests.
     public func status() async -> RuntimeStatus { await coordinator.status() }
 
-    /// Applies the current resolution now instead of waiting for the watch or the TTL.
+    /// Applies the current resolution now instead of waiting for the watch or the TTL (what it needs to load is
+    /// loaded while `run()` runs).
     public func refresh() async throws { try await coordinator.resolveOnce(wait: nil) }
-
-    /// Stops following the stage; the router keeps serving its last state.
-    public func stop() {
-        for task in tasks { task.cancel() }
-    }
-
-    deinit { stop() }
 }
 
 /// A snapshot of what a runtime does.
@@ -156,7 +153,11 @@ actor RuntimeCoordinator<Model: Sendable> {
     private var desired: Resolution?
     private var etag: String?
     private var slots: [Int: ServingSlot<Model>] = [:]
-    private var loading: [Int: Task<Void, Never>] = [:]
+    /// Versions being loaded, by a task of `follow()`.
+    private var loading: Set<Int> = []
+    /// Loads `reconcile()` asks for, started by `follow()` as its own child tasks.
+    private let loads: AsyncStream<(target: Resolution.Target, artifactsURL: String?)>
+    private let requestLoad: AsyncStream<(target: Resolution.Target, artifactsURL: String?)>.Continuation
     private var failed: [Int: String] = [:]
     /// When each loaded version stopped serving; unloaded `gracePeriod` later unless it serves again.
     private var retired: [Int: ContinuousClock.Instant] = [:]
@@ -175,6 +176,23 @@ actor RuntimeCoordinator<Model: Sendable> {
         self.loader = loader
         self.warmUp = warmUp
         self.unload = unload
+        (loads, requestLoad) = AsyncStream.makeStream()
+    }
+
+    // MARK: Running
+
+    /// Runs the watch, the TTL resolves, the reports, the unloading and every load as child tasks, until cancelled.
+    func follow() async {
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.pollLoop() }
+            group.addTask { await self.reportLoop() }
+            group.addTask { await self.sweepLoop() }
+            if configuration.watch { group.addTask { await self.watchLoop() } }
+            // Ends when the task is cancelled, and the group then waits for the loads it started.
+            for await load in loads {
+                group.addTask { await self.loadAndPublish(load.target, artifactsURL: load.artifactsURL) }
+            }
+        }
     }
 
     // MARK: Start
@@ -292,29 +310,29 @@ actor RuntimeCoordinator<Model: Sendable> {
     }
 
     private func startLoading(_ target: Resolution.Target, artifactsURL: String?) {
-        guard loading[target.version] == nil else { return }
-        loading[target.version] = Task {
-            do {
-                let slot = try await self.load(target, artifactsURL: artifactsURL)
-                self.loaded(slot)
-            } catch {
-                self.loadFailed(target.version, error)
-            }
+        guard loading.insert(target.version).inserted else { return }
+        requestLoad.yield((target, artifactsURL))
+    }
+
+    /// Loads a version in the background, publishes what it allows and tells the rollout at once.
+    private func loadAndPublish(_ target: Resolution.Target, artifactsURL: String?) async {
+        do {
+            let slot = try await load(target, artifactsURL: artifactsURL)
+            loaded(slot)
+        } catch {
+            loading.remove(target.version)
+            // A load cut short by the shutdown did not fail, and the rollout is no longer this runtime's to tell.
+            if Task.isCancelled { return }
+            failed[target.version] = "\(error)"
         }
+        await reportNow()
     }
 
     private func loaded(_ slot: ServingSlot<Model>) {
-        loading[slot.version] = nil
+        loading.remove(slot.version)
         failed[slot.version] = nil
         slots[slot.version] = slot
         reconcile()
-        Task { await self.reportNow() }
-    }
-
-    private func loadFailed(_ version: Int, _ error: any Error) {
-        loading[version] = nil
-        failed[version] = "\(error)"
-        Task { await self.reportNow() }
     }
 
     /// Downloads (unless already in the cache), verifies, loads and warms one version.

@@ -8,6 +8,7 @@ import Prometheus
 import RegistryCore
 import RegistryService
 import ServiceLifecycle
+import Synchronization
 
 /// Builds and starts the registry's HTTP server (API v1) over any metadata and blob store.
 public enum RegistryApplication {
@@ -20,56 +21,60 @@ public enum RegistryApplication {
         return try build(shared, dataPlane: false, logger: logger, eventLoopGroup: .singleton) { _ in }
     }
 
-    /// Starts the server (port 0 = any free port) in the background and returns once it listens.
+    /// The registry's long-running work, as services for the caller's `ServiceGroup`: the main server, the rollout
+    /// supervisor (with `rolloutCheckInterval`) and the data-plane server on its own event loops (with `dataPort`).
     ///
-    /// With `configuration.dataPort` a second server on its own event loops serves blobs and manifests as well;
-    /// this returns once both listen. Throws when a server cannot bind. Call `shutdown()` on the result to stop it.
-    public static func start(
-        configuration: ServerConfiguration, metadata: any MetadataStore, blobs: any BlobStore, logger: Logger
-    ) async throws -> RunningRegistryServer {
-        let (ports, continuation) = AsyncStream<(dataPlane: Bool, port: Int)>.makeStream()
+    /// A group starts them in this order and shuts them down gracefully in reverse: the servers stop accepting
+    /// connections and let in-flight requests finish, while long-polls and resolve watches end early.
+    /// `onListening` is called once, when every port listens (port 0 = any free port). Throws when the TLS
+    /// configuration cannot be used.
+    public static func services(
+        configuration: ServerConfiguration, metadata: any MetadataStore, blobs: any BlobStore, logger: Logger,
+        onListening: @escaping @Sendable (ListeningAddress) -> Void
+    ) throws -> [any Service] {
         let shared = Shared(configuration: configuration, metadata: metadata, blobs: blobs)
+        let ports = BoundPorts(configuration: configuration, onListening: onListening)
         var services: [any Service] = [
             try build(shared, dataPlane: false, logger: logger, eventLoopGroup: .singleton) { channel in
-                continuation.yield((false, channel.localAddress?.port ?? configuration.port))
+                ports.main(channel.localAddress?.port ?? configuration.port)
             }
         ]
         if let interval = configuration.rolloutCheckInterval {
             services.append(
                 RolloutSupervisor(service: shared.service, interval: interval, logger: logger))
         }
-        var dataGroup: MultiThreadedEventLoopGroup?
         if let dataPort = configuration.dataPort {
-            let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.dataThreads))
-            dataGroup = group
             services.append(
-                try build(shared, dataPlane: true, logger: logger, eventLoopGroup: .shared(group)) { channel in
-                    let port = channel.localAddress?.port ?? dataPort
-                    shared.dataPlane.bound(to: port)
-                    continuation.yield((true, port))
+                DataPlaneServer(threads: max(1, configuration.dataThreads)) { eventLoopGroup in
+                    try build(shared, dataPlane: true, logger: logger, eventLoopGroup: eventLoopGroup) { channel in
+                        let port = channel.localAddress?.port ?? dataPort
+                        shared.dataPlane.bound(to: port)
+                        ports.data(port)
+                    }
                 })
         }
+        return services
+    }
+
+    /// Starts the server in a `ServiceGroup` of its own, in the background, and returns once it listens.
+    ///
+    /// For tests and embedders without a group of their own; `registry serve` runs `services` in its group.
+    /// Throws when a server cannot bind. Call `shutdown()` on the result to stop it.
+    public static func start(
+        configuration: ServerConfiguration, metadata: any MetadataStore, blobs: any BlobStore, logger: Logger
+    ) async throws -> RunningRegistryServer {
+        let (listening, continuation) = AsyncStream<ListeningAddress>.makeStream()
+        let services = try services(
+            configuration: configuration, metadata: metadata, blobs: blobs, logger: logger,
+            onListening: { continuation.yield($0) })
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [], logger: logger))
         let task = Task {
             defer { continuation.finish() }
-            do {
-                try await group.run()
-            } catch {
-                try? await dataGroup?.shutdownGracefully()
-                throw error
-            }
-            try? await dataGroup?.shutdownGracefully()
+            try await group.run()
         }
-        var mainPort: Int?
-        var boundDataPort: Int?
-        for await (dataPlane, port) in ports {
-            if dataPlane { boundDataPort = port } else { mainPort = port }
-            if let mainPort, configuration.dataPort == nil || boundDataPort != nil {
-                return RunningRegistryServer(
-                    port: mainPort, dataPort: boundDataPort, host: configuration.host,
-                    scheme: configuration.scheme, group: group, task: task)
-            }
+        for await address in listening {
+            return RunningRegistryServer(address: address, group: group, task: task)
         }
         try await task.value
         throw RegistryError(.unavailable, "The server stopped before it started listening.")
@@ -173,8 +178,8 @@ extension RegistryApplication {
     }
 }
 
-/// A registry server running in the background, started by `RegistryApplication.start`.
-public final class RunningRegistryServer: Sendable {
+/// Where a registry listens, once its ports are bound.
+public struct ListeningAddress: Sendable, Equatable {
     /// The port the server listens on (the bound one when configured with port 0).
     public let port: Int
     /// The bound data-plane port, nil when blobs and manifests are served on `port` only.
@@ -182,17 +187,6 @@ public final class RunningRegistryServer: Sendable {
     public let host: String
     /// `https` when the server speaks TLS.
     public let scheme: String
-    private let group: ServiceGroup
-    private let task: Task<Void, any Error>
-
-    init(port: Int, dataPort: Int?, host: String, scheme: String, group: ServiceGroup, task: Task<Void, any Error>) {
-        self.port = port
-        self.dataPort = dataPort
-        self.host = host
-        self.scheme = scheme
-        self.group = group
-        self.task = task
-    }
 
     /// `http://host:port`, without a trailing slash.
     public var baseURL: String { url(port: port) }
@@ -203,6 +197,60 @@ public final class RunningRegistryServer: Sendable {
     private func url(port: Int) -> String {
         "\(scheme)://\(host.contains(":") ? "[\(host)]" : host):\(port)"
     }
+}
+
+/// Collects the ports the servers bind and reports the address once, when every configured port is bound.
+final class BoundPorts: Sendable {
+    private let configuration: ServerConfiguration
+    private let onListening: @Sendable (ListeningAddress) -> Void
+    private let bound = Mutex<(main: Int?, data: Int?, reported: Bool)>((nil, nil, false))
+
+    init(configuration: ServerConfiguration, onListening: @escaping @Sendable (ListeningAddress) -> Void) {
+        self.configuration = configuration
+        self.onListening = onListening
+    }
+
+    func main(_ port: Int) { record { $0.main = port } }
+
+    func data(_ port: Int) { record { $0.data = port } }
+
+    private func record(_ change: (inout (main: Int?, data: Int?, reported: Bool)) -> Void) {
+        let address = bound.withLock { bound -> ListeningAddress? in
+            change(&bound)
+            guard !bound.reported, let main = bound.main, configuration.dataPort == nil || bound.data != nil else {
+                return nil
+            }
+            bound.reported = true
+            return ListeningAddress(
+                port: main, dataPort: bound.data, host: configuration.host, scheme: configuration.scheme)
+        }
+        if let address { onListening(address) }
+    }
+}
+
+/// A registry server running in the background, started by `RegistryApplication.start`.
+public final class RunningRegistryServer: Sendable {
+    public let address: ListeningAddress
+    private let group: ServiceGroup
+    private let task: Task<Void, any Error>
+
+    init(address: ListeningAddress, group: ServiceGroup, task: Task<Void, any Error>) {
+        self.address = address
+        self.group = group
+        self.task = task
+    }
+
+    /// The port the server listens on (the bound one when configured with port 0).
+    public var port: Int { address.port }
+    /// The bound data-plane port, nil when blobs and manifests are served on `port` only.
+    public var dataPort: Int? { address.dataPort }
+    public var host: String { address.host }
+    /// `https` when the server speaks TLS.
+    public var scheme: String { address.scheme }
+    /// `http://host:port`, without a trailing slash.
+    public var baseURL: String { address.baseURL }
+    /// Where artifacts are served: the data-plane port when there is one, otherwise `baseURL`.
+    public var dataBaseURL: String { address.dataBaseURL }
 
     /// Stops accepting connections, lets in-flight requests finish (long polls end early), then returns.
     public func shutdown() async {

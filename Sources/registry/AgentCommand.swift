@@ -1,8 +1,10 @@
 import ArgumentParser
 import Foundation
+import Logging
 import ModelServing
 import RegistryClient
 import RegistryCore
+import ServiceLifecycle
 
 #if canImport(Glibc)
     import Glibc
@@ -55,15 +57,17 @@ struct Agent: AsyncParsableCommand {
             gracePeriod: .milliseconds(Int(graceMinutes * 60_000)),
             instance: instance ?? RuntimeConfiguration.defaultInstance, region: region,
             reportInterval: .milliseconds(Int(reportSeconds * 1000)))
-        let runtime = try await ModelRuntime<URL>.start(
+        let runtime = try await ModelRuntime<URL>.load(
             client: options.client, configuration: configuration,
             loader: { directory, _ in directory },
             unload: { directory in files.remove(directory) },
             published: { state, previous in files.write(state, previous: previous) })
         print("agent: \(model)@\(stage) version \(runtime.router.state.stable.version) at \(root.path)/current")
-        while !Task.isCancelled {
-            try await Task.sleep(for: .seconds(3600))
-        }
+        // Follows the stage until SIGTERM or SIGINT; what the directory holds stays for the next start.
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [runtime], gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "agent")))
+        try await group.run()
     }
 }
 

@@ -7,7 +7,7 @@ import RegistryFileStore
 import RegistryS3
 import RegistrySQLite
 import RegistryServer
-import UnixSignals
+import ServiceLifecycle
 
 /// `registry serve`: the composition root that picks the embedded SQLite and file-system backends.
 struct Serve: AsyncParsableCommand {
@@ -120,7 +120,6 @@ struct Serve: AsyncParsableCommand {
         if let secret = try await AdminBootstrap.ensureAdminToken(in: metadata, configuredSecret: configured) {
             FileHandle.standardOutput.write(Data("admin token: \(secret)\n".utf8))
         }
-        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         var configuration = ServerConfiguration(host: host, port: port, dataPort: dataPort, tls: try tls())
         applyResourceLimits(to: &configuration)
         (configuration.publicURL, configuration.publicArtifactsURL) = try ServerConfiguration.checkedPublicURLs(
@@ -133,19 +132,21 @@ struct Serve: AsyncParsableCommand {
                 (and --public-data-url with --data-port).
                 """)
         }
-        let server = try await RegistryApplication.start(
-            configuration: configuration,
-            metadata: metadata, blobs: blobs, logger: logger)
-        // Written unbuffered: whoever started the server waits for this line on a pipe.
-        FileHandle.standardOutput.write(Data("listening on \(server.baseURL)\n".utf8))
-        if server.dataPort != nil {
-            FileHandle.standardOutput.write(Data("data plane on \(server.dataBaseURL)\n".utf8))
+        let services = try RegistryApplication.services(
+            configuration: configuration, metadata: metadata, blobs: blobs, logger: logger
+        ) { address in
+            // Written unbuffered: whoever started the server waits for this line on a pipe.
+            FileHandle.standardOutput.write(Data("listening on \(address.baseURL)\n".utf8))
+            if address.dataPort != nil {
+                FileHandle.standardOutput.write(Data("data plane on \(address.dataBaseURL)\n".utf8))
+            }
         }
-        for await signal in signals {
-            logger.info("Shutting down gracefully", metadata: ["signal": "\(signal)"])
-            break
-        }
-        await server.shutdown()
+        // One group runs everything that lasts; SIGTERM or SIGINT shuts it down gracefully: in-flight requests
+        // finish, long-polls and resolve watches end early, then the process exits.
+        let group = ServiceGroup(
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        logger.info("Shut down gracefully")
     }
 
     /// The connection, idle and per-caller limits from the flags.

@@ -1,8 +1,10 @@
 import Foundation
+import Logging
 import ModelServing
 import RegistryClient
 import RegistryCore
 import RegistryTesting
+import ServiceLifecycle
 import Synchronization
 import Testing
 
@@ -23,6 +25,8 @@ struct ToyRegistry {
     let server: RegistryProcess
     let directory: String
     let admin: RegistryClient
+    /// Hands the runtimes `startRuntime` loads to the task that runs them until the test ends.
+    let following: AsyncStream<ModelRuntime<TextModel>>.Continuation
 
     static func with(_ body: (ToyRegistry) async throws -> Void) async throws {
         let directory = NSTemporaryDirectory() + "registry-runtime-" + UUID().uuidString
@@ -33,13 +37,24 @@ struct ToyRegistry {
             server.terminate()
             try? FileManager.default.removeItem(atPath: server.outputPath)
         }
+        let (runtimes, following) = AsyncStream<ModelRuntime<TextModel>>.makeStream()
         let registry = ToyRegistry(
-            server: server, directory: directory, admin: RegistryClient(baseURL: server.baseURL, token: secret))
+            server: server, directory: directory, admin: RegistryClient(baseURL: server.baseURL, token: secret),
+            following: following)
         _ = try await registry.admin.createModel("toy")
         try await registry.publish(1)
         try await registry.publish(2)
         _ = try await registry.admin.promote(model: "toy", stage: "production", version: 1, revision: nil)
-        try await body(registry)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            // Every runtime the test starts follows its stage until the test is over, then ends with its work.
+            tasks.addTask {
+                await withDiscardingTaskGroup { runs in
+                    for await runtime in runtimes { runs.addTask { await runtime.run() } }
+                }
+            }
+            try await body(registry)
+            tasks.cancelAll()
+        }
     }
 
     /// Pushes version `number` (its text is "weights v<number>") and approves it as a second subject.
@@ -55,18 +70,31 @@ struct ToyRegistry {
             model: "toy", number: number, decision: .approve, comment: nil, revision: pushed.version.revision)
     }
 
+    /// Loads a runtime that follows the stage until the test ends.
     func startRuntime(
         cache: String = UUID().uuidString, instance: String = "pod-1", backoff: Duration = .milliseconds(200),
         watchSeconds: Int = 10
+    ) async throws -> ModelRuntime<TextModel> {
+        let runtime = try await loadRuntime(
+            cache: cache, instance: instance, backoff: backoff, watchSeconds: watchSeconds,
+            loader: { directory, version in try TextModel(directory: directory, version: version) })
+        following.yield(runtime)
+        return runtime
+    }
+
+    /// Loads a runtime, for the caller to run.
+    func loadRuntime(
+        cache: String = UUID().uuidString, instance: String = "pod-1", backoff: Duration = .milliseconds(200),
+        watchSeconds: Int = 10, loader: @escaping ModelRuntime<TextModel>.Loader
     ) async throws -> ModelRuntime<TextModel> {
         let configuration = RuntimeConfiguration(
             model: "toy", stage: "production", cacheDirectory: URL(fileURLWithPath: directory + "/cache-" + cache),
             watchSeconds: watchSeconds, gracePeriod: .seconds(600), instance: instance,
             reportInterval: .milliseconds(200),
             backoff: (backoff, backoff * 2))
-        return try await ModelRuntime.start(
+        return try await ModelRuntime.load(
             client: RegistryClient(baseURL: server.baseURL, token: Self.secret), configuration: configuration,
-            loader: { directory, version in try TextModel(directory: directory, version: version) })
+            loader: loader)
     }
 
     func stage() async throws -> Stage { try await admin.stage(model: "toy", name: "production") }
@@ -97,7 +125,6 @@ func eventually(
             // A watch far longer than any scheduling delay: a flip before it runs out came from the abort waking
             // the watch, not from the next poll. (How fast is measured by ServingBenchmark, not here.)
             let runtime = try await registry.startRuntime(watchSeconds: 60)
-            defer { runtime.stop() }
             #expect(runtime.route("anyone").model.text == "weights v1")
 
             // The rollout waits for this instance: it loads the candidate, reports it, and exposure begins.
@@ -161,7 +188,6 @@ func eventually(
     @Test func theRuntimeKeepsServingWhileTheRegistryIsDownAndCatchesUpAfter() async throws {
         try await ToyRegistry.with { registry in
             let runtime = try await registry.startRuntime()
-            defer { runtime.stop() }
             registry.server.kill()
             // Requests never touch the registry: all of them are answered while it is gone.
             for index in 0..<100_000 { #expect(runtime.route(UInt64(index)).model.text == "weights v1") }
@@ -182,7 +208,6 @@ func eventually(
     @Test func flipsUnderLoadNeverFailARequestOrShowAHalfLoadedModel() async throws {
         try await ToyRegistry.with { registry in
             let runtime = try await registry.startRuntime()
-            defer { runtime.stop() }
             let load = Load()
             let readers = DispatchGroup()
             for worker in 0..<3 {
@@ -237,6 +262,54 @@ func eventually(
             let stage = try await registry.stage()
             #expect(stage.version == 1)
         }
+    }
+}
+
+/// A runtime is a `Service`: a graceful shutdown of its group ends everything it started, its loads included.
+@Suite(.serialized) struct ModelRuntimeLifecycleTests {
+    @Test(.timeLimit(.minutes(5)))
+    func aGracefulShutdownEndsTheRuntimeOnlyOnceItsLoadInProgressHasEnded() async throws {
+        try await ToyRegistry.with { registry in
+            let candidateLoad = CandidateLoad()
+            let runtime = try await registry.loadRuntime(instance: "pod-lifecycle", watchSeconds: 60) {
+                directory, version in
+                if version == 2 { try await candidateLoad.park() }
+                return try TextModel(directory: directory, version: version)
+            }
+            let group = ServiceGroup(
+                configuration: .init(services: [runtime], logger: Logger(label: "model-runtime-test")))
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                // The rollout reaches the runtime through its watch; loading the candidate parks in the loader.
+                _ = try await registry.admin.startRollout(
+                    model: "toy", stage: "production", stageRevision: try await registry.stage().revision,
+                    .init(version: 2, bakeSeconds: 3600, minInstances: 1))
+                let parked = await eventually(within: .seconds(60)) { candidateLoad.state.load(ordering: .acquiring) == 1 }
+                try #require(parked != nil, "the runtime began loading the candidate")
+
+                let shutdown = ContinuousClock.now
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+                #expect(
+                    ContinuousClock.now - shutdown < .seconds(30),
+                    "the runtime's 60 s watch ended with the shutdown instead of running out")
+            }
+            #expect(
+                candidateLoad.state.load(ordering: .acquiring) == 2,
+                "the load in progress ended before the runtime's run() returned, not after it")
+            #expect(runtime.route("anyone").version == 1, "the router keeps serving its last state")
+        }
+    }
+}
+
+/// A candidate load that waits until it is cancelled: 1 while it waits, 2 once it has ended.
+final class CandidateLoad: Sendable {
+    let state = Atomic<Int>(0)
+
+    func park() async throws {
+        state.store(1, ordering: .releasing)
+        defer { state.store(2, ordering: .releasing) }
+        try await Task.sleep(for: .seconds(3600))
     }
 }
 

@@ -48,10 +48,9 @@ import Testing
             // Without the caller's trust roots every download fails the handshake and `start` retries for ever.
             let loaded = try await withThrowingTaskGroup(of: String?.self) { group in
                 group.addTask {
-                    let runtime = try await ModelRuntime.start(
+                    let runtime = try await ModelRuntime.load(
                         client: admin, configuration: configuration,
                         loader: { directory, version in try TextModel(directory: directory, version: version) })
-                    defer { runtime.stop() }
                     return runtime.router.state.stable.model.text
                 }
                 group.addTask {
