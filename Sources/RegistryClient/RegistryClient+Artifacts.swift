@@ -20,7 +20,7 @@ extension RegistryClient {
         var missing: [Digest] = []
         var start = 0
         while start < digests.count {
-            let batch = Array(digests[start..<min(start + 5000, digests.count)])
+            let batch = Array(digests[start..<min(start + BlobCheck.maxDigests, digests.count)])
             var call = Call(.POST, "/v1/blobs/check")
             try call.json(CheckBody(digests: batch))
             missing += try await request(call, as: CheckResult.self).missing

@@ -122,7 +122,8 @@ enum OpenAPIDocument {
                     parameters: [model, stage, optionalIfMatch, ifNoneMatch], body: "Promotion",
                     responses: [
                         "200": json("Stage", etag: true),
-                        "409": error("VERSION_NOT_APPROVED, SIGNATURE_REQUIRED, SIGNATURE_INVALID, TRUST_POLICY_CHANGED"),
+                        "409": error(
+                            "VERSION_NOT_APPROVED, SIGNATURE_REQUIRED, SIGNATURE_INVALID, TRUST_POLICY_CHANGED"),
                     ]),
             ],
             "/v1/models/{model}/stages/{stage}/history": [
@@ -140,7 +141,8 @@ enum OpenAPIDocument {
                     parameters: [model, stage, ifMatch], body: "Rollback", bodyRequired: false,
                     responses: [
                         "200": json("Stage", etag: true),
-                        "409": error("NO_PREVIOUS_VERSION, SIGNATURE_REQUIRED, SIGNATURE_INVALID, TRUST_POLICY_CHANGED"),
+                        "409": error(
+                            "NO_PREVIOUS_VERSION, SIGNATURE_REQUIRED, SIGNATURE_INVALID, TRUST_POLICY_CHANGED"),
                     ])
             ],
             "/v1/models/{model}/stages/{stage}/rollouts": [
@@ -168,7 +170,8 @@ enum OpenAPIDocument {
                     parameters: [model, stage, rolloutId], responses: ["200": json("Rollout", etag: true)])
             ],
             "/v1/models/{model}/stages/{stage}/rollouts/{rollout}/advance": rolloutAction(
-                "advanceRollout", "Exposes the next step now; the step after the last completes the rollout, "
+                "advanceRollout",
+                "Exposes the next step now; the step after the last completes the rollout, "
                     + "pointing the stage at the candidate (deployer). Completing re-checks the candidate against "
                     + "the model's trust policy: 409 SIGNATURE_INVALID or SIGNATURE_REQUIRED when it no longer "
                     + "passes.", model, stage, rolloutId),
@@ -178,7 +181,8 @@ enum OpenAPIDocument {
                 "resumeRollout", "Resumes a paused rollout; its bake period restarts (deployer).", model, stage,
                 rolloutId),
             "/v1/models/{model}/stages/{stage}/rollouts/{rollout}/abort": rolloutAction(
-                "abortRollout", "Returns all traffic to the stable version at once (deployer).", model, stage, rolloutId),
+                "abortRollout", "Returns all traffic to the stable version at once (deployer).", model, stage, rolloutId
+            ),
             "/v1/models/{model}/stages/{stage}/rollouts/{rollout}/reports": [
                 "post": op(
                     "reportRollout",
@@ -298,7 +302,11 @@ enum OpenAPIDocument {
                     "metrics", "Prometheus text exposition.",
                     ["description": "Metrics", "content": ["text/plain": ["schema": ["type": "string"]]]])
             ],
-            "/openapi.json": ["get": publicOp("openapi", "This document.", ["description": "OpenAPI 3.1 document"])],
+            "/openapi.json": [
+                "get": publicOp(
+                    "openapi", "This document.",
+                    ["description": "OpenAPI 3.1 document", "content": ["application/json": ["schema": anyObject]]])
+            ],
         ]
     }
 
@@ -311,7 +319,9 @@ enum OpenAPIDocument {
     ) -> JSONValue {
         [
             "post": op(
-                id, summary + " If-Match is the rollout's ETag; 409 INVALID_TRANSITION from a state that does not allow it.",
+                id,
+                summary
+                    + " If-Match is the rollout's ETag; 409 INVALID_TRANSITION from a state that does not allow it.",
                 parameters: [model, stage, rollout, ifMatch], body: "RolloutAction", bodyRequired: false,
                 responses: ["200": json("Rollout", etag: true), "409": error("INVALID_TRANSITION")])
         ]
@@ -436,10 +446,21 @@ enum OpenAPIDocument {
         return .object(schema)
     }
 
+    /// A response object: every property is sent unless listed in `optional` (then omitted when unset), and no
+    /// other property is, so a field the server starts or stops sending fails the contract test.
+    static func record(_ properties: [String: JSONValue], optional: Set<String> = []) -> JSONValue {
+        var schema: [String: JSONValue] = [
+            "type": "object", "properties": .object(properties), "additionalProperties": false,
+        ]
+        let required = properties.keys.filter { !optional.contains($0) }.sorted()
+        if !required.isEmpty { schema["required"] = .array(required.map(JSONValue.string)) }
+        return .object(schema)
+    }
+
     static func page(_ item: String) -> JSONValue {
-        object(
-            ["items": ["type": "array", "items": ref(item)], "nextPageToken": ["type": .array(["string", "null"])]],
-            required: ["items", "nextPageToken"])
+        record([
+            "items": ["type": "array", "items": ref(item)], "nextPageToken": ["type": .array(["string", "null"])],
+        ])
     }
 
     static let string: JSONValue = ["type": "string"]
@@ -468,32 +489,30 @@ enum OpenAPIDocument {
         // Cumulative request and error counts of a rollout report (errors never exceed their requests).
         let count: JSONValue = ["type": "integer", "minimum": 0, "maximum": .number(Double(InstanceReport.maxCount))]
         let grant = object(["subject": subject, "role": role], required: ["subject", "role"])
-        let policy = object([
+        let policyProperties: [String: JSONValue] = [
             "requiredApprovals": ["type": "integer", "minimum": 1, "maximum": 16], "allowSelfApproval": boolean,
             "revokeApprovalOnMetadataChange": boolean,
-        ])
-        let trustPolicy = object([
+        ]
+        let policy = object(policyProperties)
+        let trustPolicyProperties: [String: JSONValue] = [
             "requireSignature": boolean,
             "trustedKeys": [
                 "type": "array", "maxItems": .number(Double(TrustPolicy.maxTrustedKeys)),
                 "items": ["type": "string", "description": "ed25519:<base64> or p256:<base64 of the X9.63 point>"],
             ],
-        ])
+        ]
+        let trustPolicy = object(trustPolicyProperties)
+        let source: [String: JSONValue] = ["runId": string, "dataset": string, "commit": string, "repository": string]
         let status: JSONValue = ["type": "string", "enum": .array(["pending", "approved", "rejected", "archived"])]
         let chunk = object(["digest": digestSchema, "size": integer], required: ["digest", "size"])
         return [
-            "Error": object(
-                [
-                    "error": object(
-                        ["code": string, "message": string, "details": anyObject],
-                        required: ["code", "message", "details"])
-                ], required: ["error"]),
-            "Status": object(["status": string]),
-            "Model": object(
-                [
-                    "name": string, "description": string, "tags": tags, "createdBy": string, "approvalPolicy": policy,
-                    "trustPolicy": trustPolicy, "revision": integer, "createdAt": time, "updatedAt": time,
-                ], required: ["name", "revision"]),
+            "Error": record(["error": record(["code": string, "message": string, "details": anyObject])]),
+            "Status": record(["status": string]),
+            "Model": record([
+                "name": string, "description": string, "tags": tags, "createdBy": string,
+                "approvalPolicy": record(policyProperties), "trustPolicy": record(trustPolicyProperties),
+                "revision": integer, "createdAt": time, "updatedAt": time,
+            ]),
             "ModelPage": page("Model"),
             "CreateModel": object(
                 [
@@ -503,30 +522,33 @@ enum OpenAPIDocument {
             "UpdateModel": object([
                 "description": string, "tags": tags, "approvalPolicy": policy, "trustPolicy": trustPolicy,
             ]),
-            "AccessList": object(
-                ["model": string, "grants": ["type": "array", "items": grant], "revision": integer],
-                required: ["grants", "revision"]),
+            "AccessList": record([
+                "model": string, "grants": ["type": "array", "items": record(["subject": subject, "role": role])],
+                "revision": integer,
+            ]),
             "AccessListUpdate": object(
                 ["grants": ["type": "array", "items": grant, "maxItems": 1000]], required: ["grants"]),
-            "Version": object(
+            "Version": record(
                 [
-                    "model": string, "version": integer, "status": status, "manifestDigest": string, "size": integer,
-                    "signature": string, "metadata": anyObject, "tags": tags,
-                    "source": object(["runId": string, "dataset": string, "commit": string, "repository": string]),
-                    "createdBy": string, "createdAt": time, "updatedAt": time, "revision": integer,
+                    "model": string, "version": integer, "status": status, "manifestDigest": digestSchema,
+                    "size": integer, "signature": string, "metadata": anyObject, "tags": tags,
+                    "source": record(source, optional: Set(source.keys)), "createdBy": string, "createdAt": time,
+                    "updatedAt": time, "revision": integer,
                     "approvals": [
                         "type": "array",
-                        "items": object([
-                            "subject": string, "decision": ["type": "string", "enum": .array(["approve", "reject"])],
-                            "comment": string, "time": time,
-                        ]),
+                        "items": record(
+                            [
+                                "subject": string,
+                                "decision": ["type": "string", "enum": .array(["approve", "reject"])],
+                                "comment": string, "time": time,
+                            ], optional: ["comment"]),
                     ],
-                ], required: ["model", "version", "status", "manifestDigest", "revision"]),
+                ], optional: ["signature"]),
             "VersionPage": page("Version"),
             "CreateVersion": object(
                 [
                     "manifestDigest": digestSchema, "signature": string, "metadata": anyObject, "tags": tags,
-                    "source": object(["runId": string, "dataset": string, "commit": string, "repository": string]),
+                    "source": object(source),
                 ], required: ["manifestDigest"]),
             "UpdateVersion": object([
                 "tags": tags, "metadata": anyObject, "status": ["type": "string", "enum": .array(["archived"])],
@@ -535,12 +557,11 @@ enum OpenAPIDocument {
             "Decision": object(
                 ["decision": ["type": "string", "enum": .array(["approve", "reject"])], "comment": string],
                 required: ["decision"]),
-            "Stage": object(
-                [
-                    "model": string, "stage": string, "version": integer, "revision": integer, "updatedBy": string,
-                    "updatedAt": time, "rolloutId": ["type": .array(["string", "null"])],
-                    "rollout": ["oneOf": .array([ref("Rollout"), null])],
-                ], required: ["stage", "version", "revision"]),
+            "Stage": record([
+                "model": string, "stage": string, "version": integer, "revision": integer, "updatedBy": string,
+                "updatedAt": time, "rolloutId": ["type": .array(["string", "null"])],
+                "rollout": ["oneOf": .array([ref("Rollout"), null])],
+            ]),
             "StartRollout": object(
                 [
                     "version": positive, "steps": ["type": "array", "items": number],
@@ -558,7 +579,7 @@ enum OpenAPIDocument {
                     "state": ["type": "string", "enum": .array(["loaded", "serving", "failed"])],
                     "requests": count, "errors": count, "stableRequests": count, "stableErrors": count,
                 ], required: ["instance", "state"]),
-            "Rollout": object(
+            "Rollout": record(
                 [
                     "id": string, "model": string, "stage": string, "version": integer, "previousVersion": integer,
                     "steps": ["type": "array", "items": number], "stepIndex": integer, "weight": number,
@@ -566,45 +587,65 @@ enum OpenAPIDocument {
                         "type": "string",
                         "enum": .array(["warming", "progressing", "paused", "completed", "aborted"]),
                     ],
-                    "policy": anyObject, "stepStartedAt": time, "reason": string, "createdBy": string,
-                    "createdAt": time, "updatedAt": time, "revision": integer, "reports": anyObject,
-                ], required: ["id", "version", "previousVersion", "steps", "stepIndex", "weight", "state", "revision"]),
+                    "policy": record([
+                        "bakeSeconds": integer, "autoAdvance": boolean, "minInstances": integer, "quorum": number,
+                        "instanceWindowSeconds": integer, "maxErrorRateIncrease": number, "minRequests": integer,
+                    ]),
+                    "stepStartedAt": time, "reason": string, "createdBy": string, "createdAt": time,
+                    "updatedAt": time, "revision": integer,
+                    "reports": [
+                        "type": "object",
+                        "description": "The latest report of each instance, by instance",
+                        "additionalProperties": record(
+                            [
+                                "instance": string, "region": string,
+                                "state": ["type": "string", "enum": .array(["loaded", "serving", "failed"])],
+                                "requests": count, "errors": count, "stableRequests": count, "stableErrors": count,
+                                "time": time,
+                            ], optional: ["region"]),
+                    ],
+                ], optional: ["stepStartedAt", "reason"]),
             "CollectGarbage": object(["dryRun": boolean, "graceSeconds": ["type": "integer", "minimum": 0]]),
             "GarbageReport": anyObject,
             "StageList": object(["items": ["type": "array", "items": ref("Stage")]], required: ["items"]),
             "Promotion": object(["version": positive, "reason": string], required: ["version"]),
             "Rollback": object(["reason": string]),
-            "HistoryEntry": object([
-                "sequence": integer, "model": string, "stage": string,
-                "action": [
-                    "type": "string",
-                    "enum": .array(["promote", "rollback", "rollout-start", "rollout-step", "rollout-abort"]),
-                ],
-                "rolloutId": string, "weight": number,
-                "fromVersion": ["type": .array(["integer", "null"])],
-                "toVersion": integer, "revision": integer, "actor": string, "reason": string, "time": time,
-            ]),
-            "HistoryPage": page("HistoryEntry"),
-            "Resolution": object(
+            "HistoryEntry": record(
                 [
-                    "model": string, "stage": string, "revision": integer,
-                    "stable": object(["version": integer, "manifestDigest": string, "size": integer]),
-                    "candidate": [
-                        "oneOf": .array([
-                            object([
-                                "version": integer, "manifestDigest": string, "size": integer, "weight": number,
-                                "state": string,
-                            ]), null,
-                        ])
+                    "sequence": integer, "model": string, "stage": string,
+                    "action": [
+                        "type": "string",
+                        "enum": .array(["promote", "rollback", "rollout-start", "rollout-step", "rollout-abort"]),
                     ],
-                    "rolloutId": ["type": .array(["string", "null"])], "ttlSeconds": integer,
-                    "artifactsURL": ["type": "string", "description": "Base URL to fetch blobs and manifests from"],
-                ], required: ["model", "stage", "revision", "stable", "candidate", "rolloutId", "ttlSeconds"]),
+                    "rolloutId": string, "weight": number,
+                    "fromVersion": ["type": .array(["integer", "null"])],
+                    "toVersion": integer, "revision": integer, "actor": string, "reason": string, "time": time,
+                ], optional: ["rolloutId", "weight", "fromVersion", "reason"]),
+            "HistoryPage": page("HistoryEntry"),
+            "Resolution": record([
+                "model": string, "stage": string, "revision": integer,
+                "stable": record(["version": integer, "manifestDigest": digestSchema, "size": integer]),
+                "candidate": [
+                    "oneOf": .array([
+                        record([
+                            "version": integer, "manifestDigest": digestSchema, "size": integer, "weight": number,
+                            "state": ["type": "string", "enum": .array(["warming", "progressing", "paused"])],
+                        ]), null,
+                    ])
+                ],
+                "rolloutId": ["type": .array(["string", "null"])], "ttlSeconds": integer,
+                "artifactsURL": ["type": "string", "description": "Base URL to fetch blobs and manifests from"],
+            ]),
             "BlobCheck": object(
-                ["digests": ["type": "array", "items": digestSchema, "maxItems": 10_000]], required: ["digests"]),
-            "BlobCheckResult": object(["missing": ["type": "array", "items": string]], required: ["missing"]),
-            "BlobInfo": object(["digest": string, "size": integer], required: ["digest", "size"]),
-            "ManifestInfo": object(["digest": string, "size": integer], required: ["digest"]),
+                [
+                    "digests": [
+                        "type": "array", "items": digestSchema, "maxItems": .number(Double(BlobCheck.maxDigests)),
+                    ]
+                ],
+                required: ["digests"]),
+            "BlobCheckResult": record(["missing": ["type": "array", "items": digestSchema]]),
+            "BlobInfo": record(["digest": digestSchema, "size": integer]),
+            "ManifestInfo": record(["digest": digestSchema, "size": integer]),
             "Manifest": object(
                 [
                     "schemaVersion": integer, "mediaType": string, "annotations": tags,
@@ -617,47 +658,42 @@ enum OpenAPIDocument {
                             ], required: ["path", "size", "digest", "chunks"]),
                     ],
                 ], required: ["schemaVersion", "files"]),
-            "Event": object(
-                [
-                    "id": string, "type": string, "time": time, "model": ["type": .array(["string", "null"])],
-                    "data": anyObject,
-                ],
-                required: ["id", "type", "time", "model", "data"]),
-            "EventPage": object(
-                ["items": ["type": "array", "items": ref("Event")], "nextCursor": string],
-                required: ["items", "nextCursor"]),
-            "AuditEntry": object([
-                "sequence": integer, "time": time, "actor": string, "action": string, "target": string,
-                "model": ["type": .array(["string", "null"])], "before": [:], "after": [:], "requestId": string,
-                "previousHash": string, "hash": string,
+            "Event": record([
+                "id": string, "type": string, "time": time, "model": ["type": .array(["string", "null"])],
+                "data": anyObject,
             ]),
+            "EventPage": record(["items": ["type": "array", "items": ref("Event")], "nextCursor": string]),
+            "AuditEntry": record(
+                [
+                    "sequence": integer, "time": time, "actor": string, "action": string, "target": string,
+                    "model": ["type": .array(["string", "null"])], "before": [:], "after": [:], "requestId": string,
+                    "previousHash": string, "hash": string,
+                ], optional: ["model", "before", "after"]),
             "AuditPage": page("AuditEntry"),
-            "AuditVerification": object(
+            "AuditVerification": record(
                 [
                     "ok": boolean, "entries": integer, "headHash": string, "firstBadSequence": integer,
                     "problem": string,
-                ],
-                required: ["ok", "entries", "headHash"]),
+                ], optional: ["firstBadSequence", "problem"]),
             "CreateToken": object(
                 ["subject": subject, "admin": boolean, "canCreateModels": boolean, "expiresAt": time],
                 required: ["subject"]),
-            "CreatedToken": object(
+            "CreatedToken": record(
                 [
                     "id": string, "subject": string, "admin": boolean, "canCreateModels": boolean, "expiresAt": time,
                     "token": string, "createdAt": time,
-                ],
-                required: ["id", "subject", "admin", "token"]),
-            "TokenList": object(
-                [
-                    "items": [
-                        "type": "array",
-                        "items": object([
+                ], optional: ["expiresAt"]),
+            "TokenList": record([
+                "items": [
+                    "type": "array",
+                    "items": record(
+                        [
                             "id": string, "subject": string, "admin": boolean, "canCreateModels": boolean,
                             "expiresAt": time, "bootstrap": boolean, "revokedAt": time, "createdBy": string,
                             "createdAt": time,
-                        ]),
-                    ]
-                ], required: ["items"]),
+                        ], optional: ["expiresAt", "revokedAt", "bootstrap"]),
+                ]
+            ]),
         ]
     }
 }

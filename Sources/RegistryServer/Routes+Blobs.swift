@@ -23,8 +23,9 @@ extension RegistryRoutes {
             let principal = try await authenticate(request)
             try await authorizeUpload(principal, request, context)
             let body = try await request.decodeJSON(CheckBody.self, maxBytes: configuration.maxJSONBodyBytes)
-            guard body.digests.count <= 10_000 else {
-                throw RegistryError.invalidArgument("At most 10000 digests can be checked at once.", field: "digests")
+            guard body.digests.count <= BlobCheck.maxDigests else {
+                throw RegistryError.invalidArgument(
+                    "At most \(BlobCheck.maxDigests) digests can be checked at once.", field: "digests")
             }
             var seen = Set<Digest>()
             let digests = body.digests.filter { seen.insert($0).inserted }
@@ -39,8 +40,9 @@ extension RegistryRoutes {
         }
 
         add(router, .put, "/v1/blobs/:digest") { request, context in
-            let digest = try Digest(parsing: context.parameters.required("digest"))
+            // Who asks comes first: without a valid token the answer is 401, whatever else is wrong.
             let principal = try await authenticate(request)
+            let digest = try Digest(parsing: context.parameters.required("digest"))
             try await authorizeUpload(principal, request, context)
             let limit = configuration.maxBlobBytes
             let declared = request.headers[.contentLength].flatMap { Int64($0) }
@@ -70,8 +72,8 @@ extension RegistryRoutes {
     private func download(
         _ request: Request, _ context: RegistryRequestContext, includeBody: Bool
     ) async throws -> Response {
-        let digest = try Digest(parsing: context.parameters.required("digest"))
         let principal = try await authenticate(request)
+        let digest = try Digest(parsing: context.parameters.required("digest"))
         guard let size = try await blobs.size(of: digest) else { throw RegistryError.blobNotFound(digest) }
         try await authorizeDownload(digest, principal, request, context)
         var headers = HTTPFields()

@@ -39,8 +39,8 @@ extension RegistryRoutes {
         }
 
         add(router, .get, "/v1/manifests/:digest") { request, context in
-            let digest = try Digest(parsing: context.parameters.required("digest"))
             let principal = try await authenticate(request)
+            let digest = try Digest(parsing: context.parameters.required("digest"))
             do {
                 try await authorizeDownload(digest, principal, request, context)
             } catch let error as RegistryError where error.code == .blobNotFound {

@@ -57,16 +57,18 @@ extension RegistryRoutes {
             let name = try stageName(context)
             // `wait` (seconds) makes this a watch: with an `If-None-Match` that is still current, the answer comes
             // as soon as it changes (a rollout step, an abort, a promotion), or as 304 when `wait` runs out.
-            let wait = try request.query("wait").map { text -> Int in
-                guard let seconds = Int(text), seconds >= 0 else {
-                    throw RegistryError.invalidArgument("wait must be a whole number of seconds.", field: "wait")
-                }
-                return min(seconds, configuration.maxEventWaitSeconds)
-            } ?? 0
+            let wait =
+                try request.query("wait").map { text -> Int in
+                    guard let seconds = Int(text), seconds >= 0 else {
+                        throw RegistryError.invalidArgument("wait must be a whole number of seconds.", field: "wait")
+                    }
+                    return min(seconds, configuration.maxEventWaitSeconds)
+                } ?? 0
             let deadline = ContinuousClock.now.advanced(by: .seconds(wait))
-            let known = request.headers[.ifNoneMatch].map {
-                Set($0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
-            } ?? []
+            let known =
+                request.headers[.ifNoneMatch].map {
+                    Set($0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+                } ?? []
             // A watch holds one of the caller's watch slots while it waits (429 `TOO_MANY_REQUESTS` beyond them).
             if wait > 0 { try watches.acquire(principal.subject) }
             defer { if wait > 0 { watches.release(principal.subject) } }

@@ -100,7 +100,8 @@ extension RegistryRoutes {
             }
             let report = InstanceReport(
                 instance: body.instance, region: body.region, state: body.state, requests: body.requests ?? 0,
-                errors: body.errors ?? 0, stableRequests: body.stableRequests ?? 0, stableErrors: body.stableErrors ?? 0,
+                errors: body.errors ?? 0, stableRequests: body.stableRequests ?? 0,
+                stableErrors: body.stableErrors ?? 0,
                 time: Timestamp.now())
             let rollout = try await service.report(
                 report, rollout: id, model: model, stage: stage, caller: caller(principal, request, context))
@@ -110,6 +111,7 @@ extension RegistryRoutes {
 
     /// The rollout named in the path, which must belong to the path's model and stage; 404 `ROLLOUT_NOT_FOUND`.
     func rolloutInPath(model: Model, _ context: RegistryRequestContext) async throws -> Rollout {
-        try await service.rollout(id: context.parameters.required("rollout"), model: model.name, stage: stageName(context))
+        try await service.rollout(
+            id: context.parameters.required("rollout"), model: model.name, stage: stageName(context))
     }
 }

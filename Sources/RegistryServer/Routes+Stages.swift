@@ -21,6 +21,8 @@ extension RegistryRoutes {
         var revision: Int
         var updatedBy: String
         var updatedAt: Date
+        /// The id of the rollout in progress, an explicit null without one (as `rollout`).
+        var rolloutId: JSONValue = .null
         var rollout: JSONValue = .null
 
         init(_ stage: Stage) {
@@ -30,6 +32,7 @@ extension RegistryRoutes {
             revision = stage.revision
             updatedBy = stage.updatedBy
             updatedAt = stage.updatedAt
+            rolloutId = stage.rolloutId.map(JSONValue.string) ?? .null
         }
 
         init(_ stage: Stage, rollout: Rollout?) throws {
