@@ -197,15 +197,18 @@ public enum BlobStoreConformance {
     }
 }
 
-/// One named behaviour of the blob store conformance suite, run against a fresh store.
-public struct BlobConformanceCase: Sendable, CustomTestStringConvertible {
+/// One named behaviour of a storage conformance suite, run against a fresh subject: a blob store, an object driver.
+public struct StorageConformanceCase<Subject>: Sendable, CustomTestStringConvertible {
     public let name: String
-    public let run: @Sendable (any BlobStore) async throws -> Void
+    public let run: @Sendable (Subject) async throws -> Void
 
-    public init(_ name: String, _ run: @escaping @Sendable (any BlobStore) async throws -> Void) {
+    public init(_ name: String, _ run: @escaping @Sendable (Subject) async throws -> Void) {
         self.name = name
         self.run = run
     }
 
     public var testDescription: String { name }
 }
+
+/// One named behaviour of the blob store conformance suite, run against a fresh store.
+public typealias BlobConformanceCase = StorageConformanceCase<any BlobStore>

@@ -178,14 +178,4 @@ public enum ObjectStorageConformance {
 }
 
 /// One named behaviour of the object storage conformance suite, run against fresh, empty storage.
-public struct ObjectStorageConformanceCase: Sendable, CustomTestStringConvertible {
-    public let name: String
-    public let run: @Sendable (any ObjectStorage) async throws -> Void
-
-    public init(_ name: String, _ run: @escaping @Sendable (any ObjectStorage) async throws -> Void) {
-        self.name = name
-        self.run = run
-    }
-
-    public var testDescription: String { name }
-}
+public typealias ObjectStorageConformanceCase = StorageConformanceCase<any ObjectStorage>
