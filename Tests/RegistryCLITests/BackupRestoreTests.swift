@@ -3,11 +3,12 @@ import RegistryClient
 import RegistryCore
 import RegistryFileStore
 import RegistryTesting
+import Synchronization
 import Testing
 
 /// `registry backup` of a serving registry, incremental, then `registry restore` into a new directory that a new
 /// server serves byte for byte; a damaged backup restores nothing.
-@Suite struct BackupRestoreTests {
+@Suite(.timeLimit(.minutes(6))) struct BackupRestoreTests {
     @Test func aBackupTakenWhileServingRestoresIntoAWorkingRegistry() async throws {
         let binary = try #require(
             CommandLineTests.registryBinary(), "the registry executable is built next to the tests")
@@ -32,8 +33,18 @@ import Testing
         let primary = try #require(try MasterKeyFile.load(from: data + "/keys/master.json")).primary
         #expect(full["keysNeeded"] == .array([.string(primary)]), "without keys, the report names the keys to keep")
         _ = try await push(client, directory, version: 2)
+        // The incremental backup is taken from a busy server: writers push new versions (new chunks, a manifest, a
+        // version each) and readers pull and list all through it, from before it starts until after it ends.
+        let load = ServingLoad()
+        let loadTask = Task { try await load.run(client, in: directory) }
+        try await load.waitUntilPushed(2)
+        let pushedBefore = load.pushed
         let incremental = try await Self.report(
             binary, ["backup", "--data-dir", data, "--to", backup, "--include-keys", "--json"])
+        load.stop()
+        try await loadTask.value
+        let pushedAfter = load.pushed
+        #expect(load.reads > 0, "the readers read during the backup")
         #expect(
             incremental.int("blobsAlreadyPresent") == full.int("blobsCopied"), "unchanged blobs are not copied again")
         #expect(incremental.int("blobsCopied") ?? 0 >= 1)
@@ -66,6 +77,21 @@ import Testing
             let target = URL(fileURLWithPath: directory + "/pulled-\(version)")
             _ = try await revivedClient.pull(model: "fraud", version: version, to: target)
             #expect(try Data(contentsOf: target.appendingPathComponent("weights.bin")) == Data(weights(version)))
+        }
+
+        // The busy backup is one consistent moment: every version pushed before it began is in it, nothing that
+        // was not pushed by the time it ended, the numbers run without gaps, the chain verifies, and every version
+        // in it reads back byte for byte (its chunks were all copied).
+        let restoredNumbers = try await revivedClient.versions(model: "fraud", limit: 1000).items.map(\.version)
+        #expect(restoredNumbers.sorted() == Array(1...restoredNumbers.count), "\(restoredNumbers)")
+        #expect(Set(pushedBefore.keys).isSubset(of: restoredNumbers), "versions pushed before the backup are in it")
+        #expect(Set(restoredNumbers).isSubset(of: Set(pushedAfter.keys).union([1, 2])), "\(restoredNumbers)")
+        #expect(try await revivedClient.verifyAudit().ok)
+        for number in restoredNumbers where number > 2 {
+            let target = URL(fileURLWithPath: directory + "/pulled-busy-\(number)")
+            _ = try await revivedClient.pull(model: "fraud", version: number, to: target)
+            let bytes = try Data(contentsOf: target.appendingPathComponent("weights.bin"))
+            #expect(bytes == pushedAfter[number].map { Data($0) }, "version \(number) reads back byte for byte")
         }
     }
 
@@ -183,6 +209,74 @@ import Testing
         let outcome = try await CommandLineTests.run(binary, arguments, [:])
         guard outcome.status == 0 else { throw RegistryProcessError("\(arguments[0]) failed: \(outcome.error)") }
         return try JSONCoding.decode(JSONValue.self, from: Array(outcome.output.utf8))
+    }
+}
+
+/// Writers that push new versions of `fraud` and readers that pull version 1 and list versions, until stopped.
+final class ServingLoad: Sendable {
+    private struct State {
+        var pushed: [Int: [UInt8]] = [:]
+        var reads = 0
+        var stopped = false
+    }
+
+    private let state = Mutex(State())
+
+    /// The versions pushed so far and the bytes of their one file.
+    var pushed: [Int: [UInt8]] { state.withLock { $0.pushed } }
+    /// Reads completed so far.
+    var reads: Int { state.withLock { $0.reads } }
+    private var isStopped: Bool { state.withLock { $0.stopped } }
+
+    func stop() { state.withLock { $0.stopped = true } }
+
+    /// Runs two writers and two readers until `stop`; throws the first failure of any of them.
+    func run(_ client: RegistryClient, in directory: String) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for writer in 0..<2 {
+                group.addTask {
+                    var round = 0
+                    while !self.isStopped {
+                        round += 1
+                        let bytes =
+                            Array("writer \(writer) round \(round)".utf8)
+                            + BlobStoreConformance.pattern(300_000, seed: UInt8(truncatingIfNeeded: round * 2 + writer))
+                        let source = URL(fileURLWithPath: directory + "/load-\(writer)-\(round)")
+                        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
+                        let file = source.appendingPathComponent("weights.bin")
+                        try Data(bytes).write(to: file)
+                        let result = try await client.push(
+                            model: "fraud", files: [PushFile(path: "weights.bin", url: file)],
+                            chunking: SampleModel.chunking)
+                        self.state.withLock { $0.pushed[result.version.version] = bytes }
+                        try? FileManager.default.removeItem(at: source)
+                    }
+                }
+            }
+            for reader in 0..<2 {
+                group.addTask {
+                    var round = 0
+                    while !self.isStopped {
+                        round += 1
+                        let target = URL(fileURLWithPath: directory + "/read-\(reader)-\(round)")
+                        _ = try await client.pull(model: "fraud", version: 1, to: target)
+                        _ = try await client.versions(model: "fraud", limit: 100)
+                        try? FileManager.default.removeItem(at: target)
+                        self.state.withLock { $0.reads += 1 }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    /// Waits (at most a minute) until `count` versions were pushed: the load is on.
+    func waitUntilPushed(_ count: Int) async throws {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while pushed.count < count {
+            guard ContinuousClock.now < deadline else { throw RegistryProcessError("the load pushed nothing") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
     }
 }
 

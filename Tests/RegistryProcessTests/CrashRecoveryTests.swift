@@ -8,7 +8,7 @@ import Synchronization
 import Testing
 
 /// `kill -9` of a real `registry serve` during a stream of writes, then a restart on the same data directory.
-@Suite(.serialized)
+@Suite(.serialized, .timeLimit(.minutes(8)))
 struct CrashRecoveryTests {
     @Test func everyAcknowledgedWriteSurvivesKillNineAndNumberingContinues() async throws {
         let directory = NSTemporaryDirectory() + "registry-crash-\(UUID().uuidString)"
@@ -37,34 +37,31 @@ struct CrashRecoveryTests {
             as? String
         let digest = try #require(manifestDigest)
 
-        // Eight writers create versions until the process dies under them.
-        let acknowledged = Acknowledged()
+        // Eight writers create versions until the process dies under them; each says why it stopped.
+        let writers = WriterLog()
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<8 {
+            for index in 0..<8 {
                 group.addTask {
-                    while true {
-                        guard
-                            let response = try? await http.send(
-                                .POST, "/v1/models/crashy/versions", json: ["manifestDigest": digest])
-                        else { return }  // the connection died with the process
-                        guard response.status == 201 else { return }
-                        if let number = try response.json()["version"] as? Int {
-                            acknowledged.withLock { $0.append(number) }
-                        }
-                    }
+                    let stop = await Self.createVersions(http, digest: digest, into: writers)
+                    writers.stopped("writer \(index): \(stop)")
                 }
             }
             group.addTask {
-                while acknowledged.withLock({ $0.count }) < 150 {
+                // Until enough writes were acknowledged, or every writer stopped without the kill (then there is
+                // nothing to wait for), or a deadline on a machine that makes no progress.
+                let deadline = ContinuousClock.now + .seconds(180)
+                while writers.acknowledgedCount < 150, writers.running(of: 8), ContinuousClock.now < deadline {
                     try await Task.sleep(for: .milliseconds(5))
                 }
+                writers.killing()
                 first.kill()
             }
             try await group.waitForAll()
         }
         try await http.shutdown()
-        let acked = acknowledged.withLock { $0 }
-        #expect(acked.count >= 150)
+        let acked = writers.acknowledged
+        #expect(writers.stoppedBeforeTheKill.isEmpty, "writers stopped before the kill: \(writers.stoppedBeforeTheKill)")
+        #expect(acked.count >= 150, "\(acked.count) acknowledged; writers stopped: \(writers.stops)")
         #expect(Set(acked).count == acked.count, "no number was handed out twice")
 
         let second = try await RegistryProcess(dataDirectory: directory, adminToken: admin)
@@ -88,6 +85,21 @@ struct CrashRecoveryTests {
         // The audit chain still verifies and holds one entry per version.
         let verify = try await again.expect(200, .GET, "/v1/audit/verify").json()
         #expect(verify["ok"] as? Bool == true, "audit chain broken after crash: \(verify)")
+        var audited: [[String: Any]] = []
+        var auditPage: String? = nil
+        repeat {
+            let query = auditPage.map { "&pageToken=\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0)" } ?? ""
+            let page = try await again.expect(200, .GET, "/v1/audit?limit=1000\(query)").json()
+            audited += page["items"] as? [[String: Any]] ?? []
+            auditPage = page["nextPageToken"] as? String
+        } while auditPage != nil
+        #expect(verify["entries"] as? Int == audited.count, "the chain covers every entry listed")
+        let versionEntries = audited.filter { $0["action"] as? String == "version.create" && $0["model"] as? String == "crashy" }
+        #expect(versionEntries.count == numbers.count, "one version.create entry per surviving version")
+        #expect(
+            Set(versionEntries.compactMap { $0["target"] as? String })
+                == Set(numbers.map { "models/crashy/versions/\($0)" }),
+            "the entries name exactly the surviving versions")
 
         // Events: exactly one version.created per version that exists.
         var created = 0
@@ -108,11 +120,53 @@ struct CrashRecoveryTests {
     }
 }
 
-/// Version numbers the server acknowledged, shared by the writer tasks.
-final class Acknowledged: Sendable {
-    private let numbers = Mutex<[Int]>([])
+extension CrashRecoveryTests {
+    /// Creates versions until one is not acknowledged; returns why it stopped.
+    static func createVersions(_ http: TestHTTP, digest: String, into log: WriterLog) async -> String {
+        while true {
+            let response: TestHTTP.Response
+            do {
+                response = try await http.send(.POST, "/v1/models/crashy/versions", json: ["manifestDigest": digest])
+            } catch {
+                return "the request failed (the process died?): \(error)"
+            }
+            guard response.status == 201 else {
+                return "answered \(response.status): \(String(buffer: response.body).prefix(300))"
+            }
+            guard let number = (try? response.json())?["version"] as? Int else {
+                return "a 201 without a version number: \(String(buffer: response.body).prefix(300))"
+            }
+            log.acknowledge(number)
+        }
+    }
+}
 
-    func withLock<T>(_ body: (inout [Int]) -> T) -> T { numbers.withLock { body(&$0) } }
+/// What the writer tasks saw: the version numbers acknowledged, and why and when each writer stopped.
+final class WriterLog: Sendable {
+    private struct State {
+        var acknowledged: [Int] = []
+        var stops: [(reason: String, beforeTheKill: Bool)] = []
+        var killing = false
+    }
+
+    private let state = Mutex(State())
+
+    func acknowledge(_ number: Int) { state.withLock { $0.acknowledged.append(number) } }
+
+    func stopped(_ reason: String) {
+        state.withLock { $0.stops.append((reason, !$0.killing)) }
+    }
+
+    /// Marks that the kill is being sent: writers that stop from now on stopped because of it.
+    func killing() { state.withLock { $0.killing = true } }
+
+    var acknowledged: [Int] { state.withLock { $0.acknowledged } }
+    var acknowledgedCount: Int { state.withLock { $0.acknowledged.count } }
+    var stops: [String] { state.withLock { $0.stops.map(\.reason) } }
+    var stoppedBeforeTheKill: [String] { state.withLock { $0.stops.filter(\.beforeTheKill).map(\.reason) } }
+
+    /// Whether any of `count` writers still runs.
+    func running(of count: Int) -> Bool { state.withLock { $0.stops.count < count } }
 }
 
 /// A thin JSON client over AsyncHTTPClient for process-level tests.
