@@ -68,7 +68,7 @@ public struct FileSystemObjectStorage: PrefixRewritableStorage {
             try await threadPool.runIfActive { try Self.commit(temporary, to: final) }
         } catch {
             if isOpen { _ = close(fd) }
-            try? Self.commit(temporary, to: path(of: key))  // BROKEN ON PURPOSE
+            try? POSIXFile.unlink(temporary)
             throw error
         }
     }
