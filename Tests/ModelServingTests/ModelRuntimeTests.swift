@@ -140,9 +140,14 @@ func eventually(
 
             // About 5 % of keys reach the candidate, always the same ones.
             let keys = (0..<100_000).map { "user-\($0)" }
-            let share = Double(keys.filter { runtime.route($0).version == 2 }.count) / Double(keys.count)
+            let routed = keys.map { runtime.route($0).version }
+            let share = Double(routed.filter { $0 == 2 }.count) / Double(keys.count)
             #expect(abs(share - 0.05) <= 0.01, "\(share * 100) % on the candidate")
-            #expect(keys.prefix(1000).allSatisfy { runtime.route($0).version == runtime.route($0).version })
+            // Sticky: asked again (in reverse order), each key gets the version it got, and that is the version
+            // the rollout's own split picks for it, so every instance of the fleet agrees.
+            let split = TrafficSplit(weightBasisPoints: 500, salt: TrafficSplit.salt(forRollout: rollout.id))
+            #expect(zip(keys, routed).reversed().allSatisfy { runtime.route($0).version == $1 })
+            #expect(zip(keys, routed).allSatisfy { $1 == (split.routesToCandidate($0) ? 2 : 1) })
             for key in keys.prefix(1000) {
                 let slot = runtime.route(key)
                 #expect(slot.model.text == "weights v\(slot.version)")
