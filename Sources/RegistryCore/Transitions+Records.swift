@@ -16,7 +16,8 @@ extension Transitions {
         _ current: Model, expectedRevision: Int, context: MutationContext, _ change: (inout Model) throws -> ModelChange
     ) throws -> (Model, AuditDraft, [EventDraft]) {
         guard current.revision == expectedRevision else {
-            throw RegistryError.revisionMismatch(expected: expectedRevision, current: current, revision: current.revision)
+            throw RegistryError.revisionMismatch(
+                expected: expectedRevision, current: current, revision: current.revision)
         }
         var updated = current
         let kind = try change(&updated)
@@ -53,7 +54,8 @@ extension Transitions {
         _ apply: (inout ModelVersion, VersionChangeContext) throws -> VersionChange
     ) throws -> (ModelVersion, AuditDraft, [EventDraft]) {
         guard current.revision == expectedRevision else {
-            throw RegistryError.revisionMismatch(expected: expectedRevision, current: current, revision: current.revision)
+            throw RegistryError.revisionMismatch(
+                expected: expectedRevision, current: current, revision: current.revision)
         }
         var updated = current
         let kind = try apply(&updated, change)

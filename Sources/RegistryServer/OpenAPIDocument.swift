@@ -95,7 +95,10 @@ enum OpenAPIDocument {
                     "Edits tags/metadata or attaches a signature (writer; the signature is verified like at creation, "
                         + "400 SIGNATURE_INVALID), or archives (owner; 409 VERSION_IN_USE while a stage points at it).",
                     parameters: [model, version, ifMatch], body: "UpdateVersion",
-                    responses: ["200": json("Version", etag: true), "400": error("SIGNATURE_INVALID")]),
+                    responses: [
+                        "200": json("Version", etag: true), "400": error("SIGNATURE_INVALID"),
+                        "409": error("VERSION_IN_USE: a stage points at the version"),
+                    ]),
             ],
             "/v1/models/{model}/versions/{version}/approvals": [
                 "post": op(
@@ -103,7 +106,9 @@ enum OpenAPIDocument {
                     "Records an approval or rejection with the version's ETag (approver); 403 SELF_APPROVAL_FORBIDDEN, "
                         + "409 ALREADY_DECIDED or INVALID_TRANSITION.",
                     parameters: [model, version, ifMatch], body: "Decision",
-                    responses: ["200": json("Version", etag: true)])
+                    responses: [
+                        "200": json("Version", etag: true), "409": error("ALREADY_DECIDED, INVALID_TRANSITION"),
+                    ])
             ],
             "/v1/models/{model}/stages": [
                 "get": op(
@@ -246,7 +251,11 @@ enum OpenAPIDocument {
                     "uploadManifest",
                     "Validates and stores a manifest (writer on any model); 400 MANIFEST_INVALID, "
                         + "422 ARTIFACT_INCOMPLETE.",
-                    body: "Manifest", responses: ["201": json("ManifestInfo")])
+                    body: "Manifest",
+                    responses: [
+                        "201": json("ManifestInfo"),
+                        "422": error("ARTIFACT_INCOMPLETE: details.missing lists the chunks not uploaded"),
+                    ])
             ],
             "/v1/manifests/{digest}": [
                 "get": op(
@@ -377,7 +386,12 @@ enum OpenAPIDocument {
     }
 
     static func publicOp(_ id: String, _ summary: String, _ ok: JSONValue) -> JSONValue {
-        ["operationId": .string(id), "summary": .string(summary), "security": .array([]), "responses": ["200": ok]]
+        [
+            "operationId": .string(id), "summary": .string(summary), "security": .array([]),
+            "responses": [
+                "200": ok, "404": error("NOT_FOUND on the data-plane port, which serves blobs, manifests and /healthz"),
+            ],
+        ]
     }
 
     static func param(_ name: String, _ description: String, schema: JSONValue = ["type": "string"]) -> JSONValue {

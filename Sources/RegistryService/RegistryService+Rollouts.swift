@@ -9,7 +9,8 @@ extension RegistryService {
     ) async throws -> Rollout {
         let rollout = try await guardedByTrustPolicy(model, .deploy, caller) { model, mutation in
             try await requireTrusted(model: model, number: draft.version)
-            return try await metadata.startRollout(draft, expectedStageRevision: expectedStageRevision, context: mutation)
+            return try await metadata.startRollout(
+                draft, expectedStageRevision: expectedStageRevision, context: mutation)
         }
         return try await decide(rollout, actor: caller.principal.subject) ?? rollout
     }

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import RegistryCore
+import Testing
 
 /// A running registry a test talks to over HTTP, in-process (`TestRegistry`) or a child process
 /// (`RegistryProcess`); the helpers below work on either.
@@ -18,9 +19,14 @@ public protocol RegistryEndpoint: Sendable {
 extension RegistryEndpoint {
     /// Sends one request to `baseURL` (or `base`); `json` is encoded as the body with `Content-Type:
     /// application/json`, `headers` replace headers of the same name.
+    ///
+    /// The answer is checked against the `/openapi.json` the registry serves (`OpenAPIContract`): an undocumented
+    /// status or a body that breaks its documented schema is recorded as an issue of the calling test, so every
+    /// route test is also a contract test. Paths outside the document (a test of unknown routes) are not checked.
     public func send(
         _ method: HTTPMethod, _ path: String, token: String?, json: JSONValue? = nil, body: [UInt8]? = nil,
-        headers: [(String, String)] = [], base: String? = nil
+        headers: [(String, String)] = [], base: String? = nil, checkContract: Bool = true,
+        sourceLocation: SourceLocation = #_sourceLocation
     ) async throws -> TestResponse {
         var request = HTTPClientRequest(url: (base ?? baseURL) + path)
         request.method = method
@@ -35,9 +41,14 @@ extension RegistryEndpoint {
         // Generous: the suite runs every target in parallel on two shared cores.
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
         var buffer = try await response.body.collect(upTo: 64 << 20)
-        return TestResponse(
+        let answer = TestResponse(
             status: Int(response.status.code), headers: response.headers,
             body: buffer.readBytes(length: buffer.readableBytes) ?? [])
+        if checkContract {
+            try await OpenAPIContract.check(
+                answer, method: method.rawValue, path: path, endpoint: self, sourceLocation: sourceLocation)
+        }
+        return answer
     }
 
     /// Creates a token for `subject` through the API and returns its secret.

@@ -1,4 +1,5 @@
 import RegistryCore
+import Testing
 
 /// A model `demo` with one token per role, an approved version 1 and stage `production` at version 1.
 public struct World: Sendable {

@@ -20,9 +20,8 @@ import Testing
             sourceLocation: SourceLocation = #_sourceLocation
         ) async throws -> TestResponse {
             let response = try await registry.send(
-                method, path, token: token, json: json, body: body, headers: headers, base: base)
-            try await OpenAPIContract.check(
-                response, method: method.rawValue, path: path, endpoint: registry, sourceLocation: sourceLocation)
+                method, path, token: token, json: json, body: body, headers: headers, base: base,
+                sourceLocation: sourceLocation)
             visited.insert("\(method.rawValue) \(route)")
             return response
         }
@@ -251,6 +250,6 @@ extension ContractTests {
         #expect(problems(#"{"id":"t_a","size":1.5}"#).count == 1)
         #expect(problems(#"{"id":"t_a","size":1,"when":"yesterday","state":"dim"}"#).count == 2)
         #expect(problems(#"{"id":"t_a","size":1}"#, status: 418).count == 1)
-        #expect(problems(#"{}"#, path: "/v1/other").count == 1)
+        #expect(problems(#"{}"#, path: "/v1/other").isEmpty)
     }
 }

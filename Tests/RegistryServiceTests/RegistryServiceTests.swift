@@ -1,13 +1,13 @@
 import Foundation
 import RegistryCore
-import RegistryService
 import RegistrySQLite
+import RegistryService
 import Synchronization
 import Testing
 
 /// The rules the service owns, on both embedded stores: trust-policy guards and their retry, signature checks where a
 /// version would take traffic, the rollback target found once, manifest completeness, the first rollout decision.
-@Suite(.timeLimit(.minutes(2))) struct RegistryServiceTests {
+@Suite(.timeLimit(.minutes(10))) struct RegistryServiceTests {
     enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
         case memory, sqlite
 
@@ -47,7 +47,8 @@ import Testing
             for version in promotions {
                 let current = try await store.stage(model: "fraud", name: "production")
                 _ = try await store.promote(
-                    model: "fraud", stage: "production", precondition: current.map { .revision($0.revision) } ?? .absent,
+                    model: "fraud", stage: "production",
+                    precondition: current.map { .revision($0.revision) } ?? .absent,
                     version: version, reason: nil, context: world.context("alice"))
             }
             return world
@@ -63,7 +64,9 @@ import Testing
             let chunk = Digest(of: bytes)
             if storeChunk { _ = try await blobs.put(bytes: bytes) }
             let manifest = Manifest(files: [
-                .init(path: "model.bin", size: Int64(bytes.count), digest: chunk, chunks: [.init(digest: chunk, size: Int64(bytes.count))])
+                .init(
+                    path: "model.bin", size: Int64(bytes.count), digest: chunk,
+                    chunks: [.init(digest: chunk, size: Int64(bytes.count))])
             ])
             return try await blobs.put(bytes: try JSONCoding.encode(manifest))
         }
@@ -73,7 +76,8 @@ import Testing
             let model = try await service.model(named: "fraud")
             let digest = try await storedManifest(seed: seed)
             let created = try await service.createVersion(
-                model, .init(manifestDigest: digest, signature: nil, metadata: .emptyObject, tags: [:], source: .init()),
+                model,
+                .init(manifestDigest: digest, signature: nil, metadata: .emptyObject, tags: [:], source: .init()),
                 caller: alice)
             return try await service.review(
                 model, number: created.version, expectedRevision: created.revision, decision: .approve, comment: nil,
@@ -83,7 +87,8 @@ import Testing
         /// Makes the model require signatures from no trusted key: no version can meet it.
         func requireSignatures(_ required: Bool = true) async throws {
             let model = try await service.model(named: "fraud")
-            _ = try await store.updateModel(named: "fraud", expectedRevision: model.revision, context: context("alice")) {
+            _ = try await store.updateModel(named: "fraud", expectedRevision: model.revision, context: context("alice"))
+            {
                 $0.trustPolicy.requireSignature = required
                 return .update
             }
@@ -128,7 +133,8 @@ import Testing
     func theRollbackTargetIsOnlyAppliedAtTheRevisionItWasFoundAt(_ backend: Backend) async throws {
         let world = try await World.make(backend, versions: 3, promotions: [1, 2])
         let stage = try await world.production()
-        #expect(try await world.store.rollbackTarget(model: "fraud", stage: "production", revision: stage.revision) == 1)
+        #expect(
+            try await world.store.rollbackTarget(model: "fraud", stage: "production", revision: stage.revision) == 1)
         // A stale revision finds no target, and the store refuses the rollback with the current stage.
         #expect(try await world.store.rollbackTarget(model: "fraud", stage: "production", revision: 1) == nil)
         let log = try await world.logLength()
@@ -218,7 +224,8 @@ import Testing
         let log = try await world.logLength()
         let error = await #expect(throws: RegistryError.self) {
             _ = try await world.service.createVersion(
-                model, .init(manifestDigest: digest, signature: nil, metadata: .emptyObject, tags: [:], source: .init()),
+                model,
+                .init(manifestDigest: digest, signature: nil, metadata: .emptyObject, tags: [:], source: .init()),
                 caller: world.alice)
         }
         #expect(error?.code == .artifactIncomplete)
@@ -293,7 +300,8 @@ import Testing
                     Manifest.Chunk(digest: Digest(of: Array("\(seed)/\(file)/\(chunk)".utf8)), size: 1)
                 }
                 return Manifest.File(
-                    path: "dir/file-\(file).bin", size: Int64(chunks), digest: Digest(of: Array("\(seed)/\(file)".utf8)),
+                    path: "dir/file-\(file).bin", size: Int64(chunks),
+                    digest: Digest(of: Array("\(seed)/\(file)".utf8)),
                     chunks: chunkList)
             })
     }
