@@ -41,8 +41,8 @@ extension MetadataStoreConformance {
             // Correctness, not speed: the bound is seconds, far beyond any scheduling delay on a loaded machine,
             // and the timeout is three times the bound, so a missed wake-up (a wait that lasts until its timeout)
             // cannot pass for a late one.
-            let bound = Duration.seconds(20)
-            let timeout = Duration.seconds(60)
+            let bound = Duration.seconds(90)
+            let timeout = Duration.seconds(300)
             let clock = ContinuousClock()
             let start = clock.now
             // An event already past the cursor answers at once.

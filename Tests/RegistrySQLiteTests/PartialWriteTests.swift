@@ -9,7 +9,7 @@ import Testing
 /// A mutation that fails after its state change and before its audit entry and events, inside a group-commit batch
 /// with successful neighbours: its savepoint leaves nothing of it, the neighbours commit, every caller gets its own
 /// answer. (The failures elsewhere in the suite fail on a precondition, before any row is written.)
-@Suite(.timeLimit(.minutes(3)))
+@Suite(.timeLimit(.minutes(10)))
 struct PartialWriteTests {
     @Test func aVersionCreationThatFailsHalfWayLeavesNothingWhileItsBatchCommits() async throws {
         let directory = try TemporaryDirectory()

@@ -2,7 +2,7 @@ import RegistryCore
 import RegistryTesting
 import Testing
 
-@Suite(.timeLimit(.minutes(3))) struct EventAndAuditRoutesTests {
+@Suite(.timeLimit(.minutes(10))) struct EventAndAuditRoutesTests {
     @Test func eventsArePagedByCursorAndFilteredByReadAccess() async throws {
         try await TestRegistry.with { registry in
             let world = try await World.make(registry)
@@ -38,9 +38,10 @@ import Testing
     }
 
     @Test func longPollReturnsWhenAnEventCommits() async throws {
-        // Correctness, not speed: a poll that waits 60 s must answer within seconds of the commit, so a missed
-        // wake-up (a poll that runs to its timeout and then finds the event) fails.
-        try await TestRegistry.with(configuration: .init(maxEventWaitSeconds: 60)) { registry in
+        // Correctness, not speed: a poll that waits 300 s must answer well before that once the event commits, so
+        // a missed wake-up (a poll that runs to its timeout and then finds the event) fails, while a loaded machine
+        // running every suite at once on two cores has room.
+        try await TestRegistry.with(configuration: .init(maxEventWaitSeconds: 300)) { registry in
             let world = try await World.make(registry)
             let head = try await registry.send(.GET, "/v1/events?limit=1000", token: registry.adminToken)
             guard case .string(let cursor)? = head.json["nextCursor"] else {
@@ -49,7 +50,7 @@ import Testing
             }
             let polled = Task {
                 let response = try await registry.send(
-                    .GET, "/v1/events?after=\(cursor)&wait=60", token: world.tokens["reader"])
+                    .GET, "/v1/events?after=\(cursor)&wait=300", token: world.tokens["reader"])
                 return (response, ContinuousClock.now)
             }
             // The poll holds its slot before it first reads the log: from then on a commit either lands before
@@ -61,7 +62,7 @@ import Testing
                 headers: [("If-Match", "\"2\"")])
             #expect(patch.status == 200)
             let (response, answered) = try await polled.value
-            #expect(answered - committing < .seconds(20), "the poll answers once the event commits, not at its wait")
+            #expect(answered - committing < .seconds(90), "the poll answers once the event commits, not at its wait")
             #expect(response.status == 200)
             guard case .array(let items)? = response.json["items"] else {
                 Issue.record("unexpected body \(response.text)")
