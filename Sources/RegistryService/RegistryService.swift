@@ -64,11 +64,6 @@ public struct Caller: Sendable {
         self.onDenial = onDenial
     }
 
-    /// A caller acting on its own (the rollout supervisor): every permission, nothing to audit on refusal.
-    public static func system(_ subject: String, requestId: String) -> Caller {
-        Caller(principal: Principal(subject: subject, admin: true), requestId: requestId)
-    }
-
     /// The context of a change made now on this caller's behalf.
     public var mutation: MutationContext { MutationContext(actor: principal.subject, requestId: requestId) }
 
