@@ -34,18 +34,19 @@ struct FleetBenchmark {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let server = try await RegistryProcess(dataDirectory: directory + "/data", adminToken: Self.secret)
-        defer { server.terminate() }
-        var configuration = HTTPClient.Configuration()
-        // Every runtime holds a watch open: the pool must not queue them behind each other.
-        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 4 * runtimes + 16
-        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        do {
-            try await measure(server: server, directory: directory, http: http)
-        } catch {
-            try? await http.shutdown()
-            throw error
+        try await server.serving {
+            var configuration = HTTPClient.Configuration()
+            // Every runtime holds a watch open: the pool must not queue them behind each other.
+            configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 4 * runtimes + 16
+            let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            do {
+                try await measure(server: server, directory: directory, http: http)
+            } catch {
+                try? await http.shutdown()
+                throw error
+            }
+            try await http.shutdown()
         }
-        try await http.shutdown()
     }
 
     func measure(server: RegistryProcess, directory: String, http: HTTPClient) async throws {

@@ -28,13 +28,14 @@ public enum RegistryCommand {
         process.standardOutput = output
         process.standardError = error
         try process.run()
-        return await Task.detached {
+        // On a thread of its own: reading to the end and waiting would block one of the cooperative pool's threads.
+        return await offThePool {
             let out = output.fileHandleForReading.readDataToEndOfFile()
             let err = error.fileHandleForReading.readDataToEndOfFile()
             process.waitUntilExit()
             return Outcome(
                 status: process.terminationStatus, output: String(decoding: out, as: UTF8.self),
                 error: String(decoding: err, as: UTF8.self))
-        }.value
+        }
     }
 }

@@ -27,10 +27,10 @@ public final class RegistryProcess: RegistryEndpoint, @unchecked Sendable {  // 
     /// Starts `registry serve` on `dataDirectory` and returns once it reports its port and `/healthz` answers (or
     /// throws after 60 s).
     ///
-    /// `port` is for the rare test that must come back on the same address (its client cannot be told a new one);
-    /// it fails when that port is taken meanwhile. Everything else lets the server pick.
+    /// The server always picks its port: a test whose client cannot be told a new address after a restart puts a
+    /// `TCPRelay` in front of it.
     public init(
-        dataDirectory: String, adminToken: String, port: Int? = nil, arguments extra: [String] = [],
+        dataDirectory: String, adminToken: String, arguments extra: [String] = [],
         environment added: [String: String] = [:], removingEnvironment removed: [String] = []
     ) async throws {
         self.dataDirectory = dataDirectory
@@ -39,7 +39,7 @@ public final class RegistryProcess: RegistryEndpoint, @unchecked Sendable {  // 
         process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments =
-            ["serve", "--data-dir", dataDirectory, "--host", "127.0.0.1", "--port", String(port ?? 0)] + extra
+            ["serve", "--data-dir", dataDirectory, "--host", "127.0.0.1", "--port", "0"] + extra
         var environment = ProcessInfo.processInfo.environment.merging(added) { $1 }
         for name in removed { environment.removeValue(forKey: name) }
         environment["REGISTRY_ADMIN_TOKEN"] = adminToken
@@ -67,7 +67,7 @@ public final class RegistryProcess: RegistryEndpoint, @unchecked Sendable {  // 
         } catch {
             if process.isRunning {
                 Glibc.kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
+                _ = await process.exited()
             }
             throw error
         }
@@ -85,24 +85,35 @@ public final class RegistryProcess: RegistryEndpoint, @unchecked Sendable {  // 
         let server = try await RegistryProcess(
             dataDirectory: directory + "/data", adminToken: adminToken, arguments: arguments,
             environment: environment, removingEnvironment: removed)
-        defer {
-            server.terminate()
-            try? FileManager.default.removeItem(atPath: server.outputPath)
-        }
-        return try await body(server, directory)
+        defer { try? FileManager.default.removeItem(atPath: server.outputPath) }
+        return try await server.serving { try await body(server, directory) }
     }
 
-    /// Sends signal 9: no graceful shutdown, no flushing.
-    public func kill() {
+    /// Runs `body`, then stops the server with SIGTERM and waits for it, also when `body` throws (a `defer` cannot
+    /// wait without blocking a thread of the cooperative pool).
+    public func serving<T>(_ body: () async throws -> T) async throws -> T {
+        let result: T
+        do {
+            result = try await body()
+        } catch {
+            await terminate()
+            throw error
+        }
+        await terminate()
+        return result
+    }
+
+    /// Sends signal 9 and waits for the process to end: no graceful shutdown, no flushing.
+    public func kill() async {
         Glibc.kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        _ = await process.exited()
     }
 
     /// Sends SIGTERM and waits for the process to exit.
-    public func terminate() {
+    public func terminate() async {
         guard process.isRunning else { return }
         signalTerminate()
-        _ = waitForExit()
+        _ = await waitForExit()
     }
 
     /// Sends SIGTERM without waiting: the server drains in-flight requests, then exits.
@@ -111,9 +122,8 @@ public final class RegistryProcess: RegistryEndpoint, @unchecked Sendable {  // 
     }
 
     /// Waits for the process to exit and returns its exit status.
-    public func waitForExit() -> Int32 {
-        process.waitUntilExit()
-        return process.terminationStatus
+    public func waitForExit() async -> Int32 {
+        await process.exited()
     }
 
     public var isRunning: Bool { process.isRunning }

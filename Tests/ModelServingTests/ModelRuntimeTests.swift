@@ -33,27 +33,26 @@ struct ToyRegistry {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let server = try await RegistryProcess(dataDirectory: directory + "/data", adminToken: secret)
-        defer {
-            server.terminate()
-            try? FileManager.default.removeItem(atPath: server.outputPath)
-        }
-        let (runtimes, following) = AsyncStream<ModelRuntime<TextModel>>.makeStream()
-        let registry = ToyRegistry(
-            server: server, directory: directory, admin: RegistryClient(baseURL: server.baseURL, token: secret),
-            following: following)
-        _ = try await registry.admin.createModel("toy")
-        try await registry.publish(1)
-        try await registry.publish(2)
-        _ = try await registry.admin.promote(model: "toy", stage: "production", version: 1, revision: nil)
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            // Every runtime the test starts follows its stage until the test is over, then ends with its work.
-            tasks.addTask {
-                await withDiscardingTaskGroup { runs in
-                    for await runtime in runtimes { runs.addTask { await runtime.run() } }
+        defer { try? FileManager.default.removeItem(atPath: server.outputPath) }
+        try await server.serving {
+            let (runtimes, following) = AsyncStream<ModelRuntime<TextModel>>.makeStream()
+            let registry = ToyRegistry(
+                server: server, directory: directory, admin: RegistryClient(baseURL: server.baseURL, token: secret),
+                following: following)
+            _ = try await registry.admin.createModel("toy")
+            try await registry.publish(1)
+            try await registry.publish(2)
+            _ = try await registry.admin.promote(model: "toy", stage: "production", version: 1, revision: nil)
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                // Every runtime the test starts follows its stage until the test is over, then ends with its work.
+                tasks.addTask {
+                    await withDiscardingTaskGroup { runs in
+                        for await runtime in runtimes { runs.addTask { await runtime.run() } }
+                    }
                 }
+                try await body(registry)
+                tasks.cancelAll()
             }
-            try await body(registry)
-            tasks.cancelAll()
         }
     }
 
@@ -73,10 +72,10 @@ struct ToyRegistry {
     /// Loads a runtime that follows the stage until the test ends.
     func startRuntime(
         cache: String = UUID().uuidString, instance: String = "pod-1", backoff: Duration = .milliseconds(200),
-        watchSeconds: Int = 10
+        watchSeconds: Int = 10, url: String? = nil
     ) async throws -> ModelRuntime<TextModel> {
         let runtime = try await loadRuntime(
-            cache: cache, instance: instance, backoff: backoff, watchSeconds: watchSeconds,
+            cache: cache, instance: instance, backoff: backoff, watchSeconds: watchSeconds, url: url,
             loader: { directory, version in try TextModel(directory: directory, version: version) })
         following.yield(runtime)
         return runtime
@@ -85,7 +84,7 @@ struct ToyRegistry {
     /// Loads a runtime, for the caller to run.
     func loadRuntime(
         cache: String = UUID().uuidString, instance: String = "pod-1", backoff: Duration = .milliseconds(200),
-        watchSeconds: Int = 10, loader: @escaping ModelRuntime<TextModel>.Loader
+        watchSeconds: Int = 10, url: String? = nil, loader: @escaping ModelRuntime<TextModel>.Loader
     ) async throws -> ModelRuntime<TextModel> {
         let configuration = RuntimeConfiguration(
             model: "toy", stage: "production", cacheDirectory: URL(fileURLWithPath: directory + "/cache-" + cache),
@@ -93,7 +92,7 @@ struct ToyRegistry {
             reportInterval: .milliseconds(200),
             backoff: (backoff, backoff * 2))
         return try await ModelRuntime.load(
-            client: RegistryClient(baseURL: server.baseURL, token: Self.secret), configuration: configuration,
+            client: RegistryClient(baseURL: url ?? server.baseURL, token: Self.secret), configuration: configuration,
             loader: loader)
     }
 
@@ -119,7 +118,7 @@ func eventually(
     return nil
 }
 
-@Suite(.serialized) struct ModelRuntimeTests {
+@Suite(.serialized, .timeLimit(.minutes(10))) struct ModelRuntimeTests {
     @Test func aRuntimeWarmsTheCandidateSplitsTrafficAndFlipsBackOnAbortThroughItsWatch() async throws {
         try await ToyRegistry.with { registry in
             // A watch far longer than any scheduling delay: a flip before it runs out came from the abort waking
@@ -184,7 +183,7 @@ func eventually(
             registry.server.signalTerminate()
             let answer = try await watch.value
             #expect(answer == nil, "the watch ends as unchanged (304), so the watcher simply asks again")
-            let status = await Task.detached { registry.server.waitForExit() }.value
+            let status = await registry.server.waitForExit()
             #expect(status == 0)
             #expect(clock.now - signalled < .seconds(30), "the shutdown did not wait out the 60 s watch")
         }
@@ -192,21 +191,26 @@ func eventually(
 
     @Test func theRuntimeKeepsServingWhileTheRegistryIsDownAndCatchesUpAfter() async throws {
         try await ToyRegistry.with { registry in
-            let runtime = try await registry.startRuntime()
-            registry.server.kill()
+            // The runtime keeps the address it was given: a relay holds it while the registry comes back elsewhere.
+            let relay = try TCPRelay(to: registry.server.port)
+            defer { relay.close() }
+            let runtime = try await registry.startRuntime(url: "http://127.0.0.1:\(relay.port)")
+            await registry.server.kill()
             // Requests never touch the registry: all of them are answered while it is gone.
             for index in 0..<100_000 { #expect(runtime.route(UInt64(index)).model.text == "weights v1") }
-            try await Task.sleep(for: .milliseconds(500))
             #expect(runtime.route("after the crash").version == 1)
 
             let restarted = try await RegistryProcess(
-                dataDirectory: registry.directory + "/data", adminToken: ToyRegistry.secret, port: registry.server.port)
-            defer { restarted.terminate() }
-            let stage = try await registry.stage()
-            _ = try await registry.admin.promote(model: "toy", stage: "production", version: 2, revision: stage.revision)
-            let caughtUp = await eventually { runtime.route("anyone").version == 2 }
-            #expect(caughtUp != nil, "the runtime followed the promotion made after the registry came back")
-            #expect(runtime.route("anyone").model.text == "weights v2")
+                dataDirectory: registry.directory + "/data", adminToken: ToyRegistry.secret)
+            relay.retarget(to: restarted.port)
+            try await restarted.serving {
+                let admin = RegistryClient(baseURL: restarted.baseURL, token: ToyRegistry.secret)
+                let stage = try await admin.stage(model: "toy", name: "production")
+                _ = try await admin.promote(model: "toy", stage: "production", version: 2, revision: stage.revision)
+                let caughtUp = await eventually { runtime.route("anyone").version == 2 }
+                #expect(caughtUp != nil, "the runtime followed the promotion made after the registry came back")
+                #expect(runtime.route("anyone").model.text == "weights v2")
+            }
         }
     }
 
@@ -271,7 +275,7 @@ func eventually(
 }
 
 /// A runtime is a `Service`: a graceful shutdown of its group ends everything it started, its loads included.
-@Suite(.serialized) struct ModelRuntimeLifecycleTests {
+@Suite(.serialized, .timeLimit(.minutes(10))) struct ModelRuntimeLifecycleTests {
     @Test(.timeLimit(.minutes(5)))
     func aGracefulShutdownEndsTheRuntimeOnlyOnceItsLoadInProgressHasEnded() async throws {
         try await ToyRegistry.with { registry in

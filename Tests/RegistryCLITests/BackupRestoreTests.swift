@@ -49,7 +49,7 @@ import Testing
             incremental.int("blobsAlreadyPresent") == full.int("blobsCopied"), "unchanged blobs are not copied again")
         #expect(incremental.int("blobsCopied") ?? 0 >= 1)
         #expect(incremental.string("keys")?.hasPrefix("in the backup") == true, "\(incremental)")
-        server.kill()
+        await server.kill()
 
         // A damaged backup (a blob gone) restores nothing.
         let blobs = backup + "/blobs/blobs/sha256"
@@ -70,28 +70,29 @@ import Testing
 
         // A server on the restored directory serves both versions and the stage as they were.
         let revived = try await RegistryProcess(dataDirectory: restored, adminToken: admin)
-        defer { revived.terminate() }
-        let revivedClient = RegistryClient(baseURL: revived.baseURL, token: admin)
-        #expect(try await revivedClient.stage(model: "fraud", name: "production").version == 1)
-        for version in [1, 2] {
-            let target = URL(fileURLWithPath: directory + "/pulled-\(version)")
-            _ = try await revivedClient.pull(model: "fraud", version: version, to: target)
-            #expect(try Data(contentsOf: target.appendingPathComponent("weights.bin")) == Data(weights(version)))
-        }
+        try await revived.serving {
+            let revivedClient = RegistryClient(baseURL: revived.baseURL, token: admin)
+            #expect(try await revivedClient.stage(model: "fraud", name: "production").version == 1)
+            for version in [1, 2] {
+                let target = URL(fileURLWithPath: directory + "/pulled-\(version)")
+                _ = try await revivedClient.pull(model: "fraud", version: version, to: target)
+                #expect(try Data(contentsOf: target.appendingPathComponent("weights.bin")) == Data(weights(version)))
+            }
 
-        // The busy backup is one consistent moment: every version pushed before it began is in it, nothing that
-        // was not pushed by the time it ended, the numbers run without gaps, the chain verifies, and every version
-        // in it reads back byte for byte (its chunks were all copied).
-        let restoredNumbers = try await revivedClient.versions(model: "fraud", limit: 1000).items.map(\.version)
-        #expect(restoredNumbers.sorted() == Array(1...restoredNumbers.count), "\(restoredNumbers)")
-        #expect(Set(pushedBefore.keys).isSubset(of: restoredNumbers), "versions pushed before the backup are in it")
-        #expect(Set(restoredNumbers).isSubset(of: Set(pushedAfter.keys).union([1, 2])), "\(restoredNumbers)")
-        #expect(try await revivedClient.verifyAudit().ok)
-        for number in restoredNumbers where number > 2 {
-            let target = URL(fileURLWithPath: directory + "/pulled-busy-\(number)")
-            _ = try await revivedClient.pull(model: "fraud", version: number, to: target)
-            let bytes = try Data(contentsOf: target.appendingPathComponent("weights.bin"))
-            #expect(bytes == pushedAfter[number].map { Data($0) }, "version \(number) reads back byte for byte")
+            // The busy backup is one consistent moment: every version pushed before it began is in it, nothing that
+            // was not pushed by the time it ended, the numbers run without gaps, the chain verifies, and every version
+            // in it reads back byte for byte (its chunks were all copied).
+            let restoredNumbers = try await revivedClient.versions(model: "fraud", limit: 1000).items.map(\.version)
+            #expect(restoredNumbers.sorted() == Array(1...restoredNumbers.count), "\(restoredNumbers)")
+            #expect(Set(pushedBefore.keys).isSubset(of: restoredNumbers), "versions pushed before the backup are in it")
+            #expect(Set(restoredNumbers).isSubset(of: Set(pushedAfter.keys).union([1, 2])), "\(restoredNumbers)")
+            #expect(try await revivedClient.verifyAudit().ok)
+            for number in restoredNumbers where number > 2 {
+                let target = URL(fileURLWithPath: directory + "/pulled-busy-\(number)")
+                _ = try await revivedClient.pull(model: "fraud", version: number, to: target)
+                let bytes = try Data(contentsOf: target.appendingPathComponent("weights.bin"))
+                #expect(bytes == pushedAfter[number].map { Data($0) }, "version \(number) reads back byte for byte")
+            }
         }
     }
 
@@ -108,42 +109,44 @@ import Testing
         let (data, backup, restored) = (directory + "/data", directory + "/backup", directory + "/restored")
         let admin = "mr_backup-drill-admin-\(UUID().uuidString)"
         let server = try await RegistryProcess(dataDirectory: data, adminToken: admin)
-        defer { server.terminate() }
-        let client = RegistryClient(baseURL: server.baseURL, token: admin)
-        _ = try await client.createModel("fraud")
-        _ = try await push(client, directory, version: 1)
-        let oldKey = try #require(try MasterKeyFile.load(from: data + "/keys/master.json")).primary
+        try await server.serving {
+            let client = RegistryClient(baseURL: server.baseURL, token: admin)
+            _ = try await client.createModel("fraud")
+            _ = try await push(client, directory, version: 1)
+            let oldKey = try #require(try MasterKeyFile.load(from: data + "/keys/master.json")).primary
 
-        let first = try await Self.report(
-            binary, ["backup", "--data-dir", data, "--to", backup, "--include-keys", "--json"])
-        let copied = try #require(first.int("blobsCopied"))
-        let rotated = try await CommandLineTests.run(binary, ["keys", "rotate", "--rewrap", "--data-dir", data], [:])
-        #expect(rotated.status == 0, "\(rotated.error)")
-        let newKey = try #require(try MasterKeyFile.load(from: data + "/keys/master.json")).primary
-        #expect(newKey != oldKey)
-        let retired = try await CommandLineTests.run(binary, ["keys", "retire", oldKey, "--data-dir", data], [:])
-        #expect(retired.status == 0, "\(retired.error)")
-        _ = try await push(client, directory, version: 2)
+            let first = try await Self.report(
+                binary, ["backup", "--data-dir", data, "--to", backup, "--include-keys", "--json"])
+            let copied = try #require(first.int("blobsCopied"))
+            let rotated = try await CommandLineTests.run(binary, ["keys", "rotate", "--rewrap", "--data-dir", data], [:])
+            #expect(rotated.status == 0, "\(rotated.error)")
+            let newKey = try #require(try MasterKeyFile.load(from: data + "/keys/master.json")).primary
+            #expect(newKey != oldKey)
+            let retired = try await CommandLineTests.run(binary, ["keys", "retire", oldKey, "--data-dir", data], [:])
+            #expect(retired.status == 0, "\(retired.error)")
+            _ = try await push(client, directory, version: 2)
 
-        let second = try await Self.report(
-            binary, ["backup", "--data-dir", data, "--to", backup, "--include-keys", "--json"])
-        #expect(second.int("blobsReplaced") == copied, "every re-wrapped blob is copied again: \(second)")
-        #expect(second.int("blobsAlreadyPresent") == 0, "every blob of version 1 was re-wrapped")
-        #expect(second["keysNeeded"] == .array([.string(newKey)]))
-        let backedKeys = try #require(try MasterKeyFile.load(from: backup + "/keys/master.json"))
-        #expect(backedKeys.primary == newKey)
-        #expect(Set(backedKeys.keys.map(\.id)) == [oldKey, newKey], "the backup keeps the retired key")
-        server.kill()
+            let second = try await Self.report(
+                binary, ["backup", "--data-dir", data, "--to", backup, "--include-keys", "--json"])
+            #expect(second.int("blobsReplaced") == copied, "every re-wrapped blob is copied again: \(second)")
+            #expect(second.int("blobsAlreadyPresent") == 0, "every blob of version 1 was re-wrapped")
+            #expect(second["keysNeeded"] == .array([.string(newKey)]))
+            let backedKeys = try #require(try MasterKeyFile.load(from: backup + "/keys/master.json"))
+            #expect(backedKeys.primary == newKey)
+            #expect(Set(backedKeys.keys.map(\.id)) == [oldKey, newKey], "the backup keeps the retired key")
+            await server.kill()
 
-        let restore = try await Self.report(binary, ["restore", "--from", backup, "--data-dir", restored, "--json"])
-        #expect(restore["keys"] == "restored")
-        let revived = try await RegistryProcess(dataDirectory: restored, adminToken: admin)
-        defer { revived.terminate() }
-        let revivedClient = RegistryClient(baseURL: revived.baseURL, token: admin)
-        for version in [1, 2] {
-            let target = URL(fileURLWithPath: directory + "/pulled-\(version)")
-            _ = try await revivedClient.pull(model: "fraud", version: version, to: target)
-            #expect(try Data(contentsOf: target.appendingPathComponent("weights.bin")) == Data(weights(version)))
+            let restore = try await Self.report(binary, ["restore", "--from", backup, "--data-dir", restored, "--json"])
+            #expect(restore["keys"] == "restored")
+            let revived = try await RegistryProcess(dataDirectory: restored, adminToken: admin)
+            try await revived.serving {
+                let revivedClient = RegistryClient(baseURL: revived.baseURL, token: admin)
+                for version in [1, 2] {
+                    let target = URL(fileURLWithPath: directory + "/pulled-\(version)")
+                    _ = try await revivedClient.pull(model: "fraud", version: version, to: target)
+                    #expect(try Data(contentsOf: target.appendingPathComponent("weights.bin")) == Data(weights(version)))
+                }
+            }
         }
     }
 
@@ -162,7 +165,7 @@ import Testing
         let client = RegistryClient(baseURL: server.baseURL, token: admin)
         _ = try await client.createModel("fraud")
         _ = try await push(client, directory, version: 1)
-        server.kill()
+        await server.kill()
         _ = try await Self.report(binary, ["backup", "--data-dir", data, "--to", backup, "--include-keys", "--json"])
         let needed = try #require(try MasterKeyFile.load(from: backup + "/keys/master.json")).primary
 

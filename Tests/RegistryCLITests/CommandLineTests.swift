@@ -60,7 +60,7 @@ import Testing
             #expect(usage.status == 64 || usage.status == 2, "usage errors exit with ArgumentParser's validation code")
 
             server.signalTerminate()
-            #expect(server.waitForExit() == 0)
+            #expect(await server.waitForExit() == 0)
         }
     }
 

@@ -29,9 +29,10 @@ import Testing
             return Server(binary: binary, directory: directory, process: process)
         }
 
-        func stop() {
-            if process.isRunning { process.kill() }
-            try? FileManager.default.removeItem(atPath: directory)
+        /// Runs `body`, then stops the server and removes its directory.
+        func serving<T>(_ body: () async throws -> T) async throws -> T {
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            return try await process.serving(body)
         }
 
         func run(_ arguments: [String]) async throws -> CommandLineTests.Outcome {
@@ -59,94 +60,97 @@ import Testing
 
     @Test func aRunningServerPicksUpARotatedKeyAndRewrappedBlobsReadAfterTheOldKeyIsRetired() async throws {
         let server = try await Server.start()
-        defer { server.stop() }
-        let a = BlobStoreConformance.pattern(2_500_000, seed: 1)
-        let digestA = try await server.put(a)
-        let firstKey = try #require(try MasterKeyFile.load(from: server.dataDir + "/keys/master.json")).primary
+        try await server.serving {
+            let a = BlobStoreConformance.pattern(2_500_000, seed: 1)
+            let digestA = try await server.put(a)
+            let firstKey = try #require(try MasterKeyFile.load(from: server.dataDir + "/keys/master.json")).primary
 
-        let rotated = try await server.run(["keys", "rotate", "--data-dir", server.dataDir])
-        #expect(rotated.status == 0, "\(rotated.error)")
-        let secondKey = try #require(try MasterKeyFile.load(from: server.dataDir + "/keys/master.json")).primary
-        #expect(secondKey != firstKey)
-        #expect(rotated.output.contains(secondKey))
+            let rotated = try await server.run(["keys", "rotate", "--data-dir", server.dataDir])
+            #expect(rotated.status == 0, "\(rotated.error)")
+            let secondKey = try #require(try MasterKeyFile.load(from: server.dataDir + "/keys/master.json")).primary
+            #expect(secondKey != firstKey)
+            #expect(rotated.output.contains(secondKey))
 
-        // The server checks the key file at most once a second.
-        try await Task.sleep(for: .milliseconds(1200))
-        let b = BlobStoreConformance.pattern(1_000_000, seed: 2)
-        let digestB = try await server.put(b)
-        #expect(try await server.inspector().keyUsage() == [firstKey: 1, secondKey: 1])
-        #expect(try await server.read(digestA) == a)
-        #expect(try await server.read(digestB) == b)
+            // The server checks the key file at most once a second.
+            try await Task.sleep(for: .milliseconds(1200))
+            let b = BlobStoreConformance.pattern(1_000_000, seed: 2)
+            let digestB = try await server.put(b)
+            #expect(try await server.inspector().keyUsage() == [firstKey: 1, secondKey: 1])
+            #expect(try await server.read(digestA) == a)
+            #expect(try await server.read(digestB) == b)
 
-        let rewrapped = try await server.run(["keys", "rotate", "--rewrap", "--data-dir", server.dataDir])
-        #expect(rewrapped.status == 0, "\(rewrapped.error)")
-        #expect(rewrapped.output.contains("re-wrapped 2 blobs"))
-        let refused = try await server.run(["keys", "retire", "--data-dir", server.dataDir, "no-such-key"])
-        #expect(refused.status != 0)
-        for key in [firstKey, secondKey] {
-            let retired = try await server.run(["keys", "retire", key, "--data-dir", server.dataDir])
-            #expect(retired.status == 0, "\(retired.error)")
+            let rewrapped = try await server.run(["keys", "rotate", "--rewrap", "--data-dir", server.dataDir])
+            #expect(rewrapped.status == 0, "\(rewrapped.error)")
+            #expect(rewrapped.output.contains("re-wrapped 2 blobs"))
+            let refused = try await server.run(["keys", "retire", "--data-dir", server.dataDir, "no-such-key"])
+            #expect(refused.status != 0)
+            for key in [firstKey, secondKey] {
+                let retired = try await server.run(["keys", "retire", key, "--data-dir", server.dataDir])
+                #expect(retired.status == 0, "\(retired.error)")
+            }
+            #expect(try #require(try MasterKeyFile.load(from: server.dataDir + "/keys/master.json")).keys.count == 1)
+            #expect(try await server.read(digestA) == a)
+            #expect(try await server.read(digestB) == b)
         }
-        #expect(try #require(try MasterKeyFile.load(from: server.dataDir + "/keys/master.json")).keys.count == 1)
-        #expect(try await server.read(digestA) == a)
-        #expect(try await server.read(digestB) == b)
     }
 
     @Test func aBlobTamperedOnDiskIsAServerErrorNotSilentData() async throws {
         let server = try await Server.start()
-        defer { server.stop() }
-        let bytes = BlobStoreConformance.pattern(3_000_000, seed: 3)
-        let digest = try await server.put(bytes)
-        let path = try server.inspector().path(of: digest)
+        try await server.serving {
+            let bytes = BlobStoreConformance.pattern(3_000_000, seed: 3)
+            let digest = try await server.put(bytes)
+            let path = try server.inspector().path(of: digest)
 
-        // A later segment: the response starts, then the connection is cut, so the client never sees 3 MB.
-        try Self.flipByte(at: 128 + 2 * (1 << 20 + 16) + 7, in: path)
-        await #expect(throws: (any Error).self) { _ = try await server.read(digest) }
+            // A later segment: the response starts, then the connection is cut, so the client never sees 3 MB.
+            try Self.flipByte(at: 128 + 2 * (1 << 20 + 16) + 7, in: path)
+            await #expect(throws: (any Error).self) { _ = try await server.read(digest) }
 
-        // The first segment: a clean 500 with the code, before any byte is sent.
-        try Self.flipByte(at: 128 + 7, in: path)
-        let error = await #expect(throws: RegistryError.self) { _ = try await server.client.blob(digest) }
-        #expect(error?.code == .blobCorrupt)
-        #expect(error?.details["digest"] == .string(digest.description))
+            // The first segment: a clean 500 with the code, before any byte is sent.
+            try Self.flipByte(at: 128 + 7, in: path)
+            let error = await #expect(throws: RegistryError.self) { _ = try await server.client.blob(digest) }
+            #expect(error?.code == .blobCorrupt)
+            #expect(error?.details["digest"] == .string(digest.description))
+        }
     }
 
     @Test func gcDeletesOldOrphansButNeverAPushedVersionsBlobs() async throws {
         // Uploads expire after 2 s here, so that an orphan stops being held by its upload within the test.
         let server = try await Server.start(["--upload-expiry-seconds", "2"])
-        defer { server.stop() }
-        let created = try await server.run(["model", "create", "demo"])
-        #expect(created.status == 0, "\(created.error)")
-        let source = URL(fileURLWithPath: server.directory + "/source")
-        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
-        let weights = BlobStoreConformance.pattern(1_500_000, seed: 4)
-        try Data(weights).write(to: source.appendingPathComponent("weights.bin"))
-        let pushed = try await server.run(["push", "demo", source.path])
-        #expect(pushed.status == 0, "\(pushed.error)")
-        let orphan = try await server.put(BlobStoreConformance.pattern(70_000, seed: 5))
+        try await server.serving {
+            let created = try await server.run(["model", "create", "demo"])
+            #expect(created.status == 0, "\(created.error)")
+            let source = URL(fileURLWithPath: server.directory + "/source")
+            try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
+            let weights = BlobStoreConformance.pattern(1_500_000, seed: 4)
+            try Data(weights).write(to: source.appendingPathComponent("weights.bin"))
+            let pushed = try await server.run(["push", "demo", source.path])
+            #expect(pushed.status == 0, "\(pushed.error)")
+            let orphan = try await server.put(BlobStoreConformance.pattern(70_000, seed: 5))
 
-        let young = try await server.run(["gc"])
-        #expect(young.status == 0, "\(young.error)")
-        #expect(young.output.contains("deleted 0 of"))
-        #expect(try await server.client.blobSize(orphan) == 70_000)
-        // The upload that put it is over after 2 s (AdminRoutesTests shows a zero grace keeping an open upload's
-        // chunks; here the point is what happens once nobody holds it).
-        try await Task.sleep(for: .seconds(3))
+            let young = try await server.run(["gc"])
+            #expect(young.status == 0, "\(young.error)")
+            #expect(young.output.contains("deleted 0 of"))
+            #expect(try await server.client.blobSize(orphan) == 70_000)
+            // The upload that put it is over after 2 s (AdminRoutesTests shows a zero grace keeping an open upload's
+            // chunks; here the point is what happens once nobody holds it).
+            try await Task.sleep(for: .seconds(3))
 
-        let dry = try await server.run(["gc", "--dry-run", "--grace-seconds", "0"])
-        #expect(dry.status == 0, "\(dry.error)")
-        #expect(dry.output.contains("would delete \(orphan)"))
-        #expect(try await server.client.blobSize(orphan) == 70_000)
+            let dry = try await server.run(["gc", "--dry-run", "--grace-seconds", "0"])
+            #expect(dry.status == 0, "\(dry.error)")
+            #expect(dry.output.contains("would delete \(orphan)"))
+            #expect(try await server.client.blobSize(orphan) == 70_000)
 
-        let real = try await server.run(["gc", "--grace-seconds", "0"])
-        #expect(real.status == 0, "\(real.error)")
-        #expect(real.output.contains("deleted \(orphan)"))
-        #expect(real.output.contains("deleted 1 of"))
-        #expect(try await server.client.blobSize(orphan) == nil)
+            let real = try await server.run(["gc", "--grace-seconds", "0"])
+            #expect(real.status == 0, "\(real.error)")
+            #expect(real.output.contains("deleted \(orphan)"))
+            #expect(real.output.contains("deleted 1 of"))
+            #expect(try await server.client.blobSize(orphan) == nil)
 
-        let target = server.directory + "/pulled"
-        let pulled = try await server.run(["pull", "demo:1", target])
-        #expect(pulled.status == 0, "\(pulled.error)")
-        #expect(try Data(contentsOf: URL(fileURLWithPath: target + "/weights.bin")) == Data(weights))
+            let target = server.directory + "/pulled"
+            let pulled = try await server.run(["pull", "demo:1", target])
+            #expect(pulled.status == 0, "\(pulled.error)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: target + "/weights.bin")) == Data(weights))
+        }
     }
 
     @Test(arguments: ["ed25519", "p256"])

@@ -14,27 +14,28 @@ import Testing
         let server = try await RegistryProcess(
             dataDirectory: certificate.directory + "/data", adminToken: admin,
             arguments: ["--tls-cert", certificate.cert, "--tls-key", certificate.key])
-        defer { server.terminate() }
-        let url = "https://127.0.0.1:\(server.port)"
-        let list = ["model", "list", "--url", url, "--token", admin]
+        try await server.serving {
+            let url = "https://127.0.0.1:\(server.port)"
+            let list = ["model", "list", "--url", url, "--token", admin]
 
-        let untrusted = try await CommandLineTests.run(binary, list, ["REGISTRY_CA_CERT": ""])
-        #expect(untrusted.status != 0, "a certificate nobody vouches for is refused")
-        #expect(untrusted.error.contains("UNAVAILABLE"), "\(untrusted.error)")
+            let untrusted = try await CommandLineTests.run(binary, list, ["REGISTRY_CA_CERT": ""])
+            #expect(untrusted.status != 0, "a certificate nobody vouches for is refused")
+            #expect(untrusted.error.contains("UNAVAILABLE"), "\(untrusted.error)")
 
-        let flagged = try await CommandLineTests.run(binary, list + ["--ca-cert", certificate.cert], [:])
-        #expect(flagged.status == 0, "\(flagged.error)")
+            let flagged = try await CommandLineTests.run(binary, list + ["--ca-cert", certificate.cert], [:])
+            #expect(flagged.status == 0, "\(flagged.error)")
 
-        let created = try await CommandLineTests.run(
-            binary, ["model", "create", "secure", "--url", url, "--token", admin],
-            ["REGISTRY_CA_CERT": certificate.cert])
-        #expect(created.status == 0, "\(created.error)")
-        let listed = try await CommandLineTests.run(binary, list, ["REGISTRY_CA_CERT": certificate.cert])
-        #expect(listed.output.contains("secure"))
+            let created = try await CommandLineTests.run(
+                binary, ["model", "create", "secure", "--url", url, "--token", admin],
+                ["REGISTRY_CA_CERT": certificate.cert])
+            #expect(created.status == 0, "\(created.error)")
+            let listed = try await CommandLineTests.run(binary, list, ["REGISTRY_CA_CERT": certificate.cert])
+            #expect(listed.output.contains("secure"))
 
-        let notACertificate = try await CommandLineTests.run(binary, list + ["--ca-cert", certificate.key], [:])
-        #expect(notACertificate.status != 0)
-        #expect(notACertificate.error.contains("CA certificate") || notACertificate.error.contains("no PEM certificate"),
-            "\(notACertificate.error)")
+            let notACertificate = try await CommandLineTests.run(binary, list + ["--ca-cert", certificate.key], [:])
+            #expect(notACertificate.status != 0)
+            #expect(notACertificate.error.contains("CA certificate") || notACertificate.error.contains("no PEM certificate"),
+                "\(notACertificate.error)")
+        }
     }
 }

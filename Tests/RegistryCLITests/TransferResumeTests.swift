@@ -45,7 +45,7 @@ import Testing
             }
             #expect(first.isRunning, "the pull was still running when it was killed")
             kill(first.processIdentifier, SIGKILL)
-            first.waitUntilExit()
+            _ = await first.exited()
             let journaled = Self.journalEntries(journal)
             #expect(journaled >= 40 && journaled < pushed.chunkCount)
             #expect(!FileManager.default.fileExists(atPath: target))
@@ -86,7 +86,7 @@ import Testing
             }
             #expect(first.isRunning, "the push was still running when it was killed")
             kill(first.processIdentifier, SIGKILL)
-            first.waitUntilExit()
+            _ = await first.exited()
             // An upload whose body was complete when the client died may still be committed: wait until the
             // server's count settles.
             var settled = -1

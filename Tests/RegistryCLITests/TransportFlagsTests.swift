@@ -28,34 +28,35 @@ import Testing
         let server = try await RegistryProcess(
             dataDirectory: directory + "/data", adminToken: secret,
             arguments: ["--public-data-url", "http://data.registry.invalid:9/"])
-        defer { server.terminate() }
-        let admin = RegistryClient(baseURL: server.baseURL, token: secret)
-        _ = try await admin.createModel("flags")
-        try Data("weights".utf8).write(to: URL(fileURLWithPath: directory + "/model.txt"))
-        let pushed = try await admin.push(
-            model: "flags", files: [PushFile(path: "model.txt", url: URL(fileURLWithPath: directory + "/model.txt"))])
-        let reviewer = try await admin.createToken(subject: "reviewer", admin: true)
-        _ = try await RegistryClient(baseURL: server.baseURL, token: reviewer.token).decide(
-            model: "flags", number: 1, decision: .approve, comment: nil, revision: pushed.version.revision)
-        _ = try await admin.promote(model: "flags", stage: "production", version: 1, revision: nil)
-        let resolved = try #require(try await admin.resolve(model: "flags", stage: "production"))
-        #expect(resolved.artifactsURL == "http://data.registry.invalid:9")
+        try await server.serving {
+            let admin = RegistryClient(baseURL: server.baseURL, token: secret)
+            _ = try await admin.createModel("flags")
+            try Data("weights".utf8).write(to: URL(fileURLWithPath: directory + "/model.txt"))
+            let pushed = try await admin.push(
+                model: "flags", files: [PushFile(path: "model.txt", url: URL(fileURLWithPath: directory + "/model.txt"))])
+            let reviewer = try await admin.createToken(subject: "reviewer", admin: true)
+            _ = try await RegistryClient(baseURL: server.baseURL, token: reviewer.token).decide(
+                model: "flags", number: 1, decision: .approve, comment: nil, revision: pushed.version.revision)
+            _ = try await admin.promote(model: "flags", stage: "production", version: 1, revision: nil)
+            let resolved = try #require(try await admin.resolve(model: "flags", stage: "production"))
+            #expect(resolved.artifactsURL == "http://data.registry.invalid:9")
 
-        let environment = ["REGISTRY_URL": server.baseURL, "REGISTRY_TOKEN": secret, "REGISTRY_ALLOW_ARTIFACT_HOSTS": ""]
-        let pull = ["pull", "flags@production", directory + "/pulled"]
-        let refused = try await CommandLineTests.run(binary, pull, environment)
-        #expect(refused.status != 0)
-        #expect(refused.error.contains("UNTRUSTED_ARTIFACT_URL"), "\(refused.error)")
-        #expect(refused.error.contains("--allow-artifact-host data.registry.invalid"), "\(refused.error)")
-        // Allowed, the pull goes there (and finds no such host): the refusal is lifted, nothing else.
-        for (arguments, added) in [
-            (pull + ["--allow-artifact-host", "data.registry.invalid"], [:]),
-            (pull, ["REGISTRY_ALLOW_ARTIFACT_HOSTS": "other.example, data.registry.invalid"]),
-        ] {
-            let allowed = try await CommandLineTests.run(binary, arguments, environment.merging(added) { $1 })
-            #expect(allowed.status != 0)
-            #expect(!allowed.error.contains("UNTRUSTED_ARTIFACT_URL"), "\(allowed.error)")
-            #expect(allowed.error.contains("UNAVAILABLE"), "\(allowed.error)")
+            let environment = ["REGISTRY_URL": server.baseURL, "REGISTRY_TOKEN": secret, "REGISTRY_ALLOW_ARTIFACT_HOSTS": ""]
+            let pull = ["pull", "flags@production", directory + "/pulled"]
+            let refused = try await CommandLineTests.run(binary, pull, environment)
+            #expect(refused.status != 0)
+            #expect(refused.error.contains("UNTRUSTED_ARTIFACT_URL"), "\(refused.error)")
+            #expect(refused.error.contains("--allow-artifact-host data.registry.invalid"), "\(refused.error)")
+            // Allowed, the pull goes there (and finds no such host): the refusal is lifted, nothing else.
+            for (arguments, added) in [
+                (pull + ["--allow-artifact-host", "data.registry.invalid"], [:]),
+                (pull, ["REGISTRY_ALLOW_ARTIFACT_HOSTS": "other.example, data.registry.invalid"]),
+            ] {
+                let allowed = try await CommandLineTests.run(binary, arguments, environment.merging(added) { $1 })
+                #expect(allowed.status != 0)
+                #expect(!allowed.error.contains("UNTRUSTED_ARTIFACT_URL"), "\(allowed.error)")
+                #expect(allowed.error.contains("UNAVAILABLE"), "\(allowed.error)")
+            }
         }
     }
 }

@@ -54,7 +54,7 @@ struct CrashRecoveryTests {
                     try await Task.sleep(for: .milliseconds(5))
                 }
                 writers.killing()
-                first.kill()
+                await first.kill()
             }
             try await group.waitForAll()
         }
@@ -65,58 +65,59 @@ struct CrashRecoveryTests {
         #expect(Set(acked).count == acked.count, "no number was handed out twice")
 
         let second = try await RegistryProcess(dataDirectory: directory, adminToken: admin)
-        defer { second.terminate() }
-        let again = TestHTTP(baseURL: second.baseURL, token: admin)
-        defer { Task { try? await again.shutdown() } }
+        try await second.serving {
+            let again = TestHTTP(baseURL: second.baseURL, token: admin)
+            defer { Task { try? await again.shutdown() } }
 
-        // Every acknowledged version is there, and the numbers run 1…n without gaps or duplicates.
-        var numbers: [Int] = []
-        var pageToken: String? = nil
-        repeat {
-            let query = pageToken.map { "&pageToken=\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0)" } ?? ""
-            let page = try await again.expect(200, .GET, "/v1/models/crashy/versions?limit=1000\(query)").json()
-            let items = page["items"] as? [[String: Any]] ?? []
-            numbers += items.compactMap { $0["version"] as? Int }
-            pageToken = page["nextPageToken"] as? String
-        } while pageToken != nil
-        #expect(Set(acked).isSubset(of: Set(numbers)), "acknowledged versions missing after restart")
-        #expect(numbers.sorted() == Array(1...numbers.count), "version numbers have gaps or duplicates")
+            // Every acknowledged version is there, and the numbers run 1…n without gaps or duplicates.
+            var numbers: [Int] = []
+            var pageToken: String? = nil
+            repeat {
+                let query = pageToken.map { "&pageToken=\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0)" } ?? ""
+                let page = try await again.expect(200, .GET, "/v1/models/crashy/versions?limit=1000\(query)").json()
+                let items = page["items"] as? [[String: Any]] ?? []
+                numbers += items.compactMap { $0["version"] as? Int }
+                pageToken = page["nextPageToken"] as? String
+            } while pageToken != nil
+            #expect(Set(acked).isSubset(of: Set(numbers)), "acknowledged versions missing after restart")
+            #expect(numbers.sorted() == Array(1...numbers.count), "version numbers have gaps or duplicates")
 
-        // The audit chain still verifies and holds one entry per version.
-        let verify = try await again.expect(200, .GET, "/v1/audit/verify").json()
-        #expect(verify["ok"] as? Bool == true, "audit chain broken after crash: \(verify)")
-        var audited: [[String: Any]] = []
-        var auditPage: String? = nil
-        repeat {
-            let query = auditPage.map { "&pageToken=\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0)" } ?? ""
-            let page = try await again.expect(200, .GET, "/v1/audit?limit=1000\(query)").json()
-            audited += page["items"] as? [[String: Any]] ?? []
-            auditPage = page["nextPageToken"] as? String
-        } while auditPage != nil
-        #expect(verify["entries"] as? Int == audited.count, "the chain covers every entry listed")
-        let versionEntries = audited.filter { $0["action"] as? String == "version.create" && $0["model"] as? String == "crashy" }
-        #expect(versionEntries.count == numbers.count, "one version.create entry per surviving version")
-        #expect(
-            Set(versionEntries.compactMap { $0["target"] as? String })
-                == Set(numbers.map { "models/crashy/versions/\($0)" }),
-            "the entries name exactly the surviving versions")
+            // The audit chain still verifies and holds one entry per version.
+            let verify = try await again.expect(200, .GET, "/v1/audit/verify").json()
+            #expect(verify["ok"] as? Bool == true, "audit chain broken after crash: \(verify)")
+            var audited: [[String: Any]] = []
+            var auditPage: String? = nil
+            repeat {
+                let query = auditPage.map { "&pageToken=\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0)" } ?? ""
+                let page = try await again.expect(200, .GET, "/v1/audit?limit=1000\(query)").json()
+                audited += page["items"] as? [[String: Any]] ?? []
+                auditPage = page["nextPageToken"] as? String
+            } while auditPage != nil
+            #expect(verify["entries"] as? Int == audited.count, "the chain covers every entry listed")
+            let versionEntries = audited.filter { $0["action"] as? String == "version.create" && $0["model"] as? String == "crashy" }
+            #expect(versionEntries.count == numbers.count, "one version.create entry per surviving version")
+            #expect(
+                Set(versionEntries.compactMap { $0["target"] as? String })
+                    == Set(numbers.map { "models/crashy/versions/\($0)" }),
+                "the entries name exactly the surviving versions")
 
-        // Events: exactly one version.created per version that exists.
-        var created = 0
-        var cursor = "0"
-        while true {
-            let page = try await again.expect(200, .GET, "/v1/events?after=\(cursor)&limit=1000").json()
-            let items = page["items"] as? [[String: Any]] ?? []
-            if items.isEmpty { break }
-            created += items.filter { $0["type"] as? String == "version.created" }.count
-            cursor = page["nextCursor"] as? String ?? cursor
+            // Events: exactly one version.created per version that exists.
+            var created = 0
+            var cursor = "0"
+            while true {
+                let page = try await again.expect(200, .GET, "/v1/events?after=\(cursor)&limit=1000").json()
+                let items = page["items"] as? [[String: Any]] ?? []
+                if items.isEmpty { break }
+                created += items.filter { $0["type"] as? String == "version.created" }.count
+                cursor = page["nextCursor"] as? String ?? cursor
+            }
+            #expect(created == numbers.count)
+
+            // Numbering continues after the highest surviving version.
+            let next = try await again.expect(201, .POST, "/v1/models/crashy/versions", json: ["manifestDigest": digest])
+                .json()["version"] as? Int
+            #expect(next == numbers.count + 1)
         }
-        #expect(created == numbers.count)
-
-        // Numbering continues after the highest surviving version.
-        let next = try await again.expect(201, .POST, "/v1/models/crashy/versions", json: ["manifestDigest": digest])
-            .json()["version"] as? Int
-        #expect(next == numbers.count + 1)
     }
 }
 

@@ -12,7 +12,7 @@ import Testing
 /// SIGTERM or SIGINT to a real `registry serve` while a download and an event long-poll are in flight: the download
 /// finishes, the long-poll is answered at once instead of waiting out its minute, the process exits 0 and logs no
 /// error.
-@Suite(.serialized)
+@Suite(.serialized, .timeLimit(.minutes(10)))
 struct GracefulShutdownTests {
     /// The signals that stop a server gracefully.
     enum StopSignal: CaseIterable, Sendable {
@@ -69,7 +69,7 @@ struct GracefulShutdownTests {
         #expect(
             answered.answered - (signalled ?? .now) < .seconds(45),
             "the long-poll ended with the shutdown instead of waiting out its 60 s")
-        let status = await Task.detached { server.waitForExit() }.value
+        let status = await server.waitForExit()
         #expect(status == 0)
         let errors = server.output.split(separator: "\n").filter { $0.contains(" error ") || $0.contains(" critical ") }
         #expect(errors.isEmpty, "a graceful shutdown logged: \(errors)")
@@ -106,7 +106,7 @@ private final class ServeProcess: @unchecked Sendable {  // Process is not Senda
         guard let address else {
             if process.isRunning {
                 Glibc.kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
+                _ = await process.exited()
             }
             throw RegistryProcessError("registry serve did not start:\n\(Self.output(at: outputPath))")
         }
@@ -121,12 +121,12 @@ private final class ServeProcess: @unchecked Sendable {  // Process is not Senda
 
     func send(_ signal: Int32) { Glibc.kill(process.processIdentifier, signal) }
 
-    func waitForExit() -> Int32 {
-        process.waitUntilExit()
-        return process.terminationStatus
+    func waitForExit() async -> Int32 {
+        await process.exited()
     }
 
-    /// Stops the process if a failed test left it running, and removes its log.
+    /// Stops the process if a failed test left it running (briefly blocking: only a failed test gets here, and
+    /// SIGKILL ends it at once), and removes its log.
     func kill() {
         if process.isRunning {
             send(SIGKILL)

@@ -44,13 +44,14 @@ struct InterruptionTests {
         let first = try await RegistryProcess(dataDirectory: directory, adminToken: admin)
         let upload = try await PartialUpload.start(Self.chunk, to: first)
         try await upload.waitUntilPartlyOnDisk(under: directory)
-        first.kill()
+        await first.kill()
         upload.disconnect()
 
         let second = try await RegistryProcess(dataDirectory: directory, adminToken: admin)
-        defer { second.terminate() }
-        try await Self.expectNothingVisible(digest, on: second)
-        try await Self.expectAFullUploadSucceeds(on: second)
+        try await second.serving {
+            try await Self.expectNothingVisible(digest, on: second)
+            try await Self.expectAFullUploadSucceeds(on: second)
+        }
     }
 
     @Test func aLongPollInFlightEndsPromptlyAtGracefulShutdown() async throws {
@@ -61,36 +62,31 @@ struct InterruptionTests {
         }
         let admin = "mr_poll-shutdown-admin-\(UUID().uuidString)"
         let server = try await RegistryProcess(dataDirectory: directory, adminToken: admin)
-        defer { server.terminate() }
-        let head = try await server.send(.GET, "/v1/events?limit=1000", token: admin)
-        let cursor = try #require(head.json["nextCursor"].flatMap { value -> String? in
-            if case .string(let text) = value { return text }
-            return nil
-        })
-        let poll = Task {
-            // The longest wait the server grants (60 s): three times the bound below, so only the shutdown can
-            // end this poll in time.
-            let response = try await server.send(.GET, "/v1/events?after=\(cursor)&wait=60", token: admin)
-            return (response, ContinuousClock.now)
-        }
-        try await waitUntil("the long-poll is open") {
-            let metrics = try await server.send(.GET, "/metrics", token: nil).text
-            return metrics.split(separator: "\n").contains { line in
-                line.hasPrefix("registry_event_long_polls_open ")
-                    && Double(line.dropFirst("registry_event_long_polls_open ".count)) == 1
+        try await server.serving {
+            let head = try await server.send(.GET, "/v1/events?limit=1000", token: admin)
+            let cursor = try #require(head.json["nextCursor"].flatMap { value -> String? in
+                if case .string(let text) = value { return text }
+                return nil
+            })
+            let poll = Task {
+                // The longest wait the server grants (60 s): three times the bound below, so only the shutdown can
+                // end this poll in time.
+                let response = try await server.send(.GET, "/v1/events?after=\(cursor)&wait=60", token: admin)
+                return (response, ContinuousClock.now)
             }
-        }
+            try await server.waitForMetric("registry_event_long_polls_open") { $0 == 1 }
 
-        let signalled = ContinuousClock.now
-        server.signalTerminate()
-        let (response, answered) = try await poll.value
-        #expect(response.status == 200, "\(response.text)")
-        #expect(response.json["items"] == .array([]))
-        #expect(response.json["nextCursor"] == .string(cursor))
-        #expect(answered - signalled < .seconds(20), "the poll ends with the shutdown, not after its 60 s")
-        let status = await Task.detached { server.waitForExit() }.value
-        #expect(status == 0)
-        #expect(ContinuousClock.now - signalled < .seconds(40), "the open poll did not hold the shutdown up")
+            let signalled = ContinuousClock.now
+            server.signalTerminate()
+            let (response, answered) = try await poll.value
+            #expect(response.status == 200, "\(response.text)")
+            #expect(response.json["items"] == .array([]))
+            #expect(response.json["nextCursor"] == .string(cursor))
+            #expect(answered - signalled < .seconds(20), "the poll ends with the shutdown, not after its 60 s")
+            let status = await server.waitForExit()
+            #expect(status == 0)
+            #expect(ContinuousClock.now - signalled < .seconds(40), "the open poll did not hold the shutdown up")
+        }
     }
 
     @Test func aSecondServerOnTheSameDataDirectoryIsRefusedAndTheFirstKeepsServing() async throws {
@@ -98,7 +94,7 @@ struct InterruptionTests {
             do {
                 let second = try await RegistryProcess(
                     dataDirectory: first.dataDirectory, adminToken: first.adminToken)
-                second.terminate()
+                await second.terminate()
                 Issue.record("a second registry serve started on \(first.dataDirectory)")
             } catch let error as RegistryProcessError {
                 #expect(error.description.contains("exited before it listened"), "\(error)")
@@ -213,16 +209,5 @@ final class PartialUpload: Sendable {
             else { return nil }
             return (full, (attributes[.size] as? Int) ?? 0)
         }
-    }
-}
-
-/// Polls `condition`, an observable state, until it holds; throws after `timeout`.
-func waitUntil(
-    _ what: String, timeout: Duration = .seconds(60), _ condition: () async throws -> Bool
-) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while try await !condition() {
-        guard ContinuousClock.now < deadline else { throw RegistryProcessError("timed out waiting until \(what)") }
-        try await Task.sleep(for: .milliseconds(20))
     }
 }

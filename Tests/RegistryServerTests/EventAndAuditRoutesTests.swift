@@ -55,7 +55,7 @@ import Testing
             }
             // The poll holds its slot before it first reads the log: from then on a commit either lands before
             // that read (and is returned at once) or wakes the wait.
-            try await Self.waitForOpenLongPolls(1, registry)
+            try await registry.waitForMetric("registry_event_long_polls_open") { $0 == 1 }
             let committing = ContinuousClock.now
             let patch = try await registry.send(
                 .PATCH, "/v1/models/demo/versions/1", token: world.tokens["writer"], json: ["tags": ["k": "v"]],
@@ -69,17 +69,6 @@ import Testing
                 return
             }
             #expect(items.first?["type"] == "version.updated")
-        }
-    }
-
-    /// Waits until `registry_event_long_polls_open` reads `count`: that many long-polls are inside the handler.
-    static func waitForOpenLongPolls(_ count: Int, _ registry: TestRegistry) async throws {
-        let deadline = ContinuousClock.now + .seconds(60)
-        while true {
-            let metrics = try await registry.send(.GET, "/metrics", token: nil).text
-            if BoundedResourceTests.metric("registry_event_long_polls_open", in: metrics) == count { return }
-            guard ContinuousClock.now < deadline else { throw TestFailure("never \(count) open long-polls") }
-            try await Task.sleep(for: .milliseconds(20))
         }
     }
 
