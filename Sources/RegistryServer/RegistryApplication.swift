@@ -41,7 +41,8 @@ public enum RegistryApplication {
         ]
         if let interval = configuration.rolloutCheckInterval {
             services.append(
-                RolloutSupervisor(service: shared.service, interval: interval, logger: logger))
+                RolloutSupervisor(
+                    service: shared.service, interval: interval, logger: logger, checks: shared.metrics.rolloutChecks))
         }
         if let dataPort = configuration.dataPort {
             services.append(

@@ -1,4 +1,5 @@
 import Logging
+import Prometheus
 import RegistryCore
 import RegistryService
 import ServiceLifecycle
@@ -12,6 +13,8 @@ struct RolloutSupervisor: Service {
     let service: RegistryService
     let interval: Duration
     let logger: Logger
+    /// Counts each finished check.
+    var checks: Counter?
 
     static let actor = "registry:rollouts"
 
@@ -37,5 +40,6 @@ struct RolloutSupervisor: Service {
         } catch {
             logger.error("Checking rollouts failed", metadata: ["error": "\(error)"])
         }
+        checks?.increment()
     }
 }

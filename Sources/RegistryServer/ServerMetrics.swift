@@ -25,12 +25,19 @@ final class ServerMetrics: Sendable {
 
     /// Resolve watches (`?wait=`) open right now: about one per serving instance that follows a stage.
     let openWatches: Gauge
+    /// Passes of the rollout supervisor over every active rollout, failed ones included (they are logged): an
+    /// operator sees it is alive, a test that a check ran.
+    let rolloutChecks: Counter
 
     init() {
         openWatches = registry.makeGauge(
             descriptor: MetricNameDescriptor(
                 namespace: "registry", metricName: "resolve_watches", unitName: "open",
                 helpText: "Resolve watches waiting for a change right now."))
+        rolloutChecks = registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                namespace: "registry", metricName: "rollout_checks", unitName: "total",
+                helpText: "Periodic checks of every active rollout by the rollout supervisor."))
     }
 
     /// Counts one request; `route` is the route template, never the raw path, to bound cardinality.

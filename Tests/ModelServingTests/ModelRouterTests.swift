@@ -22,7 +22,7 @@ final class Shared: Sendable {
     let routed = Atomic<Int>(0)
 }
 
-@Suite struct ModelRouterTests {
+@Suite(.timeLimit(.minutes(10))) struct ModelRouterTests {
     @Test func requestsFollowTheSplitOfTheCurrentState() {
         let stable = ServingSlot(version: 1, model: ToyModel(version: 1))
         let router = ModelRouter(ServingState(stable: stable))

@@ -1,7 +1,7 @@
 import ModelServing
 import Testing
 
-@Suite struct TrafficSplitTests {
+@Suite(.timeLimit(.minutes(10))) struct TrafficSplitTests {
     static let keys = (0..<100_000).map { "user-\($0)" }
 
     @Test(arguments: [5.0, 25.0, 50.0])

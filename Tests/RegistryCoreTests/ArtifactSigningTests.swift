@@ -2,7 +2,7 @@ import Foundation
 import RegistryCore
 import Testing
 
-@Suite struct ArtifactSigningTests {
+@Suite(.timeLimit(.minutes(10))) struct ArtifactSigningTests {
     static let manifest = Manifest(files: [
         .init(path: "weights.bin", size: 3, digest: Digest(of: [1, 2, 3]), chunks: [.init(digest: Digest(of: [1, 2, 3]), size: 3)]),
         .init(path: "config.json", size: 2, digest: Digest(of: [4, 5]), chunks: [.init(digest: Digest(of: [4, 5]), size: 2)]),

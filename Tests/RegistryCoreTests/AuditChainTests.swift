@@ -2,7 +2,7 @@ import Foundation
 import RegistryCore
 import Testing
 
-@Suite struct AuditChainTests {
+@Suite(.timeLimit(.minutes(10))) struct AuditChainTests {
     /// A chain of `count` sealed entries.
     func chain(_ count: Int) throws -> [AuditEntry] {
         var entries: [AuditEntry] = []

@@ -2,7 +2,7 @@
 import RegistryTesting
 import Testing
 
-@Suite struct CachedMetadataStoreTests {
+@Suite(.timeLimit(.minutes(10))) struct CachedMetadataStoreTests {
     let context = MutationContext(actor: "alice", requestId: "req-1")
 
     @Test(arguments: MetadataStoreConformance.cases)

@@ -2,7 +2,7 @@ import Foundation
 import RegistryCore
 import Testing
 
-@Suite struct TransitionsTests {
+@Suite(.timeLimit(.minutes(10))) struct TransitionsTests {
     let context = MutationContext(actor: "bob", requestId: "req")
 
     func version(createdBy: String = "alice", status: VersionStatus = .pending) -> ModelVersion {

@@ -2,7 +2,7 @@ import Foundation
 import RegistryCore
 import Testing
 
-@Suite struct NamesTests {
+@Suite(.timeLimit(.minutes(10))) struct NamesTests {
     @Test(arguments: ["a", "fraud-detector", "m.v2_final", "0abc", String(repeating: "a", count: 128)])
     func validNamesPass(_ name: String) {
         #expect(Names.isValid(name))
@@ -30,7 +30,7 @@ import Testing
     }
 }
 
-@Suite struct DigestTests {
+@Suite(.timeLimit(.minutes(10))) struct DigestTests {
     @Test func digestsOfBytesMatchKnownSHA256() throws {
         let digest = Digest(of: Array("abc".utf8))
         #expect(digest.description == "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
@@ -60,7 +60,7 @@ import Testing
     }
 }
 
-@Suite struct ManifestTests {
+@Suite(.timeLimit(.minutes(10))) struct ManifestTests {
     func file(_ path: String, sizes: [Int64]) -> Manifest.File {
         Manifest.File(
             path: path, size: sizes.reduce(0, +), digest: Digest(of: Array(path.utf8)),
@@ -116,7 +116,7 @@ import Testing
     }
 }
 
-@Suite struct JSONValueTests {
+@Suite(.timeLimit(.minutes(10))) struct JSONValueTests {
     @Test func valuesRoundTripExactly() throws {
         let value: JSONValue = [
             "int": .number(42), "negative": .number(-7), "fraction": .number(0.125), "big": .number(1e20),
@@ -152,7 +152,7 @@ import Testing
     }
 }
 
-@Suite struct PageTokenTests {
+@Suite(.timeLimit(.minutes(10))) struct PageTokenTests {
     @Test func tokensRoundTripTheirKey() throws {
         #expect(try PageToken.parse(PageToken.make("fraud-v2")) == "fraud-v2")
         #expect(try PageToken.parseInt(PageToken.make("42")) == 42)
@@ -184,7 +184,7 @@ import Testing
     }
 }
 
-@Suite struct TimestampTests {
+@Suite(.timeLimit(.minutes(10))) struct TimestampTests {
     @Test func millisecondsSurviveStorageAndFormatting() throws {
         for ms: Int64 in [0, 1, 999, 1_700_000_000_123, 1_899_999_999_999, 1_234_567_890_001] {
             let date = Timestamp.fromMilliseconds(ms)

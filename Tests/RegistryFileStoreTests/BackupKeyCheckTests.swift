@@ -6,7 +6,7 @@ import Testing
 
 /// What backups rely on: merging key files never drops a key, and a blob's header is checked against a keyring
 /// without reading its payload.
-@Suite struct BackupKeyCheckTests {
+@Suite(.timeLimit(.minutes(10))) struct BackupKeyCheckTests {
     @Test func mergingKeepsEveryKeyAddsNewOnesTakesTheNewerPrimaryAndRefusesTwoValuesForOneId() throws {
         var backup = MasterKeyFile(generating: ())
         let retired = backup.primary

@@ -4,7 +4,7 @@ import RegistryFileStore
 import RegistryTesting
 import Testing
 
-@Suite struct BlobStoreConformanceTests {
+@Suite(.timeLimit(.minutes(10))) struct BlobStoreConformanceTests {
     @Test(arguments: BlobStoreConformance.cases)
     func inMemoryStoreConforms(_ conformanceCase: BlobConformanceCase) async throws {
         try await conformanceCase.run(InMemoryBlobStore())

@@ -6,7 +6,7 @@ import RegistryTesting
 import Testing
 
 /// Blob files are AES-256-GCM ciphertext in authenticated segments; any change on disk fails the read loudly.
-@Suite struct EncryptionAtRestTests {
+@Suite(.timeLimit(.minutes(10))) struct EncryptionAtRestTests {
     /// 4 KiB segments, so a modest blob spans many of them.
     static let segmentSize = 4096
     /// What one sealed segment occupies in the file: the plaintext plus a 16-byte tag.

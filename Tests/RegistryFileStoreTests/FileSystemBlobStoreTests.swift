@@ -5,7 +5,7 @@ import RegistryTesting
 import Synchronization
 import Testing
 
-@Suite struct FileSystemBlobStoreTests {
+@Suite(.timeLimit(.minutes(10))) struct FileSystemBlobStoreTests {
     @Test func blobsLiveAtTheirContentAddressedPath() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
@@ -101,7 +101,7 @@ import Testing
 
 /// A commit that fails after the upload's descriptor was closed must not close that number again: by then it may
 /// belong to another thread's file, socket or database.
-@Suite struct DescriptorSafetyTests {
+@Suite(.timeLimit(.minutes(10))) struct DescriptorSafetyTests {
     @Test(.timeLimit(.minutes(10))) func aFailedCommitNeverClosesSomeoneElsesDescriptor() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

@@ -4,7 +4,7 @@ import RegistryFileStore
 import RegistryTesting
 import Testing
 
-@Suite struct FileSystemObjectStorageTests {
+@Suite(.timeLimit(.minutes(10))) struct FileSystemObjectStorageTests {
     @Test(.timeLimit(.minutes(5)), arguments: ObjectStorageConformance.cases)
     func fileSystemStorageConforms(_ conformanceCase: ObjectStorageConformanceCase) async throws {
         let directory = try TemporaryDirectory()

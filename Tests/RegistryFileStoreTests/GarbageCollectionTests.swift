@@ -5,7 +5,7 @@ import RegistryTesting
 import Testing
 
 /// Garbage collection over the file-system store: referenced blobs stay, young ones stay, old unreferenced ones go.
-@Suite struct GarbageCollectionTests {
+@Suite(.timeLimit(.minutes(10))) struct GarbageCollectionTests {
     struct Fixture {
         let directory: TemporaryDirectory
         let blobs: FileSystemBlobStore

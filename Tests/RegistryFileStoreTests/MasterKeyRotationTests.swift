@@ -6,7 +6,7 @@ import Testing
 
 /// Master keys rotate without downtime: old blobs stay readable, new blobs use the new primary, and `rewrap` lets an
 /// old key be retired.
-@Suite struct MasterKeyRotationTests {
+@Suite(.timeLimit(.minutes(10))) struct MasterKeyRotationTests {
     @Test func theKeyFileIsCreatedOnFirstOpenWithOwnerOnlyPermissions() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

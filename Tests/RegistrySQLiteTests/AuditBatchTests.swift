@@ -4,7 +4,7 @@ import RegistrySQLite
 import Testing
 
 /// `recordAudits` appends a batch of audit entries in order, in one transaction, keeping the hash chain intact.
-@Suite struct AuditBatchTests {
+@Suite(.timeLimit(.minutes(10))) struct AuditBatchTests {
     @Test func aBatchIsAppendedInOrderAndTheChainVerifies() async throws {
         let directory = try TemporaryDirectory()
         let store = try SQLiteMetadataStore(path: directory.databasePath)

@@ -5,7 +5,7 @@ import RegistryTesting
 import Testing
 
 /// The composition `registry serve` uses: the read cache over the SQLite store, with group-committed writes.
-@Suite struct CachedSQLiteMetadataStoreTests {
+@Suite(.timeLimit(.minutes(10))) struct CachedSQLiteMetadataStoreTests {
     @Test(arguments: MetadataStoreConformance.cases)
     func conformance(_ conformanceCase: ConformanceCase) async throws {
         let directory = try TemporaryDirectory()

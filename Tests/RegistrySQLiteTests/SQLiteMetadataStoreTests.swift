@@ -20,7 +20,7 @@ struct TemporaryDirectory: ~Copyable {
     deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
-@Suite struct SQLiteMetadataStoreConformanceTests {
+@Suite(.timeLimit(.minutes(10))) struct SQLiteMetadataStoreConformanceTests {
     @Test(arguments: MetadataStoreConformance.cases)
     func conformance(_ conformanceCase: ConformanceCase) async throws {
         let directory = try TemporaryDirectory()
@@ -30,7 +30,7 @@ struct TemporaryDirectory: ~Copyable {
     }
 }
 
-@Suite struct SQLiteMetadataStoreTests {
+@Suite(.timeLimit(.minutes(10))) struct SQLiteMetadataStoreTests {
     let context = MutationContext(actor: "alice", requestId: "req-1")
 
     @Test func theDatabaseAndItsWALAreReadableByTheOwnerOnly() async throws {

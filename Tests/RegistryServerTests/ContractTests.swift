@@ -208,7 +208,7 @@ extension ContractTests {
 }
 
 /// The contract checker itself finds what it is there to find.
-@Suite struct OpenAPIContractTests {
+@Suite(.timeLimit(.minutes(10))) struct OpenAPIContractTests {
     static let document: JSONValue = [
         "paths": [
             "/v1/things/{id}": [

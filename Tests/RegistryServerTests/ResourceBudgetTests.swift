@@ -8,7 +8,7 @@ import Testing
 
 /// The server's rendered responses are bounded by the bytes they hold, and denied requests are audited in batches.
 /// (The parsed-manifest cache and `ByteBudgetCache` are tested with the service, which owns them.)
-@Suite struct ResourceBudgetTests {
+@Suite(.timeLimit(.minutes(10))) struct ResourceBudgetTests {
     @Test func renderedResponsesAreBoundedByBytes() throws {
         let budget = 256 * 1024
         let rendered = RenderedResponses<Int, [String: String]>(budget: budget)

@@ -59,8 +59,9 @@ import Testing
             let stage = try await registry.send(.GET, "/v1/models/demo/stages/production", token: world.tokens["reader"])
             #expect(stage.json["rollout"]?["id"] == .string(id))
 
-            // Without reports the gate holds: the periodic check (every second) does not expose anything.
-            try await Task.sleep(for: .milliseconds(1300))
+            // Without reports the gate holds: two periodic checks (every second) later, nothing is exposed.
+            let checks = try await registry.metric("registry_rollout_checks_total") ?? 0
+            try await registry.waitForMetric("registry_rollout_checks_total") { $0 >= checks + 2 }
             let held = try await registry.send(.GET, path, token: world.tokens["reader"])
             #expect(held.json["state"] == "warming")
             #expect(held.json["weight"] == .number(0))
@@ -133,7 +134,7 @@ import Testing
             async let watched = registry.send(
                 .GET, "/v1/resolve/demo/production?wait=60", token: world.tokens["reader"],
                 headers: [("If-None-Match", etag)])
-            try await Task.sleep(for: .milliseconds(200))
+            try await registry.waitForMetric("registry_resolve_watches_open") { $0 == 1 }
             let abortedAt = ContinuousClock.now
             let aborted = try await registry.send(
                 .POST, "/v1/models/demo/stages/production/rollouts/\(id)/abort", token: world.tokens["deployer"],

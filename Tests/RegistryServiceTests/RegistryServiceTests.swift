@@ -291,7 +291,7 @@ import Testing
 }
 
 /// The parsed-manifest cache and the cache it is built on stay within their byte budgets.
-@Suite struct ManifestCacheTests {
+@Suite(.timeLimit(.minutes(10))) struct ManifestCacheTests {
     /// A valid manifest of `files` files with `chunks` chunks each, distinct per `seed`.
     static func manifest(seed: Int, files: Int, chunks: Int) -> Manifest {
         Manifest(
