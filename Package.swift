@@ -189,7 +189,8 @@ let package = Package(
         ),
         .testTarget(name: "RegistryCoreTests", dependencies: ["RegistryCore", "RegistryTesting"]),
         .testTarget(
-            name: "RegistryServiceTests", dependencies: ["RegistryCore", "RegistryService", "RegistrySQLite", "RegistryTesting"]
+            name: "RegistryServiceTests",
+            dependencies: ["RegistryCore", "RegistryService", "RegistrySQLite", "RegistryTesting"]
         ),
         .testTarget(
             name: "RegistrySQLiteTests",

@@ -25,7 +25,8 @@ struct BenchmarkHTTP: Sendable {
     }
 
     func send(
-        _ method: HTTPMethod, _ path: String, json: Any? = nil, bytes: [UInt8]? = nil, headers extra: [(String, String)] = [],
+        _ method: HTTPMethod, _ path: String, json: Any? = nil, bytes: [UInt8]? = nil,
+        headers extra: [(String, String)] = [],
         token overrideToken: String? = nil
     ) async throws -> Response {
         var request = HTTPClientRequest(url: baseURL + path)

@@ -4,8 +4,8 @@ import Foundation
 import Logging
 import RegistryCore
 import RegistryFileStore
-import RegistryServer
 import RegistrySQLite
+import RegistryServer
 
 /// Measures the control plane over real HTTP on loopback against the embedded default (SQLite + files).
 @main
@@ -132,7 +132,8 @@ struct RegistryBenchmark: AsyncParsableCommand {
             func expect(_ statuses: Set<Int>, _ response: RawHTTPConnection.Response, _ what: String) throws {
                 guard statuses.contains(response.status) else {
                     throw BenchmarkFailure(
-                        "\(what) answered \(response.status): \(String(decoding: response.body.prefix(300), as: UTF8.self))")
+                        "\(what) answered \(response.status): \(String(decoding: response.body.prefix(300), as: UTF8.self))"
+                    )
                 }
             }
             for index in 0..<perWorker {
@@ -182,24 +183,32 @@ struct Seed: Sendable {
 
     static func run(http: BenchmarkHTTP, models: Int, versions: Int) async throws -> Seed {
         let start = ContinuousClock.now
-        let reviewer = try await http.expect(
-            [201], .POST, "/v1/tokens", json: ["subject": "bench-reviewer", "admin": true]
-        ).json()["token"] as? String ?? ""
+        let reviewer =
+            try await http.expect(
+                [201], .POST, "/v1/tokens", json: ["subject": "bench-reviewer", "admin": true]
+            ).json()["token"] as? String ?? ""
         let chunk = (0..<4096).map { _ in UInt8.random(in: 0...255) }
         let chunkDigest = Digest(of: chunk).description
         try await http.expect([200, 201], .PUT, "/v1/blobs/\(chunkDigest)", bytes: chunk)
         let manifest: [String: Any] = [
             "schemaVersion": 1,
-            "files": [["path": "model.bin", "size": chunk.count, "digest": chunkDigest, "chunks": [["digest": chunkDigest, "size": chunk.count]]]],
+            "files": [
+                [
+                    "path": "model.bin", "size": chunk.count, "digest": chunkDigest,
+                    "chunks": [["digest": chunkDigest, "size": chunk.count]],
+                ]
+            ],
         ]
-        let manifestDigest = try await http.expect([200, 201], .PUT, "/v1/manifests", json: manifest).json()["digest"]
+        let manifestDigest =
+            try await http.expect([200, 201], .PUT, "/v1/manifests", json: manifest).json()["digest"]
             as? String ?? ""
         let names = (0..<models).map { String(format: "bench-model-%04d", $0) }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for worker in 0..<8 {
                 group.addTask {
                     for name in names.enumerated().filter({ $0.offset % 8 == worker }).map(\.element) {
-                        try await http.expect([201], .POST, "/v1/models", json: ["name": name, "tags": ["team": "bench"]])
+                        try await http.expect(
+                            [201], .POST, "/v1/models", json: ["name": name, "tags": ["team": "bench"]])
                         for _ in 1...versions {
                             try await http.expect(
                                 [201], .POST, "/v1/models/\(name)/versions",
@@ -226,7 +235,8 @@ struct Seed: Sendable {
 
 enum Machine {
     static func describe() -> String {
-        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+        let cpu =
+            (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
             .split(separator: "\n").first { $0.hasPrefix("model name") }?
             .split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
         return "machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(cpu), "

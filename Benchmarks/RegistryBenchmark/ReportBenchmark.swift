@@ -37,7 +37,8 @@ struct ReportBenchmark {
                 for instance in stride(from: from + worker, to: size, by: 8) {
                     let response = try connection.send("POST", path, token: token, json: body(instance, 1))
                     guard response.status == 200 else {
-                        throw BenchmarkFailure("report answered \(response.status): \(String(decoding: response.body, as: UTF8.self))")
+                        throw BenchmarkFailure(
+                            "report answered \(response.status): \(String(decoding: response.body, as: UTF8.self))")
                     }
                 }
             }

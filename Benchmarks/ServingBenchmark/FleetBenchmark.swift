@@ -22,7 +22,9 @@ struct FleetBenchmark {
     static func load(_ directory: URL, _ version: Int) throws -> Weights {
         var total = 0
         for name in try FileManager.default.contentsOfDirectory(atPath: directory.path) {
-            guard let handle = FileHandle(forReadingAtPath: directory.appendingPathComponent(name).path) else { continue }
+            guard let handle = FileHandle(forReadingAtPath: directory.appendingPathComponent(name).path) else {
+                continue
+            }
             defer { try? handle.close() }
             while let block = try handle.read(upToCount: 8 << 20), !block.isEmpty { total += block.count }
         }
@@ -162,7 +164,13 @@ struct FleetBenchmark {
                 .init(version: big, bakeSeconds: 3600, minInstances: 1))
             try await until(seconds: 600) { runtime.router.state.split.weightBasisPoints > 0 }
             let elapsed = (ContinuousClock.now - began).milliseconds
-            if round > 0 { exposures.append(elapsed) } else { print("| first rollout (downloads \(largeGiB) GiB) | 1 | \(String(format: "%.0f", elapsed)) | | cold cache, for comparison |") }
+            if round > 0 {
+                exposures.append(elapsed)
+            } else {
+                print(
+                    "| first rollout (downloads \(largeGiB) GiB) | 1 | \(String(format: "%.0f", elapsed)) | | cold cache, for comparison |"
+                )
+            }
             rollout = try await admin.rollout(model: "large", stage: "production", id: rollout.id)
             _ = try await admin.moveRollout(
                 model: "large", stage: "production", id: rollout.id, .abort, revision: rollout.revision)

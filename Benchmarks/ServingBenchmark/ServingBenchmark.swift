@@ -64,9 +64,12 @@ struct ServingBenchmark: AsyncParsableCommand {
         var meanPerCall: Double
 
         func row(_ name: String, threads: Int, calls: Int) -> String {
-            func at(_ fraction: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count) * fraction))] }
+            func at(_ fraction: Double) -> Double {
+                sorted[min(sorted.count - 1, Int(Double(sorted.count) * fraction))]
+            }
             return String(
-                format: "| %@ | %d | %d | %.0f | %.0f | %.0f | %.1f |", name, threads, calls * threads, at(0.5), at(0.99),
+                format: "| %@ | %d | %d | %.0f | %.0f | %.0f | %.1f |", name, threads, calls * threads, at(0.5),
+                at(0.99),
                 at(0.999), meanPerCall)
         }
     }
@@ -90,7 +93,8 @@ struct ServingBenchmark: AsyncParsableCommand {
                 let loopStart = ContinuousClock.now
                 for index in 0..<calls { sink &+= body(index) }
                 let loop = ContinuousClock.now - loopStart
-                let mean = (Double(loop.components.seconds) * 1e9 + Double(loop.components.attoseconds) / 1e9)
+                let mean =
+                    (Double(loop.components.seconds) * 1e9 + Double(loop.components.attoseconds) / 1e9)
                     / Double(calls)
                 if sink == 42 { print("") }  // keeps the calls from being optimized away
                 results.withLock { $0.append(samples) }
@@ -113,7 +117,8 @@ final class Weights: Sendable {
 
 enum Machine {
     static func describe() -> String {
-        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+        let cpu =
+            (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
             .split(separator: "\n").first { $0.hasPrefix("model name") }?
             .split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
         return "machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(cpu)\n"

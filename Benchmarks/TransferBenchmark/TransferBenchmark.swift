@@ -24,7 +24,9 @@ struct TransferBenchmark: AsyncParsableCommand {
     var serveArg: [String] = []
 
     func run() async throws {
-        let binary = registry ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        let binary =
+            registry
+            ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
             .appendingPathComponent("registry").path
         let directory = workDir ?? NSTemporaryDirectory() + "transfer-bench-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -38,7 +40,9 @@ struct TransferBenchmark: AsyncParsableCommand {
             admin: RegistryClient(baseURL: server.baseURL, token: ServerProcess.adminToken))
         print(Machine.describe())
         print(try Calibration.run(directory: directory))
-        print("registry serve --data-port \(serveArg.joined(separator: " ")): main \(server.baseURL), data \(server.dataURL)\n")
+        print(
+            "registry serve --data-port \(serveArg.joined(separator: " ")): main \(server.baseURL), data \(server.dataURL)\n"
+        )
         print("| measurement | size | seconds | GB/s | peak RSS MiB | notes |")
         print("|---|---:|---:|---:|---:|---|")
         for size in gigabytes {
@@ -114,7 +118,8 @@ struct Bench {
         try await publish(name, version: 1)
 
         let target = directory + "/\(name)-pulled"
-        let pull = try Timed.run(binary, ["pull", "\(name)@production", target, "--concurrency", "\(concurrency)"], server)
+        let pull = try Timed.run(
+            binary, ["pull", "\(name)@production", target, "--concurrency", "\(concurrency)"], server)
         row("pull (page cache)", gibibytes, pull, bytes, notes: "verified chunk + file digests")
         try FileManager.default.removeItem(atPath: target)
 
@@ -125,7 +130,8 @@ struct Bench {
 
         // Metadata reads on the main port while the data port streams the model at full speed.
         let reader = Task { try await MetadataReader.run(admin, model: name) }
-        let loaded = try Timed.run(binary, ["pull", "\(name)@production", target, "--concurrency", "\(concurrency)"], server)
+        let loaded = try Timed.run(
+            binary, ["pull", "\(name)@production", target, "--concurrency", "\(concurrency)"], server)
         reader.cancel()
         let latencies = try await reader.value
         row(
@@ -281,7 +287,8 @@ struct Timed {
         guard process.terminationStatus == 0 else {
             throw ValidationError("\(arguments.joined(separator: " ")) failed:\n\(text)")
         }
-        let rss = text.split(separator: "\n").first { $0.contains("Maximum resident set size") }?
+        let rss =
+            text.split(separator: "\n").first { $0.contains("Maximum resident set size") }?
             .split(separator: ":").last.flatMap { Double($0.trimmingCharacters(in: .whitespaces)) } ?? .nan
         return Timed(
             seconds: elapsed.seconds, peakRSSMebibytes: rss / 1024,
@@ -299,10 +306,11 @@ final class ServerProcess: @unchecked Sendable {  // Process is not Sendable; us
     init(binary: String, dataDirectory: String, extra: [String]) async throws {
         process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = [
-            "serve", "--data-dir", dataDirectory, "--host", "127.0.0.1", "--port", "0", "--data-port", "0",
-            "--log-level", "error",
-        ] + extra
+        process.arguments =
+            [
+                "serve", "--data-dir", dataDirectory, "--host", "127.0.0.1", "--port", "0", "--data-port", "0",
+                "--log-level", "error",
+            ] + extra
         var environment = ProcessInfo.processInfo.environment
         environment["REGISTRY_ADMIN_TOKEN"] = Self.adminToken
         process.environment = environment
@@ -334,7 +342,8 @@ final class ServerProcess: @unchecked Sendable {  // Process is not Sendable; us
 
 enum Machine {
     static func describe() -> String {
-        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+        let cpu =
+            (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
             .split(separator: "\n").first { $0.hasPrefix("model name") }?
             .split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
         return "machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(cpu), "

@@ -99,7 +99,9 @@ public final class ModelRuntime<Model: Sendable>: Service {
         return ModelRuntime(router: router, configuration: configuration, coordinator: coordinator)
     }
 
-    private init(router: ModelRouter<Model>, configuration: RuntimeConfiguration, coordinator: RuntimeCoordinator<Model>) {
+    private init(
+        router: ModelRouter<Model>, configuration: RuntimeConfiguration, coordinator: RuntimeCoordinator<Model>
+    ) {
         self.router = router
         self.configuration = configuration
         self.coordinator = coordinator
@@ -242,7 +244,10 @@ actor RuntimeCoordinator<Model: Sendable> {
     func pollLoop() async {
         var failures = 0
         while !Task.isCancelled {
-            let base = failures == 0 ? configuration.ttl : min(configuration.backoff.initial * (1 << min(failures, 10)), configuration.backoff.maximum)
+            let base =
+                failures == 0
+                ? configuration.ttl
+                : min(configuration.backoff.initial * (1 << min(failures, 10)), configuration.backoff.maximum)
             let spread = Double.random(in: -configuration.jitter...configuration.jitter)
             try? await Task.sleep(for: base * (1 + spread))
             do {
@@ -347,7 +352,8 @@ actor RuntimeCoordinator<Model: Sendable> {
                 let policy = try await client.model(configuration.model).trustPolicy
                 if policy.requireSignature {
                     verify = client.signatureVerifier(
-                        model: configuration.model, version: target.version, stage: nil, trustedKeys: policy.trustedKeys)
+                        model: configuration.model, version: target.version, stage: nil, trustedKeys: policy.trustedKeys
+                    )
                 }
             }
             // The same HTTP client (its trust roots: `--ca-cert`) and the same rules on where the token may go.

@@ -1,9 +1,10 @@
-import enum Crypto.AES
-import struct Crypto.SHA256
-import struct Crypto.SymmetricKey
 import Foundation
 import NIOCore
 import RegistryCore
+
+import enum Crypto.AES
+import struct Crypto.SHA256
+import struct Crypto.SymmetricKey
 
 /// The fixed 128-byte header of a blob file, and where its sealed segments lie.
 ///

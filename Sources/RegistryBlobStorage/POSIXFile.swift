@@ -60,7 +60,9 @@ package enum POSIXFile {
     }
 
     /// Fills `buffer` from `offset`; returns how many bytes were read, fewer only at the end of the file.
-    package static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, offset: Int64, path: String) throws -> Int {
+    package static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, offset: Int64, path: String)
+        throws -> Int
+    {
         var done = 0
         while done < buffer.count {
             let result = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))

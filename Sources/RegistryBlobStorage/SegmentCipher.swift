@@ -1,9 +1,10 @@
-import enum Crypto.AES
-import struct Crypto.SHA256
-import struct Crypto.SymmetricKey
 import Foundation
 import NIOCore
 import RegistryCore
+
+import enum Crypto.AES
+import struct Crypto.SHA256
+import struct Crypto.SymmetricKey
 
 /// Seals and opens the segments of one stored blob under its data key (see `BlobFileHeader` for the format).
 package struct SegmentCipher: Sendable {

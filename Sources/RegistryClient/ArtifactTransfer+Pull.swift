@@ -78,7 +78,8 @@ extension RegistryClient {
             }
             let files = handles
             @Sendable func file(_ index: Int) async throws -> LocalFile {
-                index < files.count ? files[index] : try await LocalFile.open(paths[index], flags: O_WRONLY | O_NOFOLLOW)
+                index < files.count
+                    ? files[index] : try await LocalFile.open(paths[index], flags: O_WRONLY | O_NOFOLLOW)
             }
             let counter = ProgressCounter(total: manifest.totalSize, report: progress)
             counter.add(plan.resumedBytes)
@@ -196,14 +197,16 @@ extension RegistryClient {
         let actual = Digest(finalized: hasher.finalize())
         guard bytes.readableBytes == Int(chunk.size), actual == chunk.digest else {
             throw failure(
-                .digestMismatch, "arrived as \(bytes.readableBytes) bytes hashing to \(actual); expected \(chunk.size).")
+                .digestMismatch, "arrived as \(bytes.readableBytes) bytes hashing to \(actual); expected \(chunk.size)."
+            )
         }
         return bytes
     }
 
     /// Moves verified files into `destination`: the whole staged tree when the destination does not exist,
     /// otherwise file by file (each rename is atomic).
-    private static func moveInto(_ destination: String, from root: String, files: [String], durable: Bool) async throws {
+    private static func moveInto(_ destination: String, from root: String, files: [String], durable: Bool) async throws
+    {
         let parent = (destination as NSString).deletingLastPathComponent
         if !FileManager.default.fileExists(atPath: destination) {
             try rename(root, to: destination)

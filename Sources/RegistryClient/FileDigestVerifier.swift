@@ -23,7 +23,9 @@ final class FileDigestVerifier: Sendable {
 
     init(files: [Manifest.File], paths: [String]) {
         entries = Mutex(
-            zip(files, paths).map { Entry(file: $0, path: $1, written: Array(repeating: false, count: $0.chunks.count)) })
+            zip(files, paths).map {
+                Entry(file: $0, path: $1, written: Array(repeating: false, count: $0.chunks.count))
+            })
         (signals, continuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 

@@ -51,8 +51,9 @@ extension RegistryClient {
         let configured = base?.host.map(Self.normalizedHost)
         // Loopback names are one machine: a registry configured as `localhost` may advertise `127.0.0.1`.
         let sameMachine = configured.map { Self.isLoopback($0) && Self.isLoopback(host) } ?? false
-        guard host == configured || sameMachine
-            || allowedArtifactHosts.contains(where: { Self.normalizedHost($0) == host })
+        guard
+            host == configured || sameMachine
+                || allowedArtifactHosts.contains(where: { Self.normalizedHost($0) == host })
         else {
             throw refused(
                 "The registry at \(baseURL) advertised the artifacts URL \(shown) on another host, \(host); the "

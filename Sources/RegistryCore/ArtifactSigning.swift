@@ -65,14 +65,16 @@ public enum ArtifactSigning {
         guard statement.predicate?.manifestDigest == manifestDigest.description else {
             throw invalid("The signature was made for another manifest.")
         }
-        let signed = Dictionary(statement.subject.map { ($0.name, $0.digest["sha256"] ?? "") }, uniquingKeysWith: { a, _ in a })
+        let signed = Dictionary(
+            statement.subject.map { ($0.name, $0.digest["sha256"] ?? "") }, uniquingKeysWith: { a, _ in a })
         let actual = Dictionary(manifest.files.map { ($0.path, $0.digest.hex) }, uniquingKeysWith: { a, _ in a })
         guard signed == actual else {
             let differing = Set(signed.keys).symmetricDifference(actual.keys).union(
                 actual.keys.filter { signed[$0] != nil && signed[$0] != actual[$0] }
             ).sorted()
             throw RegistryError(
-                .signatureInvalid, "The signed files differ from the manifest's: \(differing.prefix(5).joined(separator: ", ")).",
+                .signatureInvalid,
+                "The signed files differ from the manifest's: \(differing.prefix(5).joined(separator: ", ")).",
                 details: ["files": .array(differing.prefix(50).map(JSONValue.string))])
         }
         return key
@@ -131,7 +133,8 @@ public struct PublicKey: Sendable, Hashable, Codable, CustomStringConvertible {
         self.rawRepresentation = rawRepresentation
         // Reject malformed keys at the edge rather than at verification time.
         switch algorithm {
-        case .ed25519: _ = try Self.invalidKey { try Curve25519.Signing.PublicKey(rawRepresentation: rawRepresentation) }
+        case .ed25519:
+            _ = try Self.invalidKey { try Curve25519.Signing.PublicKey(rawRepresentation: rawRepresentation) }
         case .p256: _ = try Self.invalidKey { try P256.Signing.PublicKey(x963Representation: rawRepresentation) }
         }
     }
@@ -142,7 +145,8 @@ public struct PublicKey: Sendable, Hashable, Codable, CustomStringConvertible {
             let bytes = Data(base64Encoded: String(parts[1]))
         else {
             throw RegistryError(
-                .invalidArgument, "A public key is written 'ed25519:<base64>' or 'p256:<base64>'.", details: ["field": "publicKey"])
+                .invalidArgument, "A public key is written 'ed25519:<base64>' or 'p256:<base64>'.",
+                details: ["field": "publicKey"])
         }
         try self.init(algorithm: algorithm, rawRepresentation: Array(bytes))
     }
@@ -155,7 +159,9 @@ public struct PublicKey: Sendable, Hashable, Codable, CustomStringConvertible {
     public func isValidSignature(_ signature: some DataProtocol, for message: [UInt8]) -> Bool {
         switch algorithm {
         case .ed25519:
-            guard let key = try? Curve25519.Signing.PublicKey(rawRepresentation: rawRepresentation) else { return false }
+            guard let key = try? Curve25519.Signing.PublicKey(rawRepresentation: rawRepresentation) else {
+                return false
+            }
             return key.isValidSignature(signature, for: message)
         case .p256:
             guard let key = try? P256.Signing.PublicKey(x963Representation: rawRepresentation),
@@ -204,7 +210,8 @@ public struct SigningKey: Sendable {
             let algorithm = PublicKey.Algorithm(rawValue: String(parts[0].dropLast("-private".count))),
             let bytes = Data(base64Encoded: String(parts[1]))
         else {
-            throw RegistryError(.invalidArgument, "A private key is written 'ed25519-private:<base64>' or 'p256-private:<base64>'.")
+            throw RegistryError(
+                .invalidArgument, "A private key is written 'ed25519-private:<base64>' or 'p256-private:<base64>'.")
         }
         self.init(algorithm: algorithm, raw: Array(bytes))
         _ = try publicKeyChecked()

@@ -157,7 +157,8 @@ public enum AuditChain {
         public var firstBadSequence: Int64?
         public var problem: String?
 
-        public init(ok: Bool, entries: Int64, headHash: String, firstBadSequence: Int64? = nil, problem: String? = nil) {
+        public init(ok: Bool, entries: Int64, headHash: String, firstBadSequence: Int64? = nil, problem: String? = nil)
+        {
             self.ok = ok
             self.entries = entries
             self.headHash = headHash

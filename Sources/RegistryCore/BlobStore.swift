@@ -54,7 +54,8 @@ extension BlobStore {
         guard let range else { return }
         guard range.lowerBound >= 0, range.upperBound <= size, range.lowerBound <= range.upperBound else {
             throw RegistryError(
-                .rangeNotSatisfiable, "The range \(range.lowerBound)-\(range.upperBound - 1) lies outside the \(size) bytes.",
+                .rangeNotSatisfiable,
+                "The range \(range.lowerBound)-\(range.upperBound - 1) lies outside the \(size) bytes.",
                 details: ["size": .number(Double(size))])
         }
     }

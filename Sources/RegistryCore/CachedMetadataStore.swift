@@ -57,7 +57,9 @@ public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
             read: { $0.versionPages[query.model]?[query] },
             write: { state, entry in
                 // Each model keeps a few query shapes; an unusual caller cycling through many cannot grow it.
-                if state.versionPages[query.model]?.count ?? 0 >= Self.pagesPerModel { state.versionPages[query.model] = nil }
+                if state.versionPages[query.model]?.count ?? 0 >= Self.pagesPerModel {
+                    state.versionPages[query.model] = nil
+                }
                 state.versionPages[query.model, default: [:]][query] = entry
             }
         ) { try await self.base.versions(query) }
@@ -265,7 +267,6 @@ public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
     }
 
     public func models(_ query: ModelQuery) async throws -> Page<Model> { try await base.models(query) }
-
 
     public func models(referencing digest: Digest) async throws -> [String] {
         try await base.models(referencing: digest)

@@ -33,7 +33,8 @@ public struct Event: Sendable, Equatable, Codable {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         let text = try container.decode(String.self, forKey: .id)
         guard let id = Int64(text) else {
-            throw DecodingError.dataCorruptedError(forKey: .id, in: container, debugDescription: "event ids are integers")
+            throw DecodingError.dataCorruptedError(
+                forKey: .id, in: container, debugDescription: "event ids are integers")
         }
         self.id = id
         type = try container.decode(String.self, forKey: .type)

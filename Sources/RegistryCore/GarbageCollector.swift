@@ -53,7 +53,8 @@ public enum GarbageCollector {
         let referenced = try await metadata.referencedDigests()
         let pinned = try await metadata.pinnedDigests(now: now)
         let cutoff = now.addingTimeInterval(-Double(grace.components.seconds))
-        var report = Report(scanned: stored.count, referenced: 0, deleted: [], freedBytes: 0, keptYoung: 0, dryRun: dryRun)
+        var report = Report(
+            scanned: stored.count, referenced: 0, deleted: [], freedBytes: 0, keptYoung: 0, dryRun: dryRun)
         for digest in stored.sorted() {
             if referenced.contains(digest) {
                 report.referenced += 1

@@ -49,7 +49,8 @@ public final class InMemoryMetadataStore: MetadataStore {
         return result
     }
 
-    private static func append(audit: AuditDraft, events: [EventDraft], to state: inout State, context: MutationContext) {
+    private static func append(audit: AuditDraft, events: [EventDraft], to state: inout State, context: MutationContext)
+    {
         let previous = state.audit.last
         state.audit.append(
             AuditChain.seal(
@@ -57,7 +58,8 @@ public final class InMemoryMetadataStore: MetadataStore {
                 context: context))
         for draft in events {
             let id = (state.events.last?.id ?? 0) + 1
-            state.events.append(Event(id: id, type: draft.type, time: context.time, model: draft.model, data: draft.data))
+            state.events.append(
+                Event(id: id, type: draft.type, time: context.time, model: draft.model, data: draft.data))
         }
     }
 
@@ -66,7 +68,8 @@ public final class InMemoryMetadataStore: MetadataStore {
     public func createModel(_ model: Model, context: MutationContext) async throws -> Model {
         try write(context) { state in
             guard state.models[model.name] == nil else {
-                throw RegistryError(.modelExists, "Model '\(model.name)' already exists.", details: ["model": .string(model.name)])
+                throw RegistryError(
+                    .modelExists, "Model '\(model.name)' already exists.", details: ["model": .string(model.name)])
             }
             let (created, audit, events) = try Transitions.createModel(model)
             state.models[model.name] = created
@@ -143,7 +146,9 @@ public final class InMemoryMetadataStore: MetadataStore {
     ) async throws -> ModelVersion {
         try write(context) { state in
             guard let owner = state.models[model] else { throw RegistryError.modelNotFound(model) }
-            guard let current = state.versions[model]?[number] else { throw RegistryError.versionNotFound(model, number) }
+            guard let current = state.versions[model]?[number] else {
+                throw RegistryError.versionNotFound(model, number)
+            }
             let pointing = (state.stages[model] ?? [:]).values.filter { $0.version == number }.map(\.stage).sorted()
             let (updated, audit, events) = try Transitions.updateVersion(
                 current, expectedRevision: expectedRevision,
@@ -187,7 +192,9 @@ public final class InMemoryMetadataStore: MetadataStore {
             guard state.models[model] != nil else { throw RegistryError.modelNotFound(model) }
             let current = state.stages[model]?[stage]
             try Transitions.check(precondition, current: current, model: model, stage: stage)
-            guard let target = state.versions[model]?[version] else { throw RegistryError.versionNotFound(model, version) }
+            guard let target = state.versions[model]?[version] else {
+                throw RegistryError.versionNotFound(model, version)
+            }
             let history = state.history[model]?[stage] ?? []
             let (next, entry, audit, events) = try Transitions.promote(
                 current: current, model: model, stage: stage, target: target, reason: reason,
@@ -215,7 +222,9 @@ public final class InMemoryMetadataStore: MetadataStore {
             guard let current, let target else {
                 throw Transitions.changedDuringRollback(expectedRevision: expectedRevision)
             }
-            guard let version = state.versions[model]?[target] else { throw RegistryError.versionNotFound(model, target) }
+            guard let version = state.versions[model]?[target] else {
+                throw RegistryError.versionNotFound(model, target)
+            }
             let (next, entry, audit, events) = try Transitions.rollback(
                 current: current, to: version, reason: reason,
                 lastSequence: state.history[model]?[stage]?.last?.sequence ?? 0, context: context)
@@ -268,9 +277,7 @@ public final class InMemoryMetadataStore: MetadataStore {
     ) async throws -> Rollout {
         try write(context) { state in
             guard let current = state.rollouts[id] else { throw RegistryError.rolloutNotFound(id) }
-            if let expectedRevision, current.revision != expectedRevision {
-                throw RegistryError.revisionMismatch(expected: expectedRevision, current: current, revision: current.revision)
-            }
+            try Transitions.require(current, at: current.revision, expected: expectedRevision)
             let (rollout, outcome) = try Self.applyRollout(current, in: &state, context: context, change: change)
             return (rollout, outcome.audit, outcome.events)
         }
@@ -295,7 +302,8 @@ public final class InMemoryMetadataStore: MetadataStore {
             only.reports = [report.instance: report]
             guard decided.change != .report else {
                 state.rollouts[id] = current
-                let outcome = ReportOutcome(rollout: only, change: .report, completionPending: decided.completionPending)
+                let outcome = ReportOutcome(
+                    rollout: only, change: .report, completionPending: decided.completionPending)
                 return (outcome, try Transitions.reportRecorded(report, rollout: current), [])
             }
             var (next, outcome) = try Self.applyRollout(current, in: &state, context: context) { rollout in
@@ -303,7 +311,10 @@ public final class InMemoryMetadataStore: MetadataStore {
                 return decided.change
             }
             next.reports = only.reports
-            return (ReportOutcome(rollout: next, change: decided.change, completionPending: false), outcome.audit, outcome.events)
+            return (
+                ReportOutcome(rollout: next, change: decided.change, completionPending: false), outcome.audit,
+                outcome.events
+            )
         }
     }
 

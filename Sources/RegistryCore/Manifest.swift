@@ -71,7 +71,9 @@ public struct Manifest: Sendable, Equatable, Codable {
     /// Throws `MANIFEST_INVALID` unless paths are safe and unique and chunk sizes add up.
     public func validate() throws {
         func invalid(_ message: String) -> RegistryError { RegistryError(.invalidManifest, message) }
-        guard schemaVersion == 1 else { throw invalid("Unsupported manifest schemaVersion \(schemaVersion); expected 1.") }
+        guard schemaVersion == 1 else {
+            throw invalid("Unsupported manifest schemaVersion \(schemaVersion); expected 1.")
+        }
         guard !files.isEmpty else { throw invalid("A manifest lists at least one file.") }
         guard files.count <= 100_000 else { throw invalid("A manifest lists at most 100000 files.") }
         var paths = Set<String>()
@@ -82,7 +84,8 @@ public struct Manifest: Sendable, Equatable, Codable {
                 components.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." }),
                 !file.path.contains("\0"), !file.path.contains("\\")
             else {
-                throw invalid("File path '\(file.path.prefix(200))' must be relative, without '.', '..' or empty parts.")
+                throw invalid(
+                    "File path '\(file.path.prefix(200))' must be relative, without '.', '..' or empty parts.")
             }
             guard paths.insert(file.path).inserted else { throw invalid("File path '\(file.path)' appears twice.") }
             // Every chunk holds bytes, also in an empty file (which has none): sizes that add up, such as 5 and -5,

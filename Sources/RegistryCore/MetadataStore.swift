@@ -34,7 +34,8 @@ public protocol ModelStore: Sendable {
 public protocol VersionStore: Sendable {
     /// Creates a version numbered one past the model's highest, race-free, with `status: pending`.
     /// `draft.version` is ignored. Records that the model references `artifacts`. Throws `MODEL_NOT_FOUND`.
-    func createVersion(_ draft: ModelVersion, artifacts: [Digest], context: MutationContext) async throws -> ModelVersion
+    func createVersion(_ draft: ModelVersion, artifacts: [Digest], context: MutationContext) async throws
+        -> ModelVersion
 
     func version(model: String, number: Int) async throws -> ModelVersion?
 
@@ -251,7 +252,9 @@ public struct ModelQuery: Sendable, Equatable {
     public var after: String?
     public var limit: Int
 
-    public init(prefix: String? = nil, tag: Tag? = nil, visibleTo: String? = nil, after: String? = nil, limit: Int = 100) {
+    public init(
+        prefix: String? = nil, tag: Tag? = nil, visibleTo: String? = nil, after: String? = nil, limit: Int = 100
+    ) {
         self.prefix = prefix
         self.tag = tag
         self.visibleTo = visibleTo

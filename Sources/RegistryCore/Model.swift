@@ -59,7 +59,9 @@ public struct ApprovalPolicy: Sendable, Equatable, Codable {
     /// Whether changing an approved version's metadata revokes its approval (it goes back to pending).
     public var revokeApprovalOnMetadataChange: Bool
 
-    public init(requiredApprovals: Int = 1, allowSelfApproval: Bool = false, revokeApprovalOnMetadataChange: Bool = false) {
+    public init(
+        requiredApprovals: Int = 1, allowSelfApproval: Bool = false, revokeApprovalOnMetadataChange: Bool = false
+    ) {
         self.requiredApprovals = requiredApprovals
         self.allowSelfApproval = allowSelfApproval
         self.revokeApprovalOnMetadataChange = revokeApprovalOnMetadataChange

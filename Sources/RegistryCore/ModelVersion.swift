@@ -94,7 +94,9 @@ public enum Decision: String, Sendable, Hashable, Codable {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let decision = Decision(rawValue: raw) else {
             throw DecodingError.dataCorrupted(
-                .init(codingPath: decoder.codingPath, debugDescription: "unknown decision '\(raw)'; expected approve or reject"))
+                .init(
+                    codingPath: decoder.codingPath,
+                    debugDescription: "unknown decision '\(raw)'; expected approve or reject"))
         }
         self = decision
     }

@@ -15,10 +15,7 @@ extension Transitions {
     public static func updateModel(
         _ current: Model, expectedRevision: Int, context: MutationContext, _ change: (inout Model) throws -> ModelChange
     ) throws -> (Model, AuditDraft, [EventDraft]) {
-        guard current.revision == expectedRevision else {
-            throw RegistryError.revisionMismatch(
-                expected: expectedRevision, current: current, revision: current.revision)
-        }
+        try require(current, at: current.revision, expected: expectedRevision)
         var updated = current
         let kind = try change(&updated)
         updated.name = current.name
@@ -53,10 +50,7 @@ extension Transitions {
         _ current: ModelVersion, expectedRevision: Int, in change: VersionChangeContext, context: MutationContext,
         _ apply: (inout ModelVersion, VersionChangeContext) throws -> VersionChange
     ) throws -> (ModelVersion, AuditDraft, [EventDraft]) {
-        guard current.revision == expectedRevision else {
-            throw RegistryError.revisionMismatch(
-                expected: expectedRevision, current: current, revision: current.revision)
-        }
+        try require(current, at: current.revision, expected: expectedRevision)
         var updated = current
         let kind = try apply(&updated, change)
         updated.model = current.model

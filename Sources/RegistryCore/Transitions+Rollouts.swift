@@ -186,7 +186,9 @@ extension EventType {
 
 extension RegistryError {
     public static func rolloutNotFound(_ id: String) -> RegistryError {
-        RegistryError(.rolloutNotFound, "No rollout \(id.prefix(64)) exists.", details: ["rolloutId": .string(String(id.prefix(64)))])
+        RegistryError(
+            .rolloutNotFound, "No rollout \(id.prefix(64)) exists.",
+            details: ["rolloutId": .string(String(id.prefix(64)))])
     }
 
     public static func rolloutInProgress(stage: Stage, rolloutId: String) -> RegistryError {

@@ -26,7 +26,9 @@ public enum Transitions {
         return (audit, [event])
     }
 
-    public static func modelChanged(before: Model, after: Model, change: ModelChange) throws -> (AuditDraft, [EventDraft]) {
+    public static func modelChanged(before: Model, after: Model, change: ModelChange) throws -> (
+        AuditDraft, [EventDraft]
+    ) {
         switch change {
         case .update:
             let audit = try AuditDraft(
@@ -34,7 +36,11 @@ public enum Transitions {
                 before: ModelSnapshot(before), after: ModelSnapshot(after))
             return (
                 audit,
-                [EventDraft(type: EventType.modelUpdated, model: after.name, data: ["revision": .number(Double(after.revision))])]
+                [
+                    EventDraft(
+                        type: EventType.modelUpdated, model: after.name,
+                        data: ["revision": .number(Double(after.revision))])
+                ]
             )
         case .accessList:
             let audit = try AuditDraft(
@@ -165,6 +171,14 @@ public enum Transitions {
         case absent
     }
 
+    /// Throws `REVISION_MISMATCH` (with the resource as it is) unless `current` is at `expected`; nil expects any
+    /// revision (a decision taken on what was just read, inside the same transaction).
+    public static func require(_ current: some Encodable, at revision: Int, expected: Int?) throws {
+        if let expected, revision != expected {
+            throw RegistryError.revisionMismatch(expected: expected, current: current, revision: revision)
+        }
+    }
+
     /// Checks `precondition` against the stage as it is; throws `REVISION_MISMATCH` or `STAGE_NOT_FOUND`.
     public static func check(_ precondition: StagePrecondition, current: Stage?, model: String, stage: String) throws {
         switch (precondition, current) {
@@ -175,9 +189,7 @@ public enum Transitions {
         case (.revision, nil):
             throw RegistryError.stageNotFound(model, stage)
         case (.revision(let expected), let current?):
-            guard current.revision == expected else {
-                throw RegistryError.revisionMismatch(expected: expected, current: current, revision: current.revision)
-            }
+            try require(current, at: current.revision, expected: expected)
         }
     }
 

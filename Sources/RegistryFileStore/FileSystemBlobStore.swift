@@ -1,9 +1,8 @@
 import Foundation
 import NIOPosix
-import RegistryCore
-
 // Callers of the file-system store name its keyring and header checks, which live with the sealed layer.
 @_exported import RegistryBlobStorage
+import RegistryCore
 
 #if canImport(Glibc)
     import Glibc

@@ -1,8 +1,7 @@
 import Foundation
-import RegistryCore
-
 // Callers of the S3 store name its keyring and header checks, which live with the sealed layer.
 @_exported import RegistryBlobStorage
+import RegistryCore
 
 /// The blob store of a registry that scales out: sealed blobs (`SealedBlobStore`) in an S3 bucket that several
 /// stateless instances share, at `<prefix>blobs/sha256/<hex>`, touched at `<prefix>touched/sha256/<hex>`.

@@ -204,7 +204,8 @@ public final class S3Client: Sendable {
         if response.status == .conflict {
             let body = String(buffer: try await response.body.collect(upTo: 64 << 10))
             if XMLText.first("Code", in: body) == "BucketAlreadyOwnedByYou" { return }
-            throw Self.failure("CREATE BUCKET", "", status: 409, code: XMLText.first("Code", in: body) ?? "", message: nil)
+            throw Self.failure(
+                "CREATE BUCKET", "", status: 409, code: XMLText.first("Code", in: body) ?? "", message: nil)
         }
         try await Self.check(response, "CREATE BUCKET", "")
     }
@@ -218,9 +219,10 @@ public final class S3Client: Sendable {
         body: ByteBuffer? = nil
     ) async throws -> HTTPClientResponse {
         let path = "/\(location.bucket)" + (key.map { "/" + $0 } ?? "")
-        let payloadHash = body.map { buffer in
-            buffer.withUnsafeReadableBytes { Hex.encode(SHA256.hash(data: $0)) }
-        } ?? SigV4Signer.emptyPayloadHash
+        let payloadHash =
+            body.map { buffer in
+                buffer.withUnsafeReadableBytes { Hex.encode(SHA256.hash(data: $0)) }
+            } ?? SigV4Signer.emptyPayloadHash
         var attempt = 0
         while true {
             attempt += 1
@@ -281,7 +283,8 @@ public final class S3Client: Sendable {
         _ operation: String, _ key: String, status: Int, code: String, message: String?, requestId: String? = nil
     ) -> RegistryError {
         var details: [String: JSONValue] = [
-            "backend": "s3", "operation": .string(operation), "status": .number(Double(status)), "s3Code": .string(code),
+            "backend": "s3", "operation": .string(operation), "status": .number(Double(status)),
+            "s3Code": .string(code),
         ]
         if let requestId { details["s3RequestId"] = .string(requestId) }
         let what = key.isEmpty ? "" : " of '\(key)'"
@@ -322,7 +325,8 @@ enum XMLText {
 
     /// The unescaped text of the first `<name>…</name>`.
     static func first(_ name: String, in xml: String) -> String? {
-        guard let open = xml.range(of: "<\(name)>"), let close = xml.range(of: "</\(name)>", range: open.upperBound..<xml.endIndex)
+        guard let open = xml.range(of: "<\(name)>"),
+            let close = xml.range(of: "</\(name)>", range: open.upperBound..<xml.endIndex)
         else { return nil }
         return unescape(String(xml[open.upperBound..<close.lowerBound]))
     }

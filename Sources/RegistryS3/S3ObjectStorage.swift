@@ -83,7 +83,9 @@ public struct S3ObjectStorage: ObjectStorage {
         guard let response else { return nil }
         // A ranged answer names the whole size in `Content-Range: bytes 0-127/<size>`.
         let size =
-            response.headers.first(name: "Content-Range").flatMap { $0.split(separator: "/").last }.flatMap { Int64($0) }
+            response.headers.first(name: "Content-Range").flatMap { $0.split(separator: "/").last }.flatMap {
+                Int64($0)
+            }
             ?? response.headers.first(name: "Content-Length").flatMap { Int64($0) } ?? 0
         let info = ObjectInfo(
             size: size, version: response.headers.first(name: "ETag") ?? "",
@@ -126,7 +128,8 @@ public struct S3ObjectStorage: ObjectStorage {
     public func abortStaleUploads(olderThan age: TimeInterval) async throws -> Int {
         let cutoff = Date().addingTimeInterval(-age)
         var aborted = 0
-        for upload in try await client.pendingUploads(prefix: prefix) where (upload.initiated ?? .distantPast) < cutoff {
+        for upload in try await client.pendingUploads(prefix: prefix) where (upload.initiated ?? .distantPast) < cutoff
+        {
             try await client.abortMultipartUpload(upload.key, uploadId: upload.uploadId)
             aborted += 1
         }

@@ -38,7 +38,8 @@ extension SQLiteMetadataStore {
 
     public func pinnedDigests(now: Date) async throws -> Set<Digest> {
         try await writeUnaudited { db in
-            try db.cachedStatement(sql: "DELETE FROM uploads WHERE expires_at <= ?").execute(arguments: [Rows.time(now)])
+            try db.cachedStatement(sql: "DELETE FROM uploads WHERE expires_at <= ?").execute(arguments: [Rows.time(now)]
+            )
         }
         let texts = try await read { db in
             try String.fetchAll(db.cachedStatement(sql: "SELECT DISTINCT digest FROM uploads"))

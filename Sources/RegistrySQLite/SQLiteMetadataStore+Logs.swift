@@ -6,9 +6,10 @@ extension SQLiteMetadataStore {
 
     public func createToken(_ token: AccessToken, context: MutationContext) async throws {
         try await write(context) { db in
-            let taken = try Bool.fetchOne(
-                db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM tokens WHERE id = ? OR token_hash = ?)"),
-                arguments: [token.id, token.tokenHash]) ?? false
+            let taken =
+                try Bool.fetchOne(
+                    db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM tokens WHERE id = ? OR token_hash = ?)"),
+                    arguments: [token.id, token.tokenHash]) ?? false
             guard !taken else { throw RegistryError.invalidArgument("A token with this id or secret already exists.") }
             try db.cachedStatement(
                 sql: "INSERT INTO tokens (\(Rows.tokenColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -26,7 +27,8 @@ extension SQLiteMetadataStore {
         // The lookup is by an index on the hash of a 256-bit secret, so its timing reveals nothing useful.
         try await read { db in
             try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT \(Rows.tokenColumns) FROM tokens WHERE token_hash = ?"), arguments: [hash]
+                db.cachedStatement(sql: "SELECT \(Rows.tokenColumns) FROM tokens WHERE token_hash = ?"),
+                arguments: [hash]
             ).map(Rows.token)
         }
     }
@@ -83,11 +85,14 @@ extension SQLiteMetadataStore {
             if let model = query.model {
                 rows = try Row.fetchAll(
                     db.cachedStatement(
-                        sql: "SELECT \(Rows.auditColumns) FROM audit WHERE model = ? AND sequence > ? ORDER BY sequence LIMIT ?"),
+                        sql:
+                            "SELECT \(Rows.auditColumns) FROM audit WHERE model = ? AND sequence > ? ORDER BY sequence LIMIT ?"
+                    ),
                     arguments: [model, query.after, limit + 1])
             } else {
                 rows = try Row.fetchAll(
-                    db.cachedStatement(sql: "SELECT \(Rows.auditColumns) FROM audit WHERE sequence > ? ORDER BY sequence LIMIT ?"),
+                    db.cachedStatement(
+                        sql: "SELECT \(Rows.auditColumns) FROM audit WHERE sequence > ? ORDER BY sequence LIMIT ?"),
                     arguments: [query.after, limit + 1])
             }
             return Self.page(rows.map(Rows.auditEntry), limit: limit) { String($0.sequence) }
@@ -108,7 +113,8 @@ extension SQLiteMetadataStore {
     public func events(after: Int64, limit: Int) async throws -> [Event] {
         try await read { db in
             try Row.fetchAll(
-                db.cachedStatement(sql: "SELECT id, type, time, model, data FROM events WHERE id > ? ORDER BY id LIMIT ?"),
+                db.cachedStatement(
+                    sql: "SELECT id, type, time, model, data FROM events WHERE id > ? ORDER BY id LIMIT ?"),
                 arguments: [after, max(limit, 0)]
             ).map(Rows.event)
         }

@@ -5,7 +5,8 @@ extension SQLiteMetadataStore {
     public func createModel(_ model: Model, context: MutationContext) async throws -> Model {
         try await write(context) { db in
             guard try Self.loadModel(db, model.name) == nil else {
-                throw RegistryError(.modelExists, "Model '\(model.name)' already exists.", details: ["model": .string(model.name)])
+                throw RegistryError(
+                    .modelExists, "Model '\(model.name)' already exists.", details: ["model": .string(model.name)])
             }
             let (created, audit, events) = try Transitions.createModel(model)
             try db.cachedStatement(

@@ -53,10 +53,7 @@ extension SQLiteMetadataStore {
     ) async throws -> Rollout {
         try await write(context) { db in
             guard let current = try Self.loadRollout(db, id) else { throw RegistryError.rolloutNotFound(id) }
-            if let expectedRevision, current.revision != expectedRevision {
-                throw RegistryError.revisionMismatch(
-                    expected: expectedRevision, current: current, revision: current.revision)
-            }
+            try Transitions.require(current, at: current.revision, expected: expectedRevision)
             let (rollout, _, audit, events) = try Self.applyRollout(db, current, context: context, change)
             try Self.saveReports(db, rollout, changedFrom: current)
             return (rollout, audit, events)
@@ -74,10 +71,11 @@ extension SQLiteMetadataStore {
                 current.stage == stage
             else { throw RegistryError.rolloutNotFound(id) }
             try RolloutRules.requireActive(current)
-            let known = try Bool.fetchOne(
-                db.cachedStatement(
-                    sql: "SELECT EXISTS (SELECT 1 FROM rollout_reports WHERE rollout_id = ? AND instance = ?)"),
-                arguments: [id, report.instance]) ?? false
+            let known =
+                try Bool.fetchOne(
+                    db.cachedStatement(
+                        sql: "SELECT EXISTS (SELECT 1 FROM rollout_reports WHERE rollout_id = ? AND instance = ?)"),
+                    arguments: [id, report.instance]) ?? false
             if !known {
                 let count =
                     try Int.fetchOne(
@@ -135,10 +133,11 @@ extension SQLiteMetadataStore {
             let rows = try Row.fetchAll(
                 db.cachedStatement(sql: "SELECT \(reportColumns) FROM rollout_reports WHERE rollout_id = ?"),
                 arguments: [id])
-            rollout.reports = Dictionary(uniqueKeysWithValues: rows.map { row in
-                let report = Self.report(row)
-                return (report.instance, report)
-            })
+            rollout.reports = Dictionary(
+                uniqueKeysWithValues: rows.map { row in
+                    let report = Self.report(row)
+                    return (report.instance, report)
+                })
         }
         return rollout
     }

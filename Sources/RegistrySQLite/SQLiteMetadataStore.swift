@@ -207,7 +207,8 @@ public final class SQLiteMetadataStore: MetadataStore {
                 """
         ).execute(arguments: [entry.sequence, entry.hash])
         var lastEvent: Int64?
-        let insertEvent = try db.cachedStatement(sql: "INSERT INTO events (type, time, model, data) VALUES (?, ?, ?, ?)")
+        let insertEvent = try db.cachedStatement(
+            sql: "INSERT INTO events (type, time, model, data) VALUES (?, ?, ?, ?)")
         for event in events {
             try insertEvent.execute(arguments: [
                 event.type, Rows.time(context.time), event.model, try Rows.json(event.data),

@@ -16,7 +16,8 @@ final class DataPlaneEndpoint: Sendable {
     let host: String
     let mainPort: Int
 
-    init(publicURL: String?, publicDataURL: String?, scheme: String = "http", host: String = "127.0.0.1", port: Int = 0) {
+    init(publicURL: String?, publicDataURL: String?, scheme: String = "http", host: String = "127.0.0.1", port: Int = 0)
+    {
         self.publicURL = publicURL.map(Self.trimmed)
         self.publicDataURL = publicDataURL.map(Self.trimmed)
         self.scheme = scheme

@@ -1,6 +1,6 @@
 import Foundation
-import RegistryCore
 import NIOSSL
+import RegistryCore
 
 /// Settings of one registry server; every field has a production default.
 public struct ServerConfiguration: Sendable {

@@ -37,7 +37,7 @@ extension RegistryService {
     /// Throws unless version `number` of `model` carries a signature that verifies against the model's trusted keys
     /// as they are now: `SIGNATURE_REQUIRED` without one, `SIGNATURE_INVALID` when it does not verify. A missing or
     /// unapproved version passes, so the store reports it with its own code.
-    public func requireTrustedSignature(model: Model, number: Int) async throws {
+    private func requireTrustedSignature(model: Model, number: Int) async throws {
         guard let version = try await metadata.version(model: model.name, number: number),
             version.status == .approved
         else { return }

@@ -137,7 +137,8 @@ public enum BlobStoreConformance {
             #expect(Set(try await store.list()) == expected)
             #expect(try await store.list().count == 5)
         },
-        BlobConformanceCase("modificationTimeIsNilWhenAbsentAndRecentAfterAPut") { (store: any BlobStore) async throws in
+        BlobConformanceCase("modificationTimeIsNilWhenAbsentAndRecentAfterAPut") {
+            (store: any BlobStore) async throws in
             let digest = Digest(of: Array("timed".utf8))
             #expect(try await store.modificationTime(of: digest) == nil)
             let before = Date().addingTimeInterval(-2)

@@ -7,7 +7,8 @@ extension MetadataStoreConformance {
         ConformanceCase("referencedDigestsIsEmptyForAnEmptyStore") { (store: any MetadataStore) async throws in
             #expect(try await store.referencedDigests().isEmpty)
         },
-        ConformanceCase("referencedDigestsHoldsEveryArtifactOfEveryVersionOnce") { (store: any MetadataStore) async throws in
+        ConformanceCase("referencedDigestsHoldsEveryArtifactOfEveryVersionOnce") {
+            (store: any MetadataStore) async throws in
             try await createModel(store, model("a"))
             try await createModel(store, model("b"))
             let shared = digest("shared chunk")
@@ -20,7 +21,8 @@ extension MetadataStoreConformance {
             #expect(try await store.referencedDigests() == expected)
             #expect(!(try await store.referencedDigests().contains(digest("never referenced"))))
         },
-        ConformanceCase("uploadsAreVisibleToTheirUploaderOnlyUntilTheyExpire") { (store: any MetadataStore) async throws in
+        ConformanceCase("uploadsAreVisibleToTheirUploaderOnlyUntilTheyExpire") {
+            (store: any MetadataStore) async throws in
             let now = Timestamp.now()
             let (a, b, c) = (digest("upload a"), digest("upload b"), digest("upload c"))
             try await store.recordUploads([a, b], by: "alice", expiresAt: now.addingTimeInterval(60))

@@ -120,15 +120,18 @@ extension MetadataStoreConformance {
             try await step("stage.promote") { try await promote(store, "fraud", "production", to: 1) }
             try await step("stage.promote") { try await promote(store, "fraud", "production", to: 2) }
             try await step("stage.rollback") {
-                _ = try await store.rollback(model: "fraud", stage: "production", expectedRevision: 2, reason: nil, context: ctx)
+                _ = try await store.rollback(
+                    model: "fraud", stage: "production", expectedRevision: 2, reason: nil, context: ctx)
             }
             try await step("version.update") {
-                _ = try await store.updateVersion(model: "fraud", number: 2, expectedRevision: 2, context: ctx) { _, _ in
+                _ = try await store.updateVersion(model: "fraud", number: 2, expectedRevision: 2, context: ctx) {
+                    _, _ in
                     .update
                 }
             }
             try await step("version.archive") {
-                _ = try await store.updateVersion(model: "fraud", number: 2, expectedRevision: 3, context: ctx) { v, c in
+                _ = try await store.updateVersion(model: "fraud", number: 2, expectedRevision: 3, context: ctx) {
+                    v, c in
                     try Transitions.archive(&v, stagesPointingAtIt: c.stagesPointingAtVersion)
                 }
             }
@@ -225,11 +228,14 @@ extension MetadataStoreConformance {
             await expectError(.revisionMismatch) {
                 _ = try await store.updateModel(named: "fraud", expectedRevision: 9, context: ctx) { _ in .update }
             }
-            await expectError(.modelNotFound) { _ = try await store.createVersion(draft("nope"), artifacts: [], context: ctx) }
+            await expectError(.modelNotFound) {
+                _ = try await store.createVersion(draft("nope"), artifacts: [], context: ctx)
+            }
             await expectError(.selfApprovalForbidden) { try await decide(store, "fraud", 1, by: "alice") }
             await expectError(.versionNotApproved) { try await promote(store, "fraud", "production", to: 1, .absent) }
             await expectError(.stageNotFound) {
-                _ = try await store.rollback(model: "fraud", stage: "production", expectedRevision: 1, reason: nil, context: ctx)
+                _ = try await store.rollback(
+                    model: "fraud", stage: "production", expectedRevision: 1, reason: nil, context: ctx)
             }
             await expectError(.notFound) { try await store.revokeToken(id: "nope", context: ctx) }
             #expect(try await logPosition(store) == before)

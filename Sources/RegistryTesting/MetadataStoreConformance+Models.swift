@@ -112,7 +112,9 @@ extension MetadataStoreConformance {
             #expect(currentRevision(error) == 2)
             #expect(try await store.model(named: "fraud") == second)
             await expectError(.modelNotFound) {
-                _ = try await store.updateModel(named: "missing", expectedRevision: 1, context: context()) { _ in .update }
+                _ = try await store.updateModel(named: "missing", expectedRevision: 1, context: context()) { _ in
+                    .update
+                }
             }
         },
         ConformanceCase("aModelChangeThatThrowsWritesNothing") { store in
@@ -131,7 +133,8 @@ extension MetadataStoreConformance {
                 .init(subject: "bob", role: .reader), .init(subject: "carol", role: .approver),
                 .init(subject: "bob", role: .writer),
             ]
-            let updated = try await store.updateModel(named: "fraud", expectedRevision: 1, context: context()) { model in
+            let updated = try await store.updateModel(named: "fraud", expectedRevision: 1, context: context()) {
+                model in
                 model.grants = grants
                 return .accessList
             }
@@ -154,7 +157,8 @@ extension MetadataStoreConformance {
             #expect(created.trustPolicy == input.trustPolicy)
             #expect(try await store.model(named: "signed") == created)
             let rotated = TrustPolicy(requireSignature: false, trustedKeys: [second, first])
-            let updated = try await store.updateModel(named: "signed", expectedRevision: 1, context: context()) { model in
+            let updated = try await store.updateModel(named: "signed", expectedRevision: 1, context: context()) {
+                model in
                 model.trustPolicy = rotated
                 return .update
             }

@@ -17,7 +17,9 @@ extension MetadataStoreConformance {
         return try await store.startRollout(draft, expectedStageRevision: stage.revision, context: context("dave"))
     }
 
-    static func advance(_ store: any MetadataStore, _ rollout: Rollout, by actor: String = "dave") async throws -> Rollout {
+    static func advance(_ store: any MetadataStore, _ rollout: Rollout, by actor: String = "dave") async throws
+        -> Rollout
+    {
         try await store.updateRollout(id: rollout.id, expectedRevision: rollout.revision, context: context(actor)) {
             try RolloutRules.advance(&$0, now: Timestamp.now())
         }
@@ -50,7 +52,8 @@ extension MetadataStoreConformance {
                 id: Rollout.newId(), model: "fraud", stage: "production", version: 3, previousVersion: 0,
                 steps: RolloutRules.defaultSteps, policy: RolloutPolicy(), createdBy: "x", createdAt: Timestamp.now())
             try await expectFailureWritesNothing(store, .rolloutInProgress) {
-                _ = try await store.startRollout(second, expectedStageRevision: stage.revision, context: context("dave"))
+                _ = try await store.startRollout(
+                    second, expectedStageRevision: stage.revision, context: context("dave"))
             }
             try await expectFailureWritesNothing(store, .revisionMismatch) {
                 _ = try await store.startRollout(second, expectedStageRevision: 1, context: context("dave"))
@@ -81,19 +84,23 @@ extension MetadataStoreConformance {
             #expect(stage.rolloutId == nil)
             #expect(try await store.activeRollouts().isEmpty)
             let history = try await store.history(model: "fraud", stage: "production", after: nil, limit: 10).items
-            #expect(history.map(\.action) == [.promote, .rolloutStart, .rolloutStep, .rolloutStep, .rolloutStep, .promote])
+            #expect(
+                history.map(\.action) == [.promote, .rolloutStart, .rolloutStep, .rolloutStep, .rolloutStep, .promote])
             #expect(history.compactMap(\.weight) == [0, 5, 25, 50, 100])
             // The completed rollout is an ordinary promotion for rollback: back to version 1.
             let back = try await store.rollback(
                 model: "fraud", stage: "production", expectedRevision: stage.revision, reason: nil, context: context())
             #expect(back.version == 1)
             let types = try await allEvents(store).map(\.type)
-            #expect(types.suffix(3) == [EventType.rolloutCompleted, EventType.stagePromoted, EventType.stageRolledBack])
+            #expect(
+                types.suffix(3) == [EventType.rolloutCompleted, EventType.stagePromoted, EventType.stageRolledBack])
         },
         ConformanceCase("abortAndRollbackReturnAllTrafficToTheStableVersion") { store in
             var rollout = try await startedRollout(store)
             rollout = try await advance(store, rollout)
-            rollout = try await store.updateRollout(id: rollout.id, expectedRevision: rollout.revision, context: context()) {
+            rollout = try await store.updateRollout(
+                id: rollout.id, expectedRevision: rollout.revision, context: context()
+            ) {
                 try RolloutRules.abort(&$0, reason: "bad latency")
             }
             #expect(rollout.state == .aborted)
@@ -111,7 +118,8 @@ extension MetadataStoreConformance {
             let again = try await store.startRollout(next, expectedStageRevision: stage.revision, context: context())
             stage = try #require(try await store.stage(model: "fraud", name: "production"))
             let rolledBack = try await store.rollback(
-                model: "fraud", stage: "production", expectedRevision: stage.revision, reason: "pager", context: context())
+                model: "fraud", stage: "production", expectedRevision: stage.revision, reason: "pager",
+                context: context())
             #expect(rolledBack.version == 1)
             #expect(rolledBack.rolloutId == nil)
             #expect(try await store.rollout(id: again.id)?.state == .aborted)
@@ -123,13 +131,15 @@ extension MetadataStoreConformance {
         ConformanceCase("reportsAreKeptWithoutBumpingTheRevisionUntilTheyDecide") { store in
             let rollout = try await startedRollout(store, policy: RolloutPolicy(minInstances: 2))
             let now = Timestamp.now()
-            let first = try await store.updateRollout(id: rollout.id, expectedRevision: nil, context: context("fleet")) {
+            let first = try await store.updateRollout(id: rollout.id, expectedRevision: nil, context: context("fleet"))
+            {
                 try RolloutRules.record(InstanceReport(instance: "a", state: .loaded, time: now), in: &$0, now: now)
             }
             #expect(first.revision == rollout.revision)
             #expect(first.state == .warming)
             #expect(first.reports["a"]?.state == .loaded)
-            let second = try await store.updateRollout(id: rollout.id, expectedRevision: nil, context: context("fleet")) {
+            let second = try await store.updateRollout(id: rollout.id, expectedRevision: nil, context: context("fleet"))
+            {
                 try RolloutRules.record(InstanceReport(instance: "b", state: .serving, time: now), in: &$0, now: now)
             }
             #expect(second.state == .progressing, "two warm instances meet the quorum")
@@ -137,7 +147,8 @@ extension MetadataStoreConformance {
             #expect(second.revision == rollout.revision + 1)
             #expect(try await store.rollout(id: rollout.id) == second)
         },
-        ConformanceCase("aRecordedReportIsKeptApartAndDecidesFromTheSummary") { (store: any MetadataStore) async throws in
+        ConformanceCase("aRecordedReportIsKeptApartAndDecidesFromTheSummary") {
+            (store: any MetadataStore) async throws in
             let rollout = try await startedRollout(store, policy: RolloutPolicy(minInstances: 2))
             func report(_ instance: String, _ state: InstanceReport.State, requests: Int = 0) -> InstanceReport {
                 InstanceReport(instance: instance, state: state, requests: requests, time: Timestamp.now())
@@ -194,7 +205,8 @@ extension MetadataStoreConformance {
                     context: context("fleet"))
             }
         },
-        ConformanceCase("aReportThatWouldCompleteLeavesTheDecisionToTheCaller") { (store: any MetadataStore) async throws in
+        ConformanceCase("aReportThatWouldCompleteLeavesTheDecisionToTheCaller") {
+            (store: any MetadataStore) async throws in
             let rollout = try await startedRollout(store, policy: RolloutPolicy(bakeSeconds: 0, minInstances: 1))
             let now = Timestamp.now()
             let exposed = try await store.recordReport(

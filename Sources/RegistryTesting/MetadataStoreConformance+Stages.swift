@@ -10,7 +10,11 @@ extension MetadataStoreConformance {
             let context = context("dave")
             let created = try await store.promote(
                 model: "fraud", stage: "staging", precondition: .absent, version: 1, reason: "first", context: context)
-            #expect(created == Stage(model: "fraud", stage: "staging", version: 1, revision: 1, updatedBy: "dave", updatedAt: context.time))
+            #expect(
+                created
+                    == Stage(
+                        model: "fraud", stage: "staging", version: 1, revision: 1, updatedBy: "dave",
+                        updatedAt: context.time))
             #expect(try await store.stage(model: "fraud", name: "staging") == created)
             #expect(try await store.stage(model: "fraud", name: "production") == nil)
             try await promote(store, "fraud", "production", to: 1, .absent)
@@ -37,7 +41,9 @@ extension MetadataStoreConformance {
             try await promote(store, "fraud", "production", to: 1, .absent)
             let stage = try await promote(store, "fraud", "production", to: 2, .revision(1))
             let checked = created.trustPolicy
-            let changed = try await store.updateModel(named: "fraud", expectedRevision: created.revision, context: context()) {
+            let changed = try await store.updateModel(
+                named: "fraud", expectedRevision: created.revision, context: context()
+            ) {
                 model in
                 model.trustPolicy.requireSignature = true
                 return .update
@@ -168,11 +174,13 @@ extension MetadataStoreConformance {
             #expect(history.map(\.toVersion) == [2, 1])
             #expect(history.first?.reason == "regression")
             try await expectFailureWritesNothing(store, .stageNotFound) {
-                _ = try await store.rollback(model: "fraud", stage: "canary", expectedRevision: 1, reason: nil, context: context)
+                _ = try await store.rollback(
+                    model: "fraud", stage: "canary", expectedRevision: 1, reason: nil, context: context)
             }
             try await promote(store, "fraud", "canary", to: 3)
             try await expectFailureWritesNothing(store, .noPreviousVersion) {
-                _ = try await store.rollback(model: "fraud", stage: "canary", expectedRevision: 1, reason: nil, context: context)
+                _ = try await store.rollback(
+                    model: "fraud", stage: "canary", expectedRevision: 1, reason: nil, context: context)
             }
         },
     ]

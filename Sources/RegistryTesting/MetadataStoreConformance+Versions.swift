@@ -57,13 +57,16 @@ extension MetadataStoreConformance {
             try await createModel(store, model("fraud"))
             try await createModel(store, model("other"))
             for number in 1...5 {
-                try await createVersion(store, "fraud", tags: number.isMultiple(of: 2) ? ["env": "gpu"] : ["env": "cpu"])
+                try await createVersion(
+                    store, "fraud", tags: number.isMultiple(of: 2) ? ["env": "gpu"] : ["env": "cpu"])
             }
             try await createVersion(store, "other")
             try await decide(store, "fraud", 2)
             try await decide(store, "fraud", 4)
             try await decide(store, "fraud", 3, .reject)
-            func numbers(_ query: VersionQuery) async throws -> [Int] { try await store.versions(query).items.map(\.version) }
+            func numbers(_ query: VersionQuery) async throws -> [Int] {
+                try await store.versions(query).items.map(\.version)
+            }
             #expect(try await numbers(VersionQuery(model: "fraud")) == [5, 4, 3, 2, 1])
             let first = try await store.versions(VersionQuery(model: "fraud", limit: 2))
             #expect(first.items.map(\.version) == [5, 4])
@@ -93,7 +96,9 @@ extension MetadataStoreConformance {
             #expect(once.revision == 2)
             #expect(once.approvals.map(\.subject) == ["bob"])
             #expect(once.approvals.first?.comment == "looks approve")
-            try await expectFailureWritesNothing(store, .alreadyDecided) { try await decide(store, "fraud", 1, by: "bob") }
+            try await expectFailureWritesNothing(store, .alreadyDecided) {
+                try await decide(store, "fraud", 1, by: "bob")
+            }
             try await expectFailureWritesNothing(store, .selfApprovalForbidden) {
                 try await decide(store, "fraud", 1, by: "alice")
             }
@@ -146,22 +151,26 @@ extension MetadataStoreConformance {
             #expect(updated.updatedAt == context.time)
             #expect(updated.tags == ["stage": "candidate"])
             #expect(try await store.version(model: "fraud", number: 1) == updated)
-            let tagged = try await store.versions(VersionQuery(model: "fraud", tag: Tag(key: "stage", value: "candidate")))
+            let tagged = try await store.versions(
+                VersionQuery(model: "fraud", tag: Tag(key: "stage", value: "candidate")))
             #expect(tagged.items.map(\.version) == [1])
             #expect(try await allEvents(store).last?.type == EventType.versionUpdated)
             let error = try await expectFailureWritesNothing(store, .revisionMismatch) {
-                _ = try await store.updateVersion(model: "fraud", number: 1, expectedRevision: 1, context: context) { _, _ in
+                _ = try await store.updateVersion(model: "fraud", number: 1, expectedRevision: 1, context: context) {
+                    _, _ in
                     .update
                 }
             }
             #expect(currentRevision(error) == 2)
             try await expectFailureWritesNothing(store, .versionNotFound) {
-                _ = try await store.updateVersion(model: "fraud", number: 7, expectedRevision: 1, context: context) { _, _ in
+                _ = try await store.updateVersion(model: "fraud", number: 7, expectedRevision: 1, context: context) {
+                    _, _ in
                     .update
                 }
             }
             try await expectFailureWritesNothing(store, .modelNotFound) {
-                _ = try await store.updateVersion(model: "nope", number: 1, expectedRevision: 1, context: context) { _, _ in
+                _ = try await store.updateVersion(model: "nope", number: 1, expectedRevision: 1, context: context) {
+                    _, _ in
                     .update
                 }
             }

@@ -169,7 +169,9 @@ extension MetadataStoreConformance {
         let before = try await logPosition(store)
         let error = await expectError(code, sourceLocation: sourceLocation, body)
         let after = try await logPosition(store)
-        #expect(before == after, "a failed mutation must append no audit entry and no event", sourceLocation: sourceLocation)
+        #expect(
+            before == after, "a failed mutation must append no audit entry and no event", sourceLocation: sourceLocation
+        )
         return error
     }
 

@@ -15,7 +15,8 @@ import Testing
 /// Objects of 6 MiB cross a part boundary of drivers that upload in parts of at least 5 MiB (S3's minimum).
 public enum ObjectStorageConformance {
     public static let cases: [ObjectStorageConformanceCase] = [
-        ObjectStorageConformanceCase("anObjectRoundTripsAcrossManyBuffersAndAcrossParts") { (storage: any ObjectStorage) async throws in
+        ObjectStorageConformanceCase("anObjectRoundTripsAcrossManyBuffersAndAcrossParts") {
+            (storage: any ObjectStorage) async throws in
             let bytes = BlobStoreConformance.pattern(6 * 1024 * 1024 + 123, seed: 1)
             try await storage.put("objects/large", body: BlobStoreConformance.split(bytes, into: 50))
             let object = try #require(try await storage.get("objects/large", range: nil, ifVersion: nil))
@@ -45,7 +46,8 @@ public enum ObjectStorageConformance {
                 #expect(try await collect(object.body) == Array(expected), "range \(range)")
             }
         },
-        ObjectStorageConformanceCase("aPutReplacesTheWholeObjectAndItsVersion") { (storage: any ObjectStorage) async throws in
+        ObjectStorageConformanceCase("aPutReplacesTheWholeObjectAndItsVersion") {
+            (storage: any ObjectStorage) async throws in
             let first = BlobStoreConformance.pattern(300_000, seed: 3)
             let second = BlobStoreConformance.pattern(1000, seed: 4)
             try await storage.put("objects/replaced", bytes: first)
@@ -62,7 +64,8 @@ public enum ObjectStorageConformance {
             let pinned = try #require(try await storage.get("objects/replaced", range: 0..<10, ifVersion: new.version))
             #expect(try await collect(pinned.body) == Array(second[0..<10]))
         },
-        ObjectStorageConformanceCase("aPutWhoseBodyFailsLeavesThePreviousObjectOrNothing") { (storage: any ObjectStorage) async throws in
+        ObjectStorageConformanceCase("aPutWhoseBodyFailsLeavesThePreviousObjectOrNothing") {
+            (storage: any ObjectStorage) async throws in
             let kept = BlobStoreConformance.pattern(2000, seed: 5)
             try await storage.put("objects/kept", bytes: kept)
             // The body fails after more than one part's worth, so a driver that uploads in parts has begun one.
@@ -101,7 +104,8 @@ public enum ObjectStorageConformance {
             #expect(try await storage.head("objects/cancelled") == nil)
             #expect(try await storage.list(prefix: "objects/").isEmpty)
         },
-        ObjectStorageConformanceCase("missingObjectsAreNilAndDeletingOneIsNoError") { (storage: any ObjectStorage) async throws in
+        ObjectStorageConformanceCase("missingObjectsAreNilAndDeletingOneIsNoError") {
+            (storage: any ObjectStorage) async throws in
             #expect(try await storage.head("objects/missing") == nil)
             #expect(try await storage.get("objects/missing", range: nil, ifVersion: nil) == nil)
             #expect(try await storage.get("objects/missing", range: 0..<10, ifVersion: nil) == nil)
@@ -111,7 +115,8 @@ public enum ObjectStorageConformance {
             #expect(try await storage.head("objects/deleted") == nil)
             #expect(try await storage.list(prefix: "objects/").isEmpty)
         },
-        ObjectStorageConformanceCase("listFindsEveryObjectUnderAPrefixAcrossPages") { (storage: any ObjectStorage) async throws in
+        ObjectStorageConformanceCase("listFindsEveryObjectUnderAPrefixAcrossPages") {
+            (storage: any ObjectStorage) async throws in
             // More than one page of an S3 listing (1000 keys), nested and flat, beside keys under other prefixes.
             let keys = (0..<1100).map { "many/\($0 % 7)/object-\($0)" }
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -131,7 +136,8 @@ public enum ObjectStorageConformance {
             #expect(Set(try await storage.list(prefix: "many/3/")) == Set(keys.filter { $0.hasPrefix("many/3/") }))
             #expect(try await storage.list(prefix: "nothing/").isEmpty)
         },
-        ObjectStorageConformanceCase("aTouchRenewsTheTimeButNotTheBytesOrTheVersion") { (storage: any ObjectStorage) async throws in
+        ObjectStorageConformanceCase("aTouchRenewsTheTimeButNotTheBytesOrTheVersion") {
+            (storage: any ObjectStorage) async throws in
             let before = Date().addingTimeInterval(-2)
             try await storage.put("objects/touched", bytes: [4, 5, 6])
             let written = try #require(try await storage.head("objects/touched"))

@@ -12,7 +12,8 @@ import NIOSSL
 /// The server binds port 0 (and `--data-port 0` when asked) and the ports come from the lines it prints
 /// (`listening on URL`, `data plane on URL`), so no test ever guesses a free port; it is ready once `/healthz`
 /// answers. A restart on the same data directory is a new `RegistryProcess` and reads its own, possibly new, port.
-public final class RegistryProcess: RegistryEndpoint, @unchecked Sendable {  // Process is not Sendable; all access is from the test.
+// Process is not Sendable; all access is from the test.
+public final class RegistryProcess: RegistryEndpoint, @unchecked Sendable {
     public let port: Int
     /// The bound data-plane port, nil without `--data-port`.
     public let dataPort: Int?
@@ -224,7 +225,8 @@ public final class RegistryProcess: RegistryEndpoint, @unchecked Sendable {  // 
         }
         let fallback = FileManager.default.currentDirectoryPath + "/.build/debug/" + name
         if FileManager.default.isExecutableFile(atPath: fallback) { return fallback }
-        throw RegistryProcessError("cannot find the '\(name)' executable near \(CommandLine.arguments[0]); run `swift build` first")
+        throw RegistryProcessError(
+            "cannot find the '\(name)' executable near \(CommandLine.arguments[0]); run `swift build` first")
     }
 }
 

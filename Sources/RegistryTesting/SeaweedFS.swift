@@ -122,7 +122,8 @@ public final class SeaweedFS: Sendable {
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
             if await answers(endpoint + "/"), await hasVolumeServer(master) {
-                return SeaweedFS(endpoint: endpoint, accessKeyId: accessKey, secretAccessKey: secretKey, directory: directory)
+                return SeaweedFS(
+                    endpoint: endpoint, accessKeyId: accessKey, secretAccessKey: secretKey, directory: directory)
             }
             guard process.isRunning else { break }
             try await Task.sleep(for: .milliseconds(100))

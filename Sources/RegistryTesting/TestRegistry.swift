@@ -2,8 +2,8 @@ import Foundation
 import Logging
 import RegistryCore
 import RegistryFileStore
-import RegistryServer
 import RegistrySQLite
+import RegistryServer
 
 /// A registry server running inside the test process on loopback port 0, over the backend a test chooses.
 ///

@@ -9,7 +9,9 @@ public func waitUntil(
 ) async throws {
     let deadline = ContinuousClock.now + timeout
     while try await !condition() {
-        guard ContinuousClock.now < deadline else { throw TestFailure("timed out after \(timeout) waiting until \(what)") }
+        guard ContinuousClock.now < deadline else {
+            throw TestFailure("timed out after \(timeout) waiting until \(what)")
+        }
         try await Task.sleep(for: interval)
     }
 }

@@ -59,7 +59,8 @@ struct RolloutCommand: AsyncParsableCommand {
 
     struct Move: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "move", abstract: "Advance, pause, resume or abort a rollout (abort: all traffic back at once).")
+            commandName: "move",
+            abstract: "Advance, pause, resume or abort a rollout (abort: all traffic back at once).")
         @OptionGroup var options: ClientOptions
         @Argument(help: "advance, pause, resume or abort") var action: String
         @Argument var model: String

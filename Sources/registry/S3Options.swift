@@ -39,7 +39,8 @@ struct S3Options: ParsableArguments {
 
     /// The bucket's blob store, nil without `--s3-bucket`.
     func store(
-        keyring: MasterKeyring, onCorruption: @escaping @Sendable (RegistryError) -> Void = BlobCorruption.reportToStandardError
+        keyring: MasterKeyring,
+        onCorruption: @escaping @Sendable (RegistryError) -> Void = BlobCorruption.reportToStandardError
     ) throws -> S3BlobStore? {
         try client().map { S3BlobStore(client: $0, prefix: s3Prefix, keyring: keyring, onCorruption: onCorruption) }
     }

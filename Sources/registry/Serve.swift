@@ -94,10 +94,12 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--upload-expiry-seconds must be between 1 and 2592000 (30 days).")
         }
         guard maxInstancesPerRollout > 0, maxAuthFailuresPerMinute >= 0 else {
-            throw ValidationError("--max-instances-per-rollout must be positive, --max-auth-failures-per-minute not negative.")
+            throw ValidationError(
+                "--max-instances-per-rollout must be positive, --max-auth-failures-per-minute not negative.")
         }
         guard maxConnections > 0, maxDataConnections > 0, maxLongPollsPerCaller > 0, maxWatchesPerCaller > 0 else {
-            throw ValidationError("--max-connections, --max-data-connections and the per-caller limits must be positive.")
+            throw ValidationError(
+                "--max-connections, --max-data-connections and the per-caller limits must be positive.")
         }
     }
 
@@ -177,11 +179,14 @@ struct Serve: AsyncParsableCommand {
         _ = try await client.list(prefix: store.objectKey(of: Digest(of: [])))
         do {
             let aborted = try await store.abortStaleUploads(olderThan: FileSystemBlobStore.staleUploadAge)
-            if aborted > 0 { logger.info("Aborted multipart uploads left by a crash", metadata: ["count": "\(aborted)"]) }
+            if aborted > 0 {
+                logger.info("Aborted multipart uploads left by a crash", metadata: ["count": "\(aborted)"])
+            }
         } catch {
             logger.warning("Cannot clean up stale multipart uploads", metadata: ["error": "\(error)"])
         }
-        logger.info("Blobs in S3", metadata: ["endpoint": "\(client.location.endpoint)", "bucket": "\(client.location.bucket)"])
+        logger.info(
+            "Blobs in S3", metadata: ["endpoint": "\(client.location.endpoint)", "bucket": "\(client.location.bucket)"])
         return store
     }
 
@@ -192,7 +197,8 @@ struct Serve: AsyncParsableCommand {
             let chain = try NIOSSLCertificate.fromPEMFile(tlsCert).map { NIOSSLCertificateSource.certificate($0) }
             let key = try NIOSSLPrivateKey(file: tlsKey, format: .pem)
             guard !chain.isEmpty else { throw ValidationError("\(tlsCert) holds no certificate.") }
-            var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+            var configuration = TLSConfiguration.makeServerConfiguration(
+                certificateChain: chain, privateKey: .privateKey(key))
             configuration.minimumTLSVersion = .tlsv12
             return configuration
         } catch let error as ValidationError {

@@ -114,7 +114,8 @@ struct Push: AsyncParsableCommand {
             do {
                 names = try FileManager.default.contentsOfDirectory(atPath: path)
             } catch {
-                throw RegistryError.invalidArgument("Cannot list \(path): \(error.localizedDescription)", field: "paths")
+                throw RegistryError.invalidArgument(
+                    "Cannot list \(path): \(error.localizedDescription)", field: "paths")
             }
             for name in names.sorted() {
                 let child = relative.isEmpty ? name : relative + "/" + name
@@ -194,9 +195,11 @@ struct Pull: AsyncParsableCommand {
         }
         display.finish()
         try options.print(result) { result in
-            var line = "pulled version \(result.version): \(result.files) files, \(result.bytes) bytes into \(directory)"
+            var line =
+                "pulled version \(result.version): \(result.files) files, \(result.bytes) bytes into \(directory)"
             if result.resumedChunks > 0 {
-                line += " (resumed: \(result.resumedChunks) chunks were already in place, fetched \(result.fetchedChunks))"
+                line +=
+                    " (resumed: \(result.resumedChunks) chunks were already in place, fetched \(result.fetchedChunks))"
             }
             return line
         }

@@ -56,7 +56,8 @@ import Testing
             let flipped = await eventually { Self.current(root) == 2 && Self.rolloutFile(root)?["candidate"] == .null }
             #expect(flipped != nil)
             #expect(Self.rolloutFile(root)?["previous"] == .number(1))
-            #expect(FileManager.default.fileExists(atPath: root + "/1/model.txt"), "version 1 stays for the grace period")
+            #expect(
+                FileManager.default.fileExists(atPath: root + "/1/model.txt"), "version 1 stays for the grace period")
 
             // A rollback is a rename back to the resident version.
             let stage = try await registry.stage()

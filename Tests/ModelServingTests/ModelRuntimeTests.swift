@@ -60,7 +60,8 @@ struct ToyRegistry {
     func publish(_ number: Int) async throws {
         let source = URL(fileURLWithPath: directory + "/source-\(number)")
         try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
-        try "weights v\(number)".write(to: source.appendingPathComponent("model.txt"), atomically: true, encoding: .utf8)
+        try "weights v\(number)".write(
+            to: source.appendingPathComponent("model.txt"), atomically: true, encoding: .utf8)
         let pushed = try await admin.push(
             model: "toy", files: [PushFile(path: "model.txt", url: source.appendingPathComponent("model.txt"))])
         #expect(pushed.version.version == number)
@@ -257,7 +258,9 @@ func eventually(
                     _ = await eventually { runtime.router.state.candidate == nil }
                 }
             }
-            let promoted = await eventually { runtime.route("anyone").version == 2 && runtime.router.state.candidate == nil }
+            let promoted = await eventually {
+                runtime.route("anyone").version == 2 && runtime.router.state.candidate == nil
+            }
             // And a stage rollback: version 1 is still resident, so the flip back needs no download.
             let completed = try await registry.stage()
             _ = try await registry.admin.rollback(model: "toy", stage: "production", revision: completed.revision)
@@ -293,7 +296,9 @@ func eventually(
                 _ = try await registry.admin.startRollout(
                     model: "toy", stage: "production", stageRevision: try await registry.stage().revision,
                     .init(version: 2, bakeSeconds: 3600, minInstances: 1))
-                let parked = await eventually(within: .seconds(60)) { candidateLoad.state.load(ordering: .acquiring) == 1 }
+                let parked = await eventually(within: .seconds(60)) {
+                    candidateLoad.state.load(ordering: .acquiring) == 1
+                }
                 try #require(parked != nil, "the runtime began loading the candidate")
 
                 let shutdown = ContinuousClock.now

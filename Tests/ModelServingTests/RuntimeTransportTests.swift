@@ -32,7 +32,8 @@ import Testing
                 try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
                 try Data("weights v1".utf8).write(to: URL(fileURLWithPath: source + "/model.txt"))
                 let pushed = try await admin.push(
-                    model: "toy", files: [PushFile(path: "model.txt", url: URL(fileURLWithPath: source + "/model.txt"))])
+                    model: "toy", files: [PushFile(path: "model.txt", url: URL(fileURLWithPath: source + "/model.txt"))]
+                )
                 let reviewer = try await admin.createToken(subject: "reviewer", admin: true)
                 _ = try await RegistryClient(baseURL: base, token: reviewer.token, httpClient: trusting).decide(
                     model: "toy", number: 1, decision: .approve, comment: nil, revision: pushed.version.revision)

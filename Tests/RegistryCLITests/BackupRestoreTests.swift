@@ -118,7 +118,8 @@ import Testing
             let first = try await Self.report(
                 binary, ["backup", "--data-dir", data, "--to", backup, "--include-keys", "--json"])
             let copied = try #require(first.int("blobsCopied"))
-            let rotated = try await CommandLineTests.run(binary, ["keys", "rotate", "--rewrap", "--data-dir", data], [:])
+            let rotated = try await CommandLineTests.run(
+                binary, ["keys", "rotate", "--rewrap", "--data-dir", data], [:])
             #expect(rotated.status == 0, "\(rotated.error)")
             let newKey = try #require(try MasterKeyFile.load(from: data + "/keys/master.json")).primary
             #expect(newKey != oldKey)
@@ -136,7 +137,8 @@ import Testing
             #expect(Set(backedKeys.keys.map(\.id)) == [oldKey, newKey], "the backup keeps the retired key")
             await server.kill()
 
-            let restore = try await Self.report(binary, ["restore", "--from", backup, "--data-dir", restored, "--json"])
+            let restore = try await Self.report(
+                binary, ["restore", "--from", backup, "--data-dir", restored, "--json"])
             #expect(restore["keys"] == "restored")
             let revived = try await RegistryProcess(dataDirectory: restored, adminToken: admin)
             try await revived.serving {
@@ -144,7 +146,8 @@ import Testing
                 for version in [1, 2] {
                     let target = URL(fileURLWithPath: directory + "/pulled-\(version)")
                     _ = try await revivedClient.pull(model: "fraud", version: version, to: target)
-                    #expect(try Data(contentsOf: target.appendingPathComponent("weights.bin")) == Data(weights(version)))
+                    #expect(
+                        try Data(contentsOf: target.appendingPathComponent("weights.bin")) == Data(weights(version)))
                 }
             }
         }

@@ -42,11 +42,13 @@ import Testing
                 return try #require(object?["token"] as? String)
             }
             let refused = try await Self.run(
-                binary, ["model", "create", "danas"], ["REGISTRY_URL": url, "REGISTRY_TOKEN": try issued(ordinary.output)])
+                binary, ["model", "create", "danas"],
+                ["REGISTRY_URL": url, "REGISTRY_TOKEN": try issued(ordinary.output)])
             #expect(refused.status == 1)
             #expect(refused.error.contains("PERMISSION_DENIED"))
             let allowed = try await Self.run(
-                binary, ["model", "create", "erins"], ["REGISTRY_URL": url, "REGISTRY_TOKEN": try issued(creator.output)])
+                binary, ["model", "create", "erins"],
+                ["REGISTRY_URL": url, "REGISTRY_TOKEN": try issued(creator.output)])
             #expect(allowed.status == 0, "\(allowed.error)")
             let badExpiry = try await Self.run(binary, ["token", "create", "x", "--expires", "soon"], environment)
             #expect(badExpiry.status != 0)

@@ -12,7 +12,8 @@ import Testing
 /// never writes through a link planted where it stages files.
 @Suite(.timeLimit(.minutes(10))) struct LocalFileSafetyTests {
     @Test func pushRefusesASymlinkOutOfTheDirectoryUnlessToldToFollowIt() async throws {
-        let binary = try #require(CommandLineTests.registryBinary(), "the registry executable is built next to the tests")
+        let binary = try #require(
+            CommandLineTests.registryBinary(), "the registry executable is built next to the tests")
         try await TestRegistry.with(.sqlite) { fixture in
             _ = try await fixture.admin.createModel("linked")
             let secret = Array("-----BEGIN OPENSSH PRIVATE KEY----- \(UUID().uuidString)".utf8)
@@ -31,7 +32,9 @@ import Testing
             #expect(refused.error.contains(link), "\(refused.error)")
             #expect(refused.error.contains("--follow-symlinks"), "\(refused.error)")
             #expect(try await fixture.admin.blobSize(Digest(of: secret)) == nil, "the linked file was uploaded")
-            await #expect(throws: RegistryError.self) { _ = try await fixture.admin.version(model: "linked", number: 1) }
+            await #expect(throws: RegistryError.self) {
+                _ = try await fixture.admin.version(model: "linked", number: 1)
+            }
 
             let followed = try await CommandLineTests.run(
                 binary, ["push", "linked", model.path, "--follow-symlinks", "--json"], environment)

@@ -53,7 +53,9 @@ import Testing
 
         func read(_ digest: Digest) async throws -> [UInt8] {
             var result: [UInt8] = []
-            for try await buffer in try await client.blob(digest) { result.append(contentsOf: buffer.readableBytesView) }
+            for try await buffer in try await client.blob(digest) {
+                result.append(contentsOf: buffer.readableBytesView)
+            }
             return result
         }
     }

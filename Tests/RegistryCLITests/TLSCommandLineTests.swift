@@ -9,7 +9,8 @@ import Testing
     func theCLITrustsAPrivateCAOnlyWhenToldTo() async throws {
         let certificate = try #require(try TestCertificate.make())
         defer { try? FileManager.default.removeItem(atPath: certificate.directory) }
-        let binary = try #require(CommandLineTests.registryBinary(), "the registry executable is built next to the tests")
+        let binary = try #require(
+            CommandLineTests.registryBinary(), "the registry executable is built next to the tests")
         let admin = "mr_tls-cli-\(UUID().uuidString)"
         let server = try await RegistryProcess(
             dataDirectory: certificate.directory + "/data", adminToken: admin,
@@ -34,7 +35,9 @@ import Testing
 
             let notACertificate = try await CommandLineTests.run(binary, list + ["--ca-cert", certificate.key], [:])
             #expect(notACertificate.status != 0)
-            #expect(notACertificate.error.contains("CA certificate") || notACertificate.error.contains("no PEM certificate"),
+            #expect(
+                notACertificate.error.contains("CA certificate")
+                    || notACertificate.error.contains("no PEM certificate"),
                 "\(notACertificate.error)")
         }
     }

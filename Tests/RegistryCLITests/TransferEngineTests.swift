@@ -77,7 +77,8 @@ import Testing
                 var offset = 0
                 var chunks: [Manifest.Chunk] = []
                 for length in ContentDefinedChunker.chunkLengths(of: bytes, parameters: chunking) {
-                    chunks.append(Manifest.Chunk(digest: Digest(of: bytes[offset..<offset + length]), size: Int64(length)))
+                    chunks.append(
+                        Manifest.Chunk(digest: Digest(of: bytes[offset..<offset + length]), size: Int64(length)))
                     offset += length
                 }
                 #expect(file.chunks == chunks, "\(file.path): \(file.chunks.count) chunks, \(chunks.count) expected")
@@ -114,7 +115,8 @@ import Testing
         try await TestRegistry.with(.sqlite) { fixture in
             let sample = try SampleModel(in: try fixture.makeDirectory("source"))
             _ = try await fixture.admin.createModel("fraud")
-            let pushed = try await fixture.admin.push(model: "fraud", files: sample.files, chunking: SampleModel.chunking)
+            let pushed = try await fixture.admin.push(
+                model: "fraud", files: sample.files, chunking: SampleModel.chunking)
             let parent = try fixture.makeDirectory("pulled")
             let seen = ProgressLog()
             let error = await #expect(throws: RegistryError.self) {

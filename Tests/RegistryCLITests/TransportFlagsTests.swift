@@ -8,10 +8,13 @@ import Testing
 /// `pull` by stage follows an artifacts URL on another host only with `--allow-artifact-host`.
 @Suite(.timeLimit(.minutes(10))) struct TransportFlagsTests {
     @Test func serveRefusesAMalformedPublicURL() async throws {
-        let binary = try #require(CommandLineTests.registryBinary(), "the registry executable is built next to the tests")
+        let binary = try #require(
+            CommandLineTests.registryBinary(), "the registry executable is built next to the tests")
         let directory = NSTemporaryDirectory() + "registry-flags-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        for (flag, value) in [("--public-url", "registry.example.com"), ("--public-data-url", "https://x.example/?a=1")] {
+        for (flag, value) in [
+            ("--public-url", "registry.example.com"), ("--public-data-url", "https://x.example/?a=1"),
+        ] {
             let outcome = try await CommandLineTests.run(
                 binary, ["serve", "--data-dir", directory, "--port", "0", flag, value], [:])
             #expect(outcome.status != 0)
@@ -20,7 +23,8 @@ import Testing
     }
 
     @Test func pullFollowsAnotherHostOnlyWithAllowArtifactHost() async throws {
-        let binary = try #require(CommandLineTests.registryBinary(), "the registry executable is built next to the tests")
+        let binary = try #require(
+            CommandLineTests.registryBinary(), "the registry executable is built next to the tests")
         let directory = NSTemporaryDirectory() + "registry-flags-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -33,7 +37,8 @@ import Testing
             _ = try await admin.createModel("flags")
             try Data("weights".utf8).write(to: URL(fileURLWithPath: directory + "/model.txt"))
             let pushed = try await admin.push(
-                model: "flags", files: [PushFile(path: "model.txt", url: URL(fileURLWithPath: directory + "/model.txt"))])
+                model: "flags",
+                files: [PushFile(path: "model.txt", url: URL(fileURLWithPath: directory + "/model.txt"))])
             let reviewer = try await admin.createToken(subject: "reviewer", admin: true)
             _ = try await RegistryClient(baseURL: server.baseURL, token: reviewer.token).decide(
                 model: "flags", number: 1, decision: .approve, comment: nil, revision: pushed.version.revision)
@@ -41,7 +46,9 @@ import Testing
             let resolved = try #require(try await admin.resolve(model: "flags", stage: "production"))
             #expect(resolved.artifactsURL == "http://data.registry.invalid:9")
 
-            let environment = ["REGISTRY_URL": server.baseURL, "REGISTRY_TOKEN": secret, "REGISTRY_ALLOW_ARTIFACT_HOSTS": ""]
+            let environment = [
+                "REGISTRY_URL": server.baseURL, "REGISTRY_TOKEN": secret, "REGISTRY_ALLOW_ARTIFACT_HOSTS": "",
+            ]
             let pull = ["pull", "flags@production", directory + "/pulled"]
             let refused = try await CommandLineTests.run(binary, pull, environment)
             #expect(refused.status != 0)

@@ -4,8 +4,12 @@ import Testing
 
 @Suite(.timeLimit(.minutes(10))) struct ArtifactSigningTests {
     static let manifest = Manifest(files: [
-        .init(path: "weights.bin", size: 3, digest: Digest(of: [1, 2, 3]), chunks: [.init(digest: Digest(of: [1, 2, 3]), size: 3)]),
-        .init(path: "config.json", size: 2, digest: Digest(of: [4, 5]), chunks: [.init(digest: Digest(of: [4, 5]), size: 2)]),
+        .init(
+            path: "weights.bin", size: 3, digest: Digest(of: [1, 2, 3]),
+            chunks: [.init(digest: Digest(of: [1, 2, 3]), size: 3)]),
+        .init(
+            path: "config.json", size: 2, digest: Digest(of: [4, 5]),
+            chunks: [.init(digest: Digest(of: [4, 5]), size: 2)]),
     ])
     static let digest = Digest(of: Array("manifest".utf8))
 
@@ -35,12 +39,14 @@ import Testing
         var other = Self.manifest
         other.files[0].digest = Digest(of: [9])
         let error = #expect(throws: RegistryError.self) {
-            try ArtifactSigning.verify(envelope: envelope, manifest: other, manifestDigest: Self.digest, trustedKeys: [key.publicKey])
+            try ArtifactSigning.verify(
+                envelope: envelope, manifest: other, manifestDigest: Self.digest, trustedKeys: [key.publicKey])
         }
         #expect(error?.code == .signatureInvalid)
         #expect(throws: RegistryError.self) {
             try ArtifactSigning.verify(
-                envelope: envelope, manifest: Self.manifest, manifestDigest: Digest(of: [0]), trustedKeys: [key.publicKey])
+                envelope: envelope, manifest: Self.manifest, manifestDigest: Digest(of: [0]),
+                trustedKeys: [key.publicKey])
         }
     }
 
@@ -53,7 +59,8 @@ import Testing
         envelope.payload = Data(payload).base64EncodedString()
         let tampered = String(decoding: try JSONEncoder().encode(envelope), as: UTF8.self)
         #expect(throws: RegistryError.self) {
-            try ArtifactSigning.verify(envelope: tampered, manifest: Self.manifest, manifestDigest: Self.digest, trustedKeys: [key.publicKey])
+            try ArtifactSigning.verify(
+                envelope: tampered, manifest: Self.manifest, manifestDigest: Self.digest, trustedKeys: [key.publicKey])
         }
     }
 

@@ -1,6 +1,7 @@
-@testable import RegistryCore
 import RegistryTesting
 import Testing
+
+@testable import RegistryCore
 
 @Suite(.timeLimit(.minutes(10))) struct CachedMetadataStoreTests {
     let context = MutationContext(actor: "alice", requestId: "req-1")
@@ -55,7 +56,8 @@ import Testing
         let store = CachedMetadataStore(InMemoryMetadataStore())
         _ = try await store.createModel(Model(name: "m", createdBy: "alice", createdAt: context.time), context: context)
         let draft = ModelVersion(
-            model: "m", version: 0, manifestDigest: Digest(of: [1]), size: 1, createdBy: "alice", createdAt: context.time)
+            model: "m", version: 0, manifestDigest: Digest(of: [1]), size: 1, createdBy: "alice",
+            createdAt: context.time)
         _ = try await store.createVersion(draft, artifacts: [], context: context)
         let event = try await store.lastEventId()
         try #require(event > 0)
@@ -85,7 +87,8 @@ import Testing
         let store = CachedMetadataStore(InMemoryMetadataStore())
         _ = try await store.createModel(Model(name: "m", createdBy: "alice", createdAt: context.time), context: context)
         let draft = ModelVersion(
-            model: "m", version: 0, manifestDigest: Digest(of: [1]), size: 1, createdBy: "alice", createdAt: context.time)
+            model: "m", version: 0, manifestDigest: Digest(of: [1]), size: 1, createdBy: "alice",
+            createdAt: context.time)
         _ = try await store.createVersion(draft, artifacts: [], context: context)
         let query = VersionQuery(model: "m", limit: 10)
         #expect(try await store.versions(query).items.map(\.version) == [1])
@@ -100,7 +103,8 @@ import Testing
         }
         #expect(try await store.versions(query).items.last?.tags == ["stage": "canary"], "a change drops them too")
         #expect(
-            try await store.versions(VersionQuery(model: "m", tag: Tag(key: "stage", value: "canary"))).items.map(\.version)
+            try await store.versions(VersionQuery(model: "m", tag: Tag(key: "stage", value: "canary"))).items.map(
+                \.version)
                 == [1])
     }
 }

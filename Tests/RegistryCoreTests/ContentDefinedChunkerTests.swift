@@ -2,7 +2,8 @@ import RegistryCore
 import Testing
 
 @Suite(.timeLimit(.minutes(10))) struct ContentDefinedChunkerTests {
-    static let small = ContentDefinedChunker.Parameters(minimumSize: 2 << 10, averageSize: 8 << 10, maximumSize: 32 << 10)
+    static let small = ContentDefinedChunker.Parameters(
+        minimumSize: 2 << 10, averageSize: 8 << 10, maximumSize: 32 << 10)
 
     static func random(_ count: Int, seed: UInt64) -> [UInt8] {
         var state = seed
@@ -73,7 +74,8 @@ import Testing
     }
 
     static let pinnedSmall = [
-        8911, 8771, 10092, 8878, 12277, 9145, 2201, 11090, 8589, 10981, 5802, 10468, 8742, 6950, 9229, 13658, 5432, 9155,
+        8911, 8771, 10092, 8878, 12277, 9145, 2201, 11090, 8589, 10981, 5802, 10468, 8742, 6950, 9229, 13658, 5432,
+        9155,
         8289, 8865, 12151, 6838, 3486,
     ]
     static let pinnedLargeCount = 12
@@ -108,7 +110,9 @@ import Testing
             }
             if let last = chunker.finish() { cuts.append(last) }
             if reference.pending > 0 { expected.append(reference.pending) }
-            let first = zip(cuts, expected).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(cuts.count, expected.count)
+            let first =
+                zip(cuts, expected).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+                ?? min(cuts.count, expected.count)
             #expect(
                 cuts.count == expected.count && first == cuts.count,
                 "seed \(seed): \(cuts.count) cuts, \(expected.count) expected, first difference at \(first)")

@@ -46,7 +46,8 @@ import Testing
         var v = version(createdBy: "bob")
         #expect(
             code {
-                _ = try Transitions.decide(&v, decision: .approve, comment: nil, by: "bob", policy: .init(), context: context)
+                _ = try Transitions.decide(
+                    &v, decision: .approve, comment: nil, by: "bob", policy: .init(), context: context)
             } == .selfApprovalForbidden)
         #expect(v.approvals.isEmpty)
         let lenient = ApprovalPolicy(requiredApprovals: 1, allowSelfApproval: true)
@@ -59,12 +60,16 @@ import Testing
         let policy = ApprovalPolicy(requiredApprovals: 2)
         _ = try Transitions.decide(&v, decision: .approve, comment: nil, by: "bob", policy: policy, context: context)
         #expect(
-            code { _ = try Transitions.decide(&v, decision: .reject, comment: nil, by: "bob", policy: policy, context: context) }
+            code {
+                _ = try Transitions.decide(
+                    &v, decision: .reject, comment: nil, by: "bob", policy: policy, context: context)
+            }
                 == .alreadyDecided)
         var approved = version(status: .approved)
         #expect(
             code {
-                _ = try Transitions.decide(&approved, decision: .approve, comment: nil, by: "bob", policy: policy, context: context)
+                _ = try Transitions.decide(
+                    &approved, decision: .approve, comment: nil, by: "bob", policy: policy, context: context)
             } == .invalidTransition)
     }
 
@@ -79,7 +84,8 @@ import Testing
     @Test func decisionsPublishARecordAndTheStatusChange() throws {
         let before = version()
         var after = before
-        _ = try Transitions.decide(&after, decision: .approve, comment: nil, by: "bob", policy: .init(), context: context)
+        _ = try Transitions.decide(
+            &after, decision: .approve, comment: nil, by: "bob", policy: .init(), context: context)
         let (audit, events) = try Transitions.versionChanged(before: before, after: after, change: .decision(.approve))
         #expect(audit.action == "version.approve")
         #expect(events.map(\.type) == [EventType.versionApprovalRecorded, EventType.versionApproved])
@@ -99,7 +105,8 @@ import Testing
         #expect(code { try Transitions.check(.absent, current: nil, model: "m", stage: "s") } == nil)
         #expect(code { try Transitions.check(.absent, current: stage, model: "m", stage: "s") } == .revisionMismatch)
         #expect(code { try Transitions.check(.revision(3), current: nil, model: "m", stage: "s") } == .stageNotFound)
-        #expect(code { try Transitions.check(.revision(2), current: stage, model: "m", stage: "s") } == .revisionMismatch)
+        #expect(
+            code { try Transitions.check(.revision(2), current: stage, model: "m", stage: "s") } == .revisionMismatch)
         #expect(code { try Transitions.check(.revision(3), current: stage, model: "m", stage: "s") } == nil)
     }
 
@@ -131,12 +138,14 @@ import Testing
         let once = history + [move(4, .rollback, 3, 2)]
         #expect(try Transitions.rollbackTarget(history: once, model: "m", stage: "s") == 1)
         let twice = once + [move(5, .rollback, 2, 1)]
-        #expect(code { _ = try Transitions.rollbackTarget(history: twice, model: "m", stage: "s") } == .noPreviousVersion)
+        #expect(
+            code { _ = try Transitions.rollbackTarget(history: twice, model: "m", stage: "s") } == .noPreviousVersion)
     }
 
     @Test func rollbackIgnoresRepromotionsOfTheSameVersionAndNeedsTwoVersions() throws {
         let same = [move(1, .promote, nil, 1), move(2, .promote, 1, 1)]
-        #expect(code { _ = try Transitions.rollbackTarget(history: same, model: "m", stage: "s") } == .noPreviousVersion)
+        #expect(
+            code { _ = try Transitions.rollbackTarget(history: same, model: "m", stage: "s") } == .noPreviousVersion)
         #expect(code { _ = try Transitions.rollbackTarget(history: [], model: "m", stage: "s") } == .noPreviousVersion)
         let shuffled = [move(3, .promote, 2, 3), move(1, .promote, nil, 1), move(2, .promote, 1, 2)]
         #expect(try Transitions.rollbackTarget(history: shuffled, model: "m", stage: "s") == 2)

@@ -129,7 +129,8 @@ import Testing
     }
 
     @Test func integersStayIntegersAndKeysAreSorted() throws {
-        let text = String(decoding: try JSONCoding.encode(["b": .number(3), "a": .number(1.5)] as JSONValue), as: UTF8.self)
+        let text = String(
+            decoding: try JSONCoding.encode(["b": .number(3), "a": .number(1.5)] as JSONValue), as: UTF8.self)
         #expect(text == #"{"a":1.5,"b":3}"#)
     }
 

@@ -31,7 +31,8 @@ import Testing
 
         let large = BlobStoreConformance.pattern(3 * 1024 * 1024, seed: 2)
         let error = await #expect(throws: RegistryError.self) {
-            _ = try await store.put(Digest(of: large), expectedSize: nil, body: BlobStoreConformance.split(large, into: 30))
+            _ = try await store.put(
+                Digest(of: large), expectedSize: nil, body: BlobStoreConformance.split(large, into: 30))
         }
         #expect(error?.code == .storageFull)
         #expect(try await store.size(of: Digest(of: large)) == nil)

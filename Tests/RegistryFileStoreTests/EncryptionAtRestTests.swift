@@ -1,8 +1,8 @@
 import Foundation
-import Synchronization
 import RegistryCore
 import RegistryFileStore
 import RegistryTesting
+import Synchronization
 import Testing
 
 /// Blob files are AES-256-GCM ciphertext in authenticated segments; any change on disk fails the read loudly.

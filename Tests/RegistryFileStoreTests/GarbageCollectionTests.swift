@@ -72,10 +72,12 @@ import Testing
         let fixture = try await Fixture()
         defer { fixture.directory.remove() }
         let later = Date().addingTimeInterval(7200)
-        let dry = try await GarbageCollector.collect(metadata: fixture.metadata, blobs: fixture.blobs, dryRun: true, now: later)
+        let dry = try await GarbageCollector.collect(
+            metadata: fixture.metadata, blobs: fixture.blobs, dryRun: true, now: later)
         #expect(dry.dryRun)
         #expect(try await fixture.blobs.list().count == 3)
-        let real = try await GarbageCollector.collect(metadata: fixture.metadata, blobs: fixture.blobs, dryRun: false, now: later)
+        let real = try await GarbageCollector.collect(
+            metadata: fixture.metadata, blobs: fixture.blobs, dryRun: false, now: later)
         #expect(dry.deleted == real.deleted)
         #expect(dry.freedBytes == real.freedBytes)
         #expect(!real.dryRun)

@@ -33,7 +33,8 @@ struct CrashRecoveryTests {
                 ]
             ],
         ]
-        let manifestDigest = try await http.expect([201], .PUT, "/v1/manifests", json: manifest).json()["digest"]
+        let manifestDigest =
+            try await http.expect([201], .PUT, "/v1/manifests", json: manifest).json()["digest"]
             as? String
         let digest = try #require(manifestDigest)
 
@@ -60,7 +61,8 @@ struct CrashRecoveryTests {
         }
         try await http.shutdown()
         let acked = writers.acknowledged
-        #expect(writers.stoppedBeforeTheKill.isEmpty, "writers stopped before the kill: \(writers.stoppedBeforeTheKill)")
+        #expect(
+            writers.stoppedBeforeTheKill.isEmpty, "writers stopped before the kill: \(writers.stoppedBeforeTheKill)")
         #expect(acked.count >= 150, "\(acked.count) acknowledged; writers stopped: \(writers.stops)")
         #expect(Set(acked).count == acked.count, "no number was handed out twice")
 
@@ -73,7 +75,10 @@ struct CrashRecoveryTests {
             var numbers: [Int] = []
             var pageToken: String? = nil
             repeat {
-                let query = pageToken.map { "&pageToken=\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0)" } ?? ""
+                let query =
+                    pageToken.map {
+                        "&pageToken=\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0)"
+                    } ?? ""
                 let page = try await again.expect(200, .GET, "/v1/models/crashy/versions?limit=1000\(query)").json()
                 let items = page["items"] as? [[String: Any]] ?? []
                 numbers += items.compactMap { $0["version"] as? Int }
@@ -88,13 +93,18 @@ struct CrashRecoveryTests {
             var audited: [[String: Any]] = []
             var auditPage: String? = nil
             repeat {
-                let query = auditPage.map { "&pageToken=\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0)" } ?? ""
+                let query =
+                    auditPage.map {
+                        "&pageToken=\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0)"
+                    } ?? ""
                 let page = try await again.expect(200, .GET, "/v1/audit?limit=1000\(query)").json()
                 audited += page["items"] as? [[String: Any]] ?? []
                 auditPage = page["nextPageToken"] as? String
             } while auditPage != nil
             #expect(verify["entries"] as? Int == audited.count, "the chain covers every entry listed")
-            let versionEntries = audited.filter { $0["action"] as? String == "version.create" && $0["model"] as? String == "crashy" }
+            let versionEntries = audited.filter {
+                $0["action"] as? String == "version.create" && $0["model"] as? String == "crashy"
+            }
             #expect(versionEntries.count == numbers.count, "one version.create entry per surviving version")
             #expect(
                 Set(versionEntries.compactMap { $0["target"] as? String })
@@ -114,7 +124,8 @@ struct CrashRecoveryTests {
             #expect(created == numbers.count)
 
             // Numbering continues after the highest surviving version.
-            let next = try await again.expect(201, .POST, "/v1/models/crashy/versions", json: ["manifestDigest": digest])
+            let next =
+                try await again.expect(201, .POST, "/v1/models/crashy/versions", json: ["manifestDigest": digest])
                 .json()["version"] as? Int
             #expect(next == numbers.count + 1)
         }

@@ -64,10 +64,11 @@ struct InterruptionTests {
         let server = try await RegistryProcess(dataDirectory: directory, adminToken: admin)
         try await server.serving {
             let head = try await server.send(.GET, "/v1/events?limit=1000", token: admin)
-            let cursor = try #require(head.json["nextCursor"].flatMap { value -> String? in
-                if case .string(let text) = value { return text }
-                return nil
-            })
+            let cursor = try #require(
+                head.json["nextCursor"].flatMap { value -> String? in
+                    if case .string(let text) = value { return text }
+                    return nil
+                })
             let poll = Task {
                 // The longest wait the server grants (60 s): three times the bound below, so only the shutdown can
                 // end this poll in time.
@@ -105,7 +106,8 @@ struct InterruptionTests {
             }
             // The first one never noticed: it answers and still writes.
             #expect(await first.isHealthy())
-            let created = try await first.send(.POST, "/v1/models", token: first.adminToken, json: ["name": "still-here"])
+            let created = try await first.send(
+                .POST, "/v1/models", token: first.adminToken, json: ["name": "still-here"])
             #expect(created.status == 201, "\(created.text)")
         }
     }
@@ -124,7 +126,8 @@ struct InterruptionTests {
             .POST, "/v1/blobs/check", token: server.adminToken, json: ["digests": [.string(digest.description)]])
         #expect(check.json["missing"] == .array([.string(digest.description)]), sourceLocation: sourceLocation)
         let hex = String(digest.description.dropFirst("sha256:".count))
-        let named = FileManager.default.enumerator(atPath: server.dataDirectory)?
+        let named =
+            FileManager.default.enumerator(atPath: server.dataDirectory)?
             .compactMap { $0 as? String }.filter { $0.contains(hex) } ?? []
         #expect(named.isEmpty, "files named after the digest: \(named)", sourceLocation: sourceLocation)
     }

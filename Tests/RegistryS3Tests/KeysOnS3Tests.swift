@@ -1,7 +1,7 @@
 import Foundation
+import RegistryBlobStorage
 import RegistryClient
 import RegistryCore
-import RegistryBlobStorage
 import RegistryS3
 import RegistryTesting
 import Testing
@@ -115,9 +115,11 @@ struct KeysOnS3Tests {
             let first = try #require(try MasterKeyFile.load(from: keyFile)).primary
 
             // Without the bucket options the check says where the blobs might be.
-            let local = try await Self.run(["backup", "--data-dir", data, "--to", directory + "/elsewhere"], environment)
+            let local = try await Self.run(
+                ["backup", "--data-dir", data, "--to", directory + "/elsewhere"], environment)
             #expect(local.status != 0)
-            #expect(local.error.contains("ARTIFACT_INCOMPLETE") && local.error.contains("--s3-bucket"), "\(local.error)")
+            #expect(
+                local.error.contains("ARTIFACT_INCOMPLETE") && local.error.contains("--s3-bucket"), "\(local.error)")
 
             let full = try await Self.run(
                 ["backup", "--data-dir", data, "--to", backup, "--include-keys", "--json"] + bucket, environment)
@@ -144,9 +146,11 @@ struct KeysOnS3Tests {
             let locked = try await Self.run(
                 ["restore", "--from", damaged, "--data-dir", directory + "/not-restored"] + bucket, environment)
             #expect(locked.status != 0)
-            #expect(locked.error.contains("MASTER_KEY_UNKNOWN") && locked.error.contains("'\(first)'"), "\(locked.error)")
+            #expect(
+                locked.error.contains("MASTER_KEY_UNKNOWN") && locked.error.contains("'\(first)'"), "\(locked.error)")
 
-            let restore = try await Self.run(["restore", "--from", backup, "--data-dir", restored] + bucket, environment)
+            let restore = try await Self.run(
+                ["restore", "--from", backup, "--data-dir", restored] + bucket, environment)
             #expect(restore.status == 0, "\(restore.error)")
             let revived = try await RegistryProcess(
                 dataDirectory: restored, adminToken: admin, arguments: bucket, environment: environment)
@@ -155,7 +159,8 @@ struct KeysOnS3Tests {
                 for version in [1, 2] {
                     let target = URL(fileURLWithPath: directory + "/pulled-\(version)")
                     _ = try await revivedClient.pull(model: "fraud", version: version, to: target)
-                    #expect(try Data(contentsOf: target.appendingPathComponent("weights.bin")) == Data(contents[version]!))
+                    #expect(
+                        try Data(contentsOf: target.appendingPathComponent("weights.bin")) == Data(contents[version]!))
                 }
             }
         }

@@ -1,7 +1,7 @@
 import Foundation
 import NIOCore
-import RegistryCore
 import RegistryBlobStorage
+import RegistryCore
 import RegistryS3
 import RegistryTesting
 import Synchronization
@@ -55,7 +55,8 @@ struct S3ObjectStorageTests {
     func s3StorageConforms(_ conformanceCase: ObjectStorageConformanceCase) async throws {
         let fixture = try await S3Fixture.make(partSize: S3ObjectStorage.minimumPartSize)
         try await conformanceCase.run(fixture.store.storage)
-        #expect(try await fixture.client.pendingUploads(prefix: "").isEmpty, "every failed multipart upload was aborted")
+        #expect(
+            try await fixture.client.pendingUploads(prefix: "").isEmpty, "every failed multipart upload was aborted")
     }
 
     @Test func touchMarkersAreNoObjects() async throws {
@@ -85,9 +86,12 @@ struct S3BlobStoreTests {
         #expect(try await fixture.store.size(of: digest) == Int64(bytes.count))
         #expect(try await BlobStoreConformance.read(fixture.store, digest) == bytes)
         // Ranges across segment and part boundaries (parts are 5 MiB of ciphertext, segments 64 KiB).
-        for range: Range<Int64> in [0..<1, 65_535..<65_537, 5_242_000..<5_243_000, 10_485_700..<12_582_989, 12_582_988..<12_582_989] {
+        for range: Range<Int64> in [
+            0..<1, 65_535..<65_537, 5_242_000..<5_243_000, 10_485_700..<12_582_989, 12_582_988..<12_582_989,
+        ] {
             let expected = Array(bytes[Int(range.lowerBound)..<Int(range.upperBound)])
-            #expect(try await BlobStoreConformance.read(fixture.store, digest, range: range) == expected, "range \(range)")
+            #expect(
+                try await BlobStoreConformance.read(fixture.store, digest, range: range) == expected, "range \(range)")
         }
         #expect(try await fixture.client.pendingUploads(prefix: "registry/").isEmpty)
         #expect(fixture.corruption.count == 0)
@@ -134,7 +138,9 @@ struct S3BlobStoreTests {
         raw[200] ^= 0x01  // inside the first segment's ciphertext
         try await fixture.client.put(fixture.store.objectKey(of: digest), body: ByteBuffer(bytes: raw))
         // A whole read (one GET) and a ranged read (header, then the segments) both refuse it.
-        let error = await #expect(throws: RegistryError.self) { _ = try await BlobStoreConformance.read(fixture.store, digest) }
+        let error = await #expect(throws: RegistryError.self) {
+            _ = try await BlobStoreConformance.read(fixture.store, digest)
+        }
         #expect(error?.code == .blobCorrupt)
         let ranged = await #expect(throws: RegistryError.self) {
             _ = try await BlobStoreConformance.read(fixture.store, digest, range: 10..<20)
@@ -146,7 +152,9 @@ struct S3BlobStoreTests {
         try await fixture.client.put(fixture.store.objectKey(of: digest), body: ByteBuffer(bytes: raw.dropLast(100)))
         let truncated = await #expect(throws: RegistryError.self) { _ = try await fixture.store.size(of: digest) }
         #expect(truncated?.code == .blobCorrupt)
-        let cut = await #expect(throws: RegistryError.self) { _ = try await BlobStoreConformance.read(fixture.store, digest) }
+        let cut = await #expect(throws: RegistryError.self) {
+            _ = try await BlobStoreConformance.read(fixture.store, digest)
+        }
         #expect(cut?.code == .blobCorrupt)
 
         // Putting the right bytes again heals it.

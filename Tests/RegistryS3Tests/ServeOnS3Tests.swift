@@ -50,7 +50,9 @@ struct ServeOnS3Tests {
             let pulled = URL(fileURLWithPath: directory + "/pulled")
             _ = try await client.pull(model: "fraud", version: pushed.version.version, to: pulled)
             #expect(try Data(contentsOf: pulled.appendingPathComponent("weights.bin")) == Data(weights))
-            #expect(try String(contentsOf: pulled.appendingPathComponent("config.json"), encoding: .utf8) == "{\"layers\": 2}")
+            #expect(
+                try String(contentsOf: pulled.appendingPathComponent("config.json"), encoding: .utf8)
+                    == "{\"layers\": 2}")
         }
     }
 

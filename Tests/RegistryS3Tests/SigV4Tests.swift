@@ -65,7 +65,9 @@ import Testing
             method: "GET", path: "/b/k", query: [], headers: [("Host", "s3.example")],
             payloadHash: SigV4Signer.emptyPayloadHash, date: date)
         #expect(headers.contains { $0 == ("x-amz-security-token", "token") })
-        #expect(authorization(headers)?.contains("SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-security-token,") == true)
+        #expect(
+            authorization(headers)?.contains("SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-security-token,")
+                == true)
         #expect(authorization(headers)?.contains("secret") == false)
     }
 

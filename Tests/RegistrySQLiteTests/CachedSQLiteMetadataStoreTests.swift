@@ -23,8 +23,9 @@ import Testing
             for index in 0..<40 {
                 group.addTask {
                     let name = index % 2 == 0 ? "shared" : "model-\(index)"
-                    return (try? await store.createModel(
-                        Model(name: name, createdBy: "alice", createdAt: context.time), context: context)) != nil
+                    return
+                        (try? await store.createModel(
+                            Model(name: name, createdBy: "alice", createdAt: context.time), context: context)) != nil
                 }
             }
             return await group.reduce(into: [Bool]()) { $0.append($1) }

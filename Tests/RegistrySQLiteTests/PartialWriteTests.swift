@@ -51,7 +51,10 @@ struct PartialWriteTests {
         let listed = try await store.versions(VersionQuery(model: "fraud", limit: 100)).items
         #expect(listed.map(\.version) == Array((1...7).reversed()))
         #expect(!listed.contains { $0.createdBy == WriterGate.victim })
-        #expect(try await store.versions(VersionQuery(model: "fraud", tag: .init(key: "by", value: WriterGate.victim), limit: 10)).items.isEmpty)
+        #expect(
+            try await store.versions(
+                VersionQuery(model: "fraud", tag: .init(key: "by", value: WriterGate.victim), limit: 10)
+            ).items.isEmpty)
 
         // Logs: model creations (2) and the seven versions, no trace of the victim; the chain verifies.
         let audit = try await store.auditEntries(AuditQuery(limit: 100)).items
@@ -77,8 +80,10 @@ struct PartialWriteTests {
         let database = try DatabaseQueue(path: directory.databasePath)
         let counts = try await database.read { db in
             [
-                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM versions WHERE created_by = ?", arguments: [WriterGate.victim]),
-                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM version_tags WHERE value = ?", arguments: [WriterGate.victim]),
+                try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM versions WHERE created_by = ?", arguments: [WriterGate.victim]),
+                try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM version_tags WHERE value = ?", arguments: [WriterGate.victim]),
                 try Int.fetchOne(
                     db, sql: "SELECT COUNT(*) FROM artifact_references WHERE digest = ?",
                     arguments: [Digest(of: Array(WriterGate.victim.utf8)).description]),

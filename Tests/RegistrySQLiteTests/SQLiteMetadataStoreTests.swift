@@ -1,9 +1,10 @@
 import Foundation
 import GRDB
 import RegistryCore
-@testable import RegistrySQLite
 import RegistryTesting
 import Testing
+
+@testable import RegistrySQLite
 
 /// A temporary directory removed when the test ends.
 struct TemporaryDirectory: ~Copyable {
@@ -92,7 +93,9 @@ struct TemporaryDirectory: ~Copyable {
         #expect(try await reopened.model(named: "fraud") == model)
         #expect(try await reopened.versions(VersionQuery(model: "fraud")).items == versions.items)
         #expect(try await reopened.stage(model: "fraud", name: "production") == stage)
-        #expect(try await reopened.history(model: "fraud", stage: "production", after: nil, limit: 10).items == history.items)
+        #expect(
+            try await reopened.history(model: "fraud", stage: "production", after: nil, limit: 10).items
+                == history.items)
         #expect(try await reopened.tokens() == tokens)
         #expect(try await reopened.auditEntries(AuditQuery(limit: 100)).items == audit.items)
         #expect(try await reopened.events(after: 0, limit: 100) == events)
@@ -109,8 +112,10 @@ struct TemporaryDirectory: ~Copyable {
         #expect(next.version == 3)
         let newEvents = try await reopened.events(after: events.last?.id ?? 0, limit: 10)
         #expect(newEvents.map(\.type) == [EventType.versionCreated])
-        #expect(try await reopened.verifyAudit() == AuditChain.Verification(
-            ok: true, entries: head.sequence + 1, headHash: try #require(try await reopened.auditHead()).hash))
+        #expect(
+            try await reopened.verifyAudit()
+                == AuditChain.Verification(
+                    ok: true, entries: head.sequence + 1, headHash: try #require(try await reopened.auditHead()).hash))
         try reopened.close()
     }
 

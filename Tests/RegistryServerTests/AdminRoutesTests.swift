@@ -17,7 +17,9 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
-    func garbageCollectionKeepsReferencedAndYoungBlobsDeletesOldOrphansAndIsAudited(_ backend: TestRegistry.Backend) async throws {
+    func garbageCollectionKeepsReferencedAndYoungBlobsDeletesOldOrphansAndIsAudited(_ backend: TestRegistry.Backend)
+        async throws
+    {
         try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             let orphanBytes = Array("nobody references this chunk".utf8)
@@ -38,7 +40,8 @@ import Testing
             #expect(young.int("keptPinned") == 1)
 
             let dry = try await registry.send(
-                .POST, "/v1/admin/gc", token: registry.adminToken, json: ["dryRun": .bool(true), "graceSeconds": .number(0)])
+                .POST, "/v1/admin/gc", token: registry.adminToken,
+                json: ["dryRun": .bool(true), "graceSeconds": .number(0)])
             #expect(dry.json["deleted"] == .array([.string(orphan.description)]))
             #expect(dry.json["dryRun"] == .bool(true))
             #expect(dry.int("freedBytes") == orphanBytes.count)

@@ -57,7 +57,8 @@ import Testing
         let rolloutTemplate = "/v1/models/{model}/stages/{stage}/rollouts/{rollout}"
         let current = [("If-Match", "{rollout-etag}")]
         return [
-            Route(method: .GET, template: "/healthz", path: "/healthz", rule: .everyone, allowed: 200, onDataPort: true),
+            Route(
+                method: .GET, template: "/healthz", path: "/healthz", rule: .everyone, allowed: 200, onDataPort: true),
             Route(method: .GET, template: "/readyz", path: "/readyz", rule: .everyone, allowed: 200),
             Route(method: .GET, template: "/metrics", path: "/metrics", rule: .everyone, allowed: 200),
             Route(method: .GET, template: "/openapi.json", path: "/openapi.json", rule: .everyone, allowed: 200),

@@ -58,7 +58,8 @@ import Testing
             let stalled = try RawSocket(port: dataPort, receiveBuffer: 4096)
             defer { stalled.close() }
             try stalled.send(
-                "GET /v1/blobs/\(digest) HTTP/1.1\r\nHost: registry\r\nAuthorization: Bearer \(registry.adminToken)\r\n\r\n")
+                "GET /v1/blobs/\(digest) HTTP/1.1\r\nHost: registry\r\nAuthorization: Bearer \(registry.adminToken)\r\n\r\n"
+            )
             try await Task.sleep(for: .milliseconds(200))
             let download = try await Self.get(
                 registry.server.dataBaseURL + "/v1/blobs/\(Digest(of: chunk))", token: registry.adminToken,
@@ -80,7 +81,8 @@ import Testing
             let reader = try RawSocket(port: try #require(registry.server.dataPort), receiveBuffer: 65536)
             defer { reader.close() }
             try reader.send(
-                "GET /v1/blobs/\(digest) HTTP/1.1\r\nHost: registry\r\nAuthorization: Bearer \(registry.adminToken)\r\nConnection: close\r\n\r\n")
+                "GET /v1/blobs/\(digest) HTTP/1.1\r\nHost: registry\r\nAuthorization: Bearer \(registry.adminToken)\r\nConnection: close\r\n\r\n"
+            )
             // About 3 MB/s with a pause after every read: several seconds, more than twice the idle timeout. The
             // reader has a thread of its own, so that a busy test run cannot starve it of the CPU for seconds (a
             // reader that stops reading for the whole timeout is cut, and rightly so).
@@ -175,7 +177,8 @@ import Testing
                 .GET, "/v1/resolve/demo/production?wait=1", token: world.tokens["deployer"],
                 headers: [("If-None-Match", etag)])
             #expect(otherWatch.status == 304)
-            let otherPoll = try await registry.send(.GET, "/v1/events?after=999999&wait=1", token: world.tokens["owner"])
+            let otherPoll = try await registry.send(
+                .GET, "/v1/events?after=999999&wait=1", token: world.tokens["owner"])
             #expect(otherPoll.status == 200)
             let plain = try await registry.send(.GET, "/v1/events?after=999999", token: reader)
             #expect(plain.status == 200)
@@ -226,7 +229,8 @@ import Testing
             #expect(try await Self.deniedCount(registry.metadata) - before == denials)
             // …and they took far fewer store calls than denials.
             let metrics = try await registry.send(.GET, "/metrics", token: nil).text
-            let audited = try #require(PrometheusText.value(of: "registry_audit_denials_total", in: metrics).map(Int.init))
+            let audited = try #require(
+                PrometheusText.value(of: "registry_audit_denials_total", in: metrics).map(Int.init))
             let writes = try #require(
                 PrometheusText.value(of: "registry_audit_denial_writes_total", in: metrics).map(Int.init))
             #expect(audited >= denials)

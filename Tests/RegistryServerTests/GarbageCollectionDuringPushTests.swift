@@ -44,10 +44,11 @@ struct GarbageCollectionDuringPushTests {
                 .PUT, "/v1/manifests", token: writer, body: try JSONCoding.encode(manifest),
                 headers: [("Content-Type", "application/json")])
             #expect(uploaded.status == 201, "\(uploaded.text)")
-            let manifestDigest = try #require(uploaded.json["digest"].flatMap { value -> String? in
-                if case .string(let text) = value { return text }
-                return nil
-            })
+            let manifestDigest = try #require(
+                uploaded.json["digest"].flatMap { value -> String? in
+                    if case .string(let text) = value { return text }
+                    return nil
+                })
             #expect(try await collect(registry).deleted.isEmpty)
 
             // 4. The version is created afterwards, and every byte of it is still there.

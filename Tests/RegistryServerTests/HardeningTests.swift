@@ -164,10 +164,12 @@ import Testing
                     .POST, path, token: fleet, json: ["instance": .string(instance), "state": "loaded"])
                 #expect(report.status == 200)
             }
-            let third = try await registry.send(.POST, path, token: fleet, json: ["instance": "i-3", "state": "loaded"])
+            let third = try await registry.send(
+                .POST, path, token: fleet, json: ["instance": "i-3", "state": "loaded"])
             #expect(third.status == 409)
             #expect(third.errorCode == "TOO_MANY_INSTANCES")
-            let again = try await registry.send(.POST, path, token: fleet, json: ["instance": "i-1", "state": "loaded"])
+            let again = try await registry.send(
+                .POST, path, token: fleet, json: ["instance": "i-1", "state": "loaded"])
             #expect(again.status == 200)
             // The serving role may read and resolve, and nothing else.
             let resolve = try await registry.send(.GET, "/v1/resolve/demo/production", token: fleet)

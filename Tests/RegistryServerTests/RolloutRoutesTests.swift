@@ -1,14 +1,15 @@
 import Foundation
 import RegistryCore
-import RegistryTesting
 import RegistryServer
+import RegistryTesting
 import Testing
 
 @Suite(.timeLimit(.minutes(10))) struct RolloutRoutesTests {
     /// Starts a rollout of a new approved version of `demo` on `production` with `options`; returns it.
     static func start(_ world: World, _ options: [String: JSONValue] = [:]) async throws -> TestResponse {
         let candidate = try await world.approvedVersion("candidate \(UUID())")
-        let stage = try await world.registry.send(.GET, "/v1/models/demo/stages/production", token: world.tokens["reader"])
+        let stage = try await world.registry.send(
+            .GET, "/v1/models/demo/stages/production", token: world.tokens["reader"])
         var body = options
         body["version"] = .number(Double(candidate))
         return try await world.registry.send(
@@ -56,7 +57,8 @@ import Testing
             #expect(resolved.json["candidate"]?["version"] == .number(2))
             #expect(resolved.json["candidate"]?["weight"] == .number(0))
             #expect(resolved.json["rolloutId"] == .string(id))
-            let stage = try await registry.send(.GET, "/v1/models/demo/stages/production", token: world.tokens["reader"])
+            let stage = try await registry.send(
+                .GET, "/v1/models/demo/stages/production", token: world.tokens["reader"])
             #expect(stage.json["rollout"]?["id"] == .string(id))
 
             // Without reports the gate holds: two periodic checks (every second) later, nothing is exposed.
@@ -104,9 +106,10 @@ import Testing
             let history = try await registry.send(
                 .GET, "/v1/models/demo/stages/production/history", token: world.tokens["reader"])
             guard case .array(let entries)? = history.json["items"] else { throw TestFailure("no history") }
-            #expect(entries.map { Self.string($0["action"]) } == [
-                "promote", "rollout-start", "rollout-step", "rollout-step", "rollout-step", "promote",
-            ])
+            #expect(
+                entries.map { Self.string($0["action"]) } == [
+                    "promote", "rollout-start", "rollout-step", "rollout-step", "rollout-step", "promote",
+                ])
             let events = try await registry.send(.GET, "/v1/events?after=0&limit=200", token: world.tokens["admin"])
             guard case .array(let items)? = events.json["items"] else { throw TestFailure("no events") }
             let types = items.compactMap { Self.string($0["type"]) }
@@ -173,13 +176,17 @@ import Testing
             let path = "/v1/models/demo/stages/production/rollouts/\(id)/reports"
             let healthy = try await registry.send(
                 .POST, path, token: world.tokens["serving"],
-                json: ["instance": "a", "state": "serving", "requests": 100, "errors": 2, "stableRequests": 1000,
-                       "stableErrors": 10])
+                json: [
+                    "instance": "a", "state": "serving", "requests": 100, "errors": 2, "stableRequests": 1000,
+                    "stableErrors": 10,
+                ])
             #expect(healthy.json["state"] == "progressing")
             let failing = try await registry.send(
                 .POST, path, token: world.tokens["serving"],
-                json: ["instance": "a", "state": "serving", "requests": 200, "errors": 40, "stableRequests": 2000,
-                       "stableErrors": 20])
+                json: [
+                    "instance": "a", "state": "serving", "requests": 200, "errors": 40, "stableRequests": 2000,
+                    "stableErrors": 20,
+                ])
             #expect(failing.json["state"] == "aborted")
             #expect(Self.string(failing.json["reason"])?.contains("error rate") == true)
             let resolved = try await registry.send(.GET, "/v1/resolve/demo/production", token: world.tokens["reader"])
@@ -208,7 +215,8 @@ import Testing
                 state = Self.string(current.json["state"]) ?? ""
             }
             #expect(state == "completed")
-            let stage = try await registry.send(.GET, "/v1/models/demo/stages/production", token: world.tokens["reader"])
+            let stage = try await registry.send(
+                .GET, "/v1/models/demo/stages/production", token: world.tokens["reader"])
             #expect(stage.json["version"] == .number(2))
             let audit = try await registry.send(.GET, "/v1/audit?model=demo&limit=500", token: world.tokens["admin"])
             guard case .array(let entries)? = audit.json["items"] else { throw TestFailure("no audit") }

@@ -49,7 +49,9 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
-    func aPolicyThatRequiresSignaturesWithoutKeysOrWithAMalformedKeyIsRefused(_ backend: TestRegistry.Backend) async throws {
+    func aPolicyThatRequiresSignaturesWithoutKeysOrWithAMalformedKeyIsRefused(_ backend: TestRegistry.Backend)
+        async throws
+    {
         try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             let keyless = try await registry.send(
@@ -67,7 +69,8 @@ import Testing
                 json: [
                     "name": "signed-from-birth",
                     "trustPolicy": [
-                        "requireSignature": .bool(true), "trustedKeys": .array([.string(trusted.publicKey.description)]),
+                        "requireSignature": .bool(true),
+                        "trustedKeys": .array([.string(trusted.publicKey.description)]),
                     ],
                 ])
             #expect(created.status == 201)
@@ -76,7 +79,9 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
-    func aVersionSignedByATrustedKeyIsAcceptedAndOneSignedByAnotherIsRefused(_ backend: TestRegistry.Backend) async throws {
+    func aVersionSignedByATrustedKeyIsAcceptedAndOneSignedByAnotherIsRefused(_ backend: TestRegistry.Backend)
+        async throws
+    {
         try await TestRegistry.with(backend) { registry in
             let world = try await World.make(registry)
             try await trust([trusted], requireSignature: false, world, revision: 2)
@@ -169,7 +174,9 @@ import Testing
             let world = try await World.make(registry)
             try await trust([trusted], requireSignature: true, world, revision: 2)
             let digest = try await registry.upload(["model.bin": Array("v2".utf8)], token: writer(world))
-            #expect(try await createVersion(world, digest, signature: try await sign(registry, digest, with: trusted)).status == 201)
+            #expect(
+                try await createVersion(world, digest, signature: try await sign(registry, digest, with: trusted))
+                    .status == 201)
             try await approve(world, version: 2)
 
             // Advanced by hand: the key is revoked at 50 %, so the step to 100 % (which promotes) is refused.

@@ -25,7 +25,8 @@ import Testing
         // The client is shut down whatever the checks throw, then the error (if any) is reported.
         var failure: (any Error)?
         do {
-            try await TestRegistry.with(configuration: ServerConfiguration(port: 0, dataPort: 0, tls: tls)) { registry in
+            try await TestRegistry.with(configuration: ServerConfiguration(port: 0, dataPort: 0, tls: tls)) {
+                registry in
                 let server = registry.server
                 let admin = registry.adminToken
                 #expect(server.baseURL.hasPrefix("https://127.0.0.1:"))

@@ -70,13 +70,16 @@ import Testing
     }
 
     @Test func publicURLsAreCheckedWithAClearError() throws {
-        #expect(try ServerConfiguration.checkedPublicURL("https://r.example.com/", option: "--public-url")
-            == "https://r.example.com")
-        #expect(try ServerConfiguration.checkedPublicURL("http://10.0.0.5:8081", option: "--public-url")
-            == "http://10.0.0.5:8081")
-        for bad in ["registry.example.com", "/v1", "ftp://r.example.com", "https://", "https://r.example.com/?a=b",
-            "https://r.example.com/#top", "https://user:pw@r.example.com", ""]
-        {
+        #expect(
+            try ServerConfiguration.checkedPublicURL("https://r.example.com/", option: "--public-url")
+                == "https://r.example.com")
+        #expect(
+            try ServerConfiguration.checkedPublicURL("http://10.0.0.5:8081", option: "--public-url")
+                == "http://10.0.0.5:8081")
+        for bad in [
+            "registry.example.com", "/v1", "ftp://r.example.com", "https://", "https://r.example.com/?a=b",
+            "https://r.example.com/#top", "https://user:pw@r.example.com", "",
+        ] {
             #expect(throws: RegistryError.self, "\(bad)") {
                 _ = try ServerConfiguration.checkedPublicURL(bad, option: "--public-url")
             }
@@ -111,11 +114,13 @@ import Testing
         for advertised in ["http://127.0.0.1:\(trap.port)", "https://data.registry.invalid:\(trap.port)"] {
             var configuration = ServerConfiguration(
                 port: 0,
-                tls: .makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key)))
+                tls: .makeServerConfiguration(
+                    certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key)))
             configuration.publicArtifactsURL = advertised
             do {
                 try await TestRegistry.with(configuration: configuration) { registry in
-                    var client = RegistryClient(baseURL: registry.baseURL, token: registry.adminToken, httpClient: trusting)
+                    var client = RegistryClient(
+                        baseURL: registry.baseURL, token: registry.adminToken, httpClient: trusting)
                     client.timeout = .seconds(60)  // generous: the suite runs on two loaded cores
                     try await Self.publishDemo(client)
                     let destination = URL(fileURLWithPath: certificate.directory + "/pulled-\(UUID().uuidString)")
@@ -126,7 +131,8 @@ import Testing
                         #expect(error.code == .untrustedArtifactURL, "\(error)")
                         #expect(error.message.contains(advertised), "\(error.message)")
                         #expect(
-                            error.message.contains(advertised.hasPrefix("http:") ? "cleartext" : "--allow-artifact-host"),
+                            error.message.contains(
+                                advertised.hasPrefix("http:") ? "cleartext" : "--allow-artifact-host"),
                             "\(error.message)")
                     }
                     #expect(trap.receivedConnection() == nil, "the token went to \(advertised)")
@@ -178,8 +184,9 @@ import Testing
                 }
             }
             client.allowedArtifactHosts = ["DATA.registry.invalid"]
-            #expect(try client.artifactClient(for: "http://data.registry.invalid:9000/").baseURL
-                == "http://data.registry.invalid:9000")
+            #expect(
+                try client.artifactClient(for: "http://data.registry.invalid:9000/").baseURL
+                    == "http://data.registry.invalid:9000")
             #expect(try client.artifactClient(for: "https://data.registry.invalid").token == registry.adminToken)
         }
     }
