@@ -14,30 +14,32 @@ import struct Crypto.SymmetricKey
 ///
 /// An upload is hashed while it streams and the object stream ends only after the digest (and the declared size)
 /// matched, so a driver, which commits only a body that ended, never shows an unverified or partial blob. The header
-/// comes first and holds the size: an upload without a declared size is gathered (up to `unsizedLimit`) first.
+/// comes first and holds the size: an upload without a declared size is held until it ends (`UploadSpool`: in
+/// memory up to 1 MiB, then sealed in an unlinked file of `spoolDirectory`), so memory stays flat at any size.
 public final class SealedBlobStore<Storage: ObjectStorage>: BlobStore {
     public let storage: Storage
     public let layout: BlobLayout
     public let keyring: MasterKeyring
     let segmentSize: Int
-    let unsizedLimit: Int
+    let spool: UploadSpool
     let onCorruption: @Sendable (RegistryError) -> Void
 
     /// A store of blobs in `storage` at the keys of `layout`, whose data keys `keyring` wraps.
     ///
     /// `segmentSize` (clamped to 4 KiB…1 MiB) is the plaintext size of one sealed segment of new blobs, and so the
-    /// piece size of reads and writes. `unsizedLimit` is the largest upload accepted without its size up front.
-    /// `onCorruption` hears of every blob that fails authentication on read.
+    /// piece size of reads and writes. `spoolDirectory` holds uploads without a declared size that outgrow memory
+    /// (their files are unlinked at once and sealed under a key kept in memory). `onCorruption` hears of every blob
+    /// that fails authentication on read.
     public init(
         storage: Storage, layout: BlobLayout, keyring: MasterKeyring, segmentSize: Int = 1 << 20,
-        unsizedLimit: Int = 8 << 20,
+        spoolDirectory: String = NSTemporaryDirectory() + "registry-upload-spool",
         onCorruption: @escaping @Sendable (RegistryError) -> Void = BlobCorruption.reportToStandardError
     ) {
         self.storage = storage
         self.layout = layout
         self.keyring = keyring
         self.segmentSize = min(max(segmentSize, 4096), BlobFileHeader.maxSegmentSize)
-        self.unsizedLimit = unsizedLimit
+        self.spool = UploadSpool(directory: spoolDirectory, inMemory: UploadSpool.recordSize)
         self.onCorruption = onCorruption
     }
 
@@ -69,29 +71,15 @@ public final class SealedBlobStore<Storage: ObjectStorage>: BlobStore {
             header.plaintextSize = expectedSize
             input = body
         } else {
-            let gathered = try await gather(body)
-            header.plaintextSize = Int64(gathered.readableBytes)
-            input = .buffers([gathered])
+            let held = try await spool.hold(body, limit: BlobFileHeader.maxPlaintextSize)
+            header.plaintextSize = held.size
+            input = held.bytes
         }
         let sealer = SegmentSealer(
             input: input, check: UploadCheck(digest: digest, expectedSize: expectedSize),
             cipher: SegmentCipher(header: header, key: dataKey, digest: digest))
         try await storage.put(key(of: digest), body: sealer.stream)
         return header.plaintextSize
-    }
-
-    /// The whole of an upload of unknown size, which must end within `unsizedLimit` bytes.
-    private func gather(_ body: ByteStream) async throws -> ByteBuffer {
-        var gathered = ByteBuffer()
-        for try await var buffer in body {
-            gathered.writeBuffer(&buffer)
-            guard gathered.readableBytes <= unsizedLimit else {
-                throw RegistryError(
-                    .invalidArgument,
-                    "A blob larger than \(unsizedLimit >> 20) MiB needs its size (Content-Length) up front.")
-            }
-        }
-        return gathered
     }
 
     // MARK: Reading

@@ -28,7 +28,7 @@ extension SealedBlobStore where Storage == FileSystemObjectStorage {
     ) throws {
         self.init(
             storage: try FileSystemObjectStorage(root: root, threadPool: threadPool), layout: .sharded,
-            keyring: keyring, segmentSize: segmentSize, onCorruption: onCorruption)
+            keyring: keyring, segmentSize: segmentSize, spoolDirectory: root + "/spool", onCorruption: onCorruption)
     }
 
     /// A store whose keyring lives in `root/keys/master.json` (created on first use); for tests and tools.

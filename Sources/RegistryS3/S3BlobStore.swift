@@ -13,8 +13,8 @@ extension SealedBlobStore where Storage == S3ObjectStorage {
 
     /// A store in `client`'s bucket under `prefix` (for example `registry/`; empty for the whole bucket).
     ///
-    /// `partSize` is the largest object written with one `PUT`, the part size of larger ones (at least 5 MiB) and
-    /// the largest upload taken without its size up front; see `SealedBlobStore.init` for the other parameters.
+    /// `partSize` is the largest object written with one `PUT` and the part size of larger ones (at least 5 MiB);
+    /// see `SealedBlobStore.init` for the other parameters.
     public convenience init(
         client: S3Client, prefix: String = "", keyring: MasterKeyring, segmentSize: Int = 1 << 20,
         partSize: Int = 8 << 20,
@@ -25,7 +25,7 @@ extension SealedBlobStore where Storage == S3ObjectStorage {
             client: client, prefix: prefix + "blobs/", touchPrefix: prefix + "touched/", partSize: partSize)
         self.init(
             storage: storage, layout: .flat, keyring: keyring, segmentSize: segmentSize,
-            unsizedLimit: storage.partSize, onCorruption: onCorruption)
+            onCorruption: onCorruption)
     }
 
     /// The bucket key of a blob's object.

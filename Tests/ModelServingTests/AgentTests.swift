@@ -14,14 +14,7 @@ import Testing
     @Test func currentAndRolloutJSONAreNeverTornOrIncompleteAcrossARollout() async throws {
         try await ToyRegistry.with { registry in
             let root = registry.directory + "/agent"
-            let agent = Process()
-            agent.executableURL = URL(fileURLWithPath: try RegistryProcess.binary(named: "registry"))
-            agent.arguments = [
-                "agent", "--model", "toy", "--stage", "production", "--dir", root, "--url", registry.server.baseURL,
-                "--token", ToyRegistry.secret, "--report-seconds", "0.2", "--instance", "agent-1",
-            ]
-            agent.standardOutput = FileHandle.nullDevice
-            try agent.run()
+            let agent = try Self.startAgent(registry, root: root, instance: "agent-1", ["--report-seconds", "0.2"])
             defer {
                 kill(agent.processIdentifier, SIGKILL)
                 agent.waitUntilExit()
@@ -77,15 +70,7 @@ import Testing
     func theAgentStopsOnASignalAndLeavesWhatItLinked(_ signal: Int32) async throws {
         try await ToyRegistry.with { registry in
             let root = registry.directory + "/agent-\(signal)"
-            let agent = Process()
-            agent.executableURL = URL(fileURLWithPath: try RegistryProcess.binary(named: "registry"))
-            agent.arguments = [
-                "agent", "--model", "toy", "--stage", "production", "--dir", root, "--url", registry.server.baseURL,
-                "--token", ToyRegistry.secret, "--instance", "agent-signal",
-            ]
-            agent.standardOutput = FileHandle.nullDevice
-            agent.standardError = FileHandle.nullDevice
-            try agent.run()
+            let agent = try Self.startAgent(registry, root: root, instance: "agent-signal")
             let started = await eventually(within: .seconds(60)) { Self.current(root) == 1 }
             #expect(started != nil, "the agent linked current to version 1")
             // It holds a resolve watch open (10 s and more): the signal must end it, not the watch running out.
@@ -104,6 +89,23 @@ import Testing
             #expect(Self.current(root) == 1, "what it linked stays for the next start")
             #expect(FileManager.default.fileExists(atPath: root + "/1/model.txt"))
         }
+    }
+
+    /// Starts `registry agent` following `toy@production` of `registry` into `root`.
+    static func startAgent(
+        _ registry: ToyRegistry, root: String, instance: String, _ extra: [String] = []
+    ) throws -> Process {
+        let agent = Process()
+        agent.executableURL = URL(fileURLWithPath: try RegistryProcess.binary(named: "registry"))
+        agent.arguments =
+            [
+                "agent", "--model", "toy", "--stage", "production", "--dir", root, "--url", registry.server.baseURL,
+                "--token", ToyRegistry.secret, "--instance", instance,
+            ] + extra
+        agent.standardOutput = FileHandle.nullDevice
+        agent.standardError = FileHandle.nullDevice
+        try agent.run()
+        return agent
     }
 
     /// The version `root/current` points at, if it is a link to a version directory.

@@ -110,14 +110,19 @@ struct S3BlobStoreTests {
         #expect(try await fixture.client.pendingUploads(prefix: "registry/").isEmpty, "the upload was aborted")
     }
 
-    @Test func aBlobLargerThanAPartWithoutItsSizeIsRefusedAndNothingIsStored() async throws {
+    @Test func aBlobLargerThanAPartWithoutItsSizeIsStoredInPartsAndNoUploadIsLeftOpen() async throws {
+        // Once refused (the size heads the sealed object): now held until it ends, then written as a multipart upload.
         let fixture = try await S3Fixture.make(partSize: S3BlobStore.minimumPartSize)
-        let bytes = BlobStoreConformance.pattern(6 * 1024 * 1024, seed: 13)
-        let error = await #expect(throws: RegistryError.self) {
-            _ = try await fixture.store.put(Digest(of: bytes), expectedSize: nil, body: .bytes(bytes))
-        }
-        #expect(error?.code == .invalidArgument)
-        #expect(try await fixture.store.list().isEmpty)
+        let bytes = BlobStoreConformance.pattern(12 * 1024 * 1024, seed: 13)
+        let digest = Digest(of: bytes)
+        let stored = try await fixture.store.put(
+            digest, expectedSize: nil, body: BlobStoreConformance.split(bytes, into: 24))
+        #expect(stored == Int64(bytes.count))
+        let read = try await BlobStoreConformance.read(fixture.store, digest)
+        #expect(read.count == bytes.count)
+        #expect(Digest(of: read) == digest)
+        #expect(try await fixture.store.list() == [digest])
+        #expect(try await fixture.client.pendingUploads(prefix: "registry/").isEmpty)
     }
 
     @Test func theObjectStoreHoldsCiphertextOnly() async throws {

@@ -1,3 +1,6 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
 import RegistryCore
 import RegistryTesting
 import Testing
@@ -151,6 +154,37 @@ import Testing
             let notFound = try await registry.send(.GET, "/v1/manifests/\(absent)", token: writer)
             #expect(notFound.status == 404)
             #expect(notFound.errorCode == "MANIFEST_NOT_FOUND")
+        }
+    }
+
+    @Test(.timeLimit(.minutes(5)), arguments: TestRegistry.Backend.allCases)
+    func aChunkedUploadWithoutALengthIsStoredWhateverItsSize(_ backend: TestRegistry.Backend) async throws {
+        try await TestRegistry.with(backend) { registry in
+            let world = try await World.make(registry)
+            // 12 MiB: more than the 1 MiB the store holds in memory, and than the 8 MiB that once was the limit.
+            let bytes = BlobStoreConformance.pattern(12 << 20, seed: 41)
+            let digest = Digest(of: bytes)
+            let pieces = stride(from: 0, to: bytes.count, by: 1 << 20).map {
+                ByteBuffer(bytes: bytes[$0..<min($0 + (1 << 20), bytes.count)])
+            }
+            var request = HTTPClientRequest(url: registry.dataBaseURL + "/v1/blobs/\(digest)")
+            request.method = .PUT
+            request.headers.add(name: "Authorization", value: "Bearer \(try #require(world.tokens["writer"]))")
+            // No Content-Length: the client sends it with Transfer-Encoding: chunked.
+            request.body = .stream(
+                AsyncStream { continuation in
+                    for piece in pieces { continuation.yield(piece) }
+                    continuation.finish()
+                }, length: .unknown)
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
+            #expect(response.status == .created)
+            #expect(try await registry.blobs.size(of: digest) == Int64(bytes.count))
+            let download = try await registry.send(.GET, "/v1/blobs/\(digest)", token: registry.adminToken)
+            #expect(download.body.count == bytes.count)
+            #expect(Digest(of: download.body) == digest)
+            // The spool file was unlinked when it was made: nothing is left under the data directory.
+            let spooled = (try? FileManager.default.contentsOfDirectory(atPath: registry.directory + "/blobs/spool"))
+            #expect(spooled?.isEmpty ?? true)
         }
     }
 }
