@@ -6,13 +6,6 @@ import Foundation
 /// runs stalls every task of every test running beside it, in-process servers included: a long-poll was left
 /// unanswered past its client's timeout in full runs, and a child that talks to an in-process server can wait on a
 /// server that cannot run. `Task.detached` does not help: it runs on the same pool.
-public func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread { continuation.resume(with: Result(catching: body)) }.start()
-    }
-}
-
-/// `offThePool` for work that cannot fail.
 public func offThePool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
     await withCheckedContinuation { continuation in
         Thread { continuation.resume(returning: body()) }.start()
