@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "registry", targets: ["registry"]),
         .library(name: "RegistryCore", targets: ["RegistryCore"]),
         .library(name: "RegistrySQLite", targets: ["RegistrySQLite"]),
+        .library(name: "RegistryPostgres", targets: ["RegistryPostgres"]),
         .library(name: "RegistryBlobStorage", targets: ["RegistryBlobStorage"]),
         .library(name: "RegistryFileStore", targets: ["RegistryFileStore"]),
         .library(name: "RegistryS3", targets: ["RegistryS3"]),
@@ -20,6 +21,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -43,6 +45,16 @@ let package = Package(
             dependencies: [
                 "RegistryCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .target(
+            name: "RegistryPostgres",
+            dependencies: [
+                "RegistryCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .target(
@@ -109,6 +121,7 @@ let package = Package(
             name: "RegistryTesting",
             dependencies: [
                 "RegistryCore", "RegistryBlobStorage", "RegistryServer", "RegistrySQLite", "RegistryFileStore",
+                "RegistryPostgres",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -195,6 +208,13 @@ let package = Package(
         .testTarget(
             name: "RegistrySQLiteTests",
             dependencies: ["RegistrySQLite", "RegistryTesting", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .testTarget(
+            name: "RegistryPostgresTests",
+            dependencies: [
+                "RegistryPostgres", "RegistryTesting",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         .testTarget(name: "RegistryFileStoreTests", dependencies: ["RegistryFileStore", "RegistryTesting"]),
         .testTarget(

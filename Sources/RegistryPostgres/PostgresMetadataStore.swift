@@ -1,0 +1,324 @@
+import Foundation
+import Logging
+import PostgresNIO
+import RegistryCore
+import ServiceLifecycle
+
+/// A `MetadataStore` on PostgreSQL, which several stateless registry instances can share.
+///
+/// Every mutation is one transaction that first takes one transaction-scoped advisory lock (`writeLock`), then loads
+/// what it needs, applies the rules in `Transitions`, and writes the change, its hash-chained audit entry and its
+/// events together. Every mutation appends to the one audit chain, so mutations are serialised anyway; taking the
+/// lock first makes that explicit and buys the rest:
+/// - version numbers (`MAX + 1`), revisions and the audit head are read and written by one writer at a time;
+/// - event ids are taken from their sequence while the lock is held, and the lock is released only after the commit
+///   is visible, so ids become visible in id order: a reader of `events(after:)` never skips an event that commits
+///   later with a smaller id (the classic trap of sequence ids across concurrent transactions).
+///
+/// Reads run on the pool without the lock, at READ COMMITTED, one statement each where a consistent answer needs it.
+/// The store is a `Service`: `run()` runs the connection pool and a `LISTEN` connection that hears commits of
+/// other instances (each writing transaction sends `NOTIFY` with its last event id), so `waitForEvents` wakes on a
+/// write made anywhere. Call `prepare()` once before use: it migrates the schema under a lock.
+public final class PostgresMetadataStore: MetadataStore, Service {
+    public struct Configuration: Sendable {
+        public var host: String
+        public var port: Int
+        public var username: String
+        public var password: String?
+        public var database: String
+        /// Whether to use TLS (`sslmode=require` or `verify-full`), and whether to check the server's certificate.
+        public var tls: PostgresClient.Configuration.TLS
+        /// The most connections this instance opens.
+        public var poolSize: Int
+
+        public init(
+            host: String, port: Int = 5432, username: String, password: String? = nil, database: String,
+            tls: PostgresClient.Configuration.TLS = .disable, poolSize: Int = 16
+        ) {
+            self.host = host
+            self.port = port
+            self.username = username
+            self.password = password
+            self.database = database
+            self.tls = tls
+            self.poolSize = poolSize
+        }
+
+        /// Parses `postgres://user[:password]@host[:port]/database[?sslmode=disable|prefer|require|verify-full]`.
+        /// `password` (from the environment or a file) overrides one in the URL. Without `sslmode` TLS is
+        /// required: a production database is reached over TLS unless the operator says otherwise.
+        public init(url text: String, password: String? = nil, poolSize: Int = 16) throws {
+            guard let components = URLComponents(string: text),
+                components.scheme == "postgres" || components.scheme == "postgresql",
+                let host = components.host, !host.isEmpty
+            else {
+                throw RegistryError.invalidArgument(
+                    "A database URL reads postgres://user@host:port/database; got something else.", field: "database")
+            }
+            let database = String(components.path.drop(while: { $0 == "/" }))
+            guard !database.isEmpty else {
+                throw RegistryError.invalidArgument("The database URL names no database.", field: "database")
+            }
+            let mode = components.queryItems?.first { $0.name == "sslmode" }?.value ?? "require"
+            let tls: PostgresClient.Configuration.TLS
+            switch mode {
+            case "disable": tls = .disable
+            case "prefer", "allow":
+                var configuration = TLSConfiguration.makeClientConfiguration()
+                configuration.certificateVerification = .none
+                tls = .prefer(configuration)
+            case "require":
+                // libpq's `require`: encrypted, the certificate not checked.
+                var configuration = TLSConfiguration.makeClientConfiguration()
+                configuration.certificateVerification = .none
+                tls = .require(configuration)
+            case "verify-ca", "verify-full":
+                tls = .require(TLSConfiguration.makeClientConfiguration())
+            default:
+                throw RegistryError.invalidArgument(
+                    "sslmode must be disable, prefer, require, verify-ca or verify-full; got '\(mode)'.",
+                    field: "database")
+            }
+            self.init(
+                host: host, port: components.port ?? 5432, username: components.user ?? "postgres",
+                password: password ?? components.password, database: database, tls: tls, poolSize: poolSize)
+        }
+
+        var client: PostgresClient.Configuration {
+            var configuration = PostgresClient.Configuration(
+                host: host, port: port, username: username, password: password, database: database, tls: tls)
+            configuration.options.maximumConnections = max(poolSize, 2)
+            configuration.options.minimumConnections = 0
+            return configuration
+        }
+    }
+
+    /// The advisory lock every mutation holds until it commits (an arbitrary constant: "registry" in ASCII).
+    static let writeLock: Int64 = 0x7265_6769_7374_7279
+    /// The advisory lock migrations run under, so instances starting together migrate once.
+    static let migrationLock: Int64 = 0x7265_6769_7374_7280
+    /// The channel commits are announced on, with the last event id as payload.
+    static let eventChannel = "registry_events"
+
+    let client: PostgresClient
+    let signal = ChangeSignal()
+    let logger: Logger
+    private let configuration: Configuration
+
+    public init(configuration: Configuration, logger: Logger = Logger(label: "registry.postgres")) {
+        self.configuration = configuration
+        self.logger = logger
+        client = PostgresClient(configuration: configuration.client, backgroundLogger: logger)
+    }
+
+    /// Runs the connection pool and the listener for other instances' commits until the task is cancelled or a
+    /// graceful shutdown begins.
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await self.client.run() }
+                group.addTask { await self.listen() }
+            }
+        }
+    }
+
+    /// Runs `body` with `store` running: for tests and one-shot commands.
+    public static func with<T: Sendable>(
+        _ configuration: Configuration, logger: Logger = Logger(label: "registry.postgres"),
+        _ body: @Sendable (PostgresMetadataStore) async throws -> T
+    ) async throws -> T {
+        let store = PostgresMetadataStore(configuration: configuration, logger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await store.run() }
+            defer { group.cancelAll() }
+            try await store.prepare()
+            return try await body(store)
+        }
+    }
+
+    /// Migrates the schema (under an advisory lock, so instances starting together do not race) and reads the last
+    /// event id. Call once the store runs, before serving.
+    public func prepare() async throws {
+        do {
+            try await client.withConnection { connection in
+                try await connection.query("SELECT pg_advisory_lock(\(Self.migrationLock))", logger: logger)
+                do {
+                    try await Self.migrate(connection, logger: logger)
+                    try await connection.query("SELECT pg_advisory_unlock(\(Self.migrationLock))", logger: logger)
+                } catch {
+                    _ = try? await connection.query(
+                        "SELECT pg_advisory_unlock(\(Self.migrationLock))", logger: logger)
+                    throw error
+                }
+            }
+            signal.advance(to: try await lastEventId())
+        } catch {
+            throw Self.translate(error)
+        }
+    }
+
+    public func ping() async throws {
+        _ = try await read { connection in try await connection.query("SELECT 1", logger: self.logger).collect() }
+    }
+
+    // MARK: Cross-instance wake-ups
+
+    /// Listens for commits of any instance and advances the signal; after a lost connection it reconnects and reads
+    /// the last event id, since notifications sent meanwhile are gone.
+    private func listen() async {
+        while !Task.isCancelled {
+            do {
+                try await client.withConnection { connection in
+                    try await connection.listen(on: Self.eventChannel) { notifications in
+                        // Anything committed before the LISTEN took effect is caught by reading the head now.
+                        self.signal.advance(to: try await self.lastEventId())
+                        for try await notification in notifications {
+                            if let id = Int64(notification.payload) { self.signal.advance(to: id) }
+                        }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("Lost the PostgreSQL event listener; reconnecting", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: .milliseconds(500))
+        }
+    }
+
+    // MARK: Transactions
+
+    /// Runs `body` in a write transaction under `writeLock`, then appends the audit draft and events it returns,
+    /// announces the last event id, and commits.
+    func write<T: Sendable>(
+        _ context: MutationContext,
+        _ body: @Sendable @escaping (PostgresConnection) async throws -> (T, AuditDraft, [EventDraft])
+    ) async throws -> T {
+        let logger = self.logger
+        let (result, lastEvent) = try await transaction(locked: true) { connection in
+            if let checked = context.checkedTrustPolicy {
+                try checked.verify(current: try await Self.loadModel(connection, checked.model, logger)?.trustPolicy)
+            }
+            let (result, audit, events) = try await body(connection)
+            let lastEvent = try await Self.append(
+                audit: audit, events: events, context: context, connection, logger)
+            if let lastEvent {
+                try await connection.query(
+                    "SELECT pg_notify(\(Self.eventChannel), \(String(lastEvent)))", logger: logger)
+            }
+            return (result, lastEvent)
+        }
+        if let lastEvent { signal.advance(to: lastEvent) }
+        return result
+    }
+
+    /// Runs `body` in a transaction (under `writeLock` when `locked`); a throw rolls it back.
+    @discardableResult
+    func transaction<T: Sendable>(
+        locked: Bool, _ body: @Sendable @escaping (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        let logger = self.logger
+        do {
+            return try await client.withConnection { connection in
+                try await connection.query("BEGIN", logger: logger)
+                let result: T
+                do {
+                    if locked {
+                        try await connection.query("SELECT pg_advisory_xact_lock(\(Self.writeLock))", logger: logger)
+                    }
+                    result = try await body(connection)
+                } catch {
+                    _ = try? await connection.query("ROLLBACK", logger: logger)
+                    throw error
+                }
+                try await connection.query("COMMIT", logger: logger)
+                return result
+            }
+        } catch {
+            throw Self.translate(error)
+        }
+    }
+
+    func read<T: Sendable>(_ body: @Sendable @escaping (PostgresConnection) async throws -> T) async throws -> T {
+        do {
+            return try await client.withConnection { connection in try await body(connection) }
+        } catch {
+            throw Self.translate(error)
+        }
+    }
+
+    /// Appends the sealed audit entry, moves the recorded head, and inserts the events; returns the last event id.
+    static func append(
+        audit draft: AuditDraft, events: [EventDraft], context: MutationContext, _ connection: PostgresConnection,
+        _ logger: Logger
+    ) async throws -> Int64? {
+        let head = try await connection.query(
+            "SELECT sequence, hash FROM audit_head WHERE id = 1", logger: logger
+        ).collect().first.map { try $0.decode((Int64, String).self) }
+        let sequence = (head?.0 ?? 0) + 1
+        let previousHash = head?.1 ?? AuditChain.genesis
+        let entry = AuditChain.seal(draft, sequence: sequence, previousHash: previousHash, context: context)
+        try await connection.query(
+            """
+            INSERT INTO audit (sequence, time, actor, action, target, model, before, after, request_id,
+                previous_hash, hash)
+            VALUES (\(entry.sequence), \(Rows.time(entry.time)), \(entry.actor), \(entry.action), \(entry.target),
+                \(entry.model), \(entry.before), \(entry.after), \(entry.requestId), \(entry.previousHash),
+                \(entry.hash))
+            """, logger: logger)
+        try await connection.query(
+            """
+            INSERT INTO audit_head (id, sequence, hash) VALUES (1, \(entry.sequence), \(entry.hash))
+            ON CONFLICT (id) DO UPDATE SET sequence = excluded.sequence, hash = excluded.hash
+            """, logger: logger)
+        var lastEvent: Int64?
+        for event in events {
+            let data = try Rows.json(event.data)
+            let rows = try await connection.query(
+                """
+                INSERT INTO events (type, time, model, data)
+                VALUES (\(event.type), \(Rows.time(context.time)), \(event.model), \(data)) RETURNING id
+                """, logger: logger
+            ).collect()
+            lastEvent = try rows.first?.decode(Int64.self)
+        }
+        return lastEvent
+    }
+
+    /// Maps driver errors to registry errors at the boundary; registry errors and cancellation pass through.
+    static func translate(_ error: any Error) -> any Error {
+        if error is RegistryError || error is CancellationError { return error }
+        guard let error = error as? PSQLError else {
+            return RegistryError(.unavailable, "The metadata database could not be reached: \(error)")
+        }
+        switch error.code {
+        case .server:
+            let state = error.serverInfo?[.sqlState] ?? ""
+            let message = error.serverInfo?[.message] ?? "failed"
+            switch state {
+            case "23505", "23503", "23514":
+                return RegistryError(.invalidArgument, "The change conflicts with stored data: \(message).")
+            case "53100":
+                return RegistryError(.storageFull, "The metadata database's disk is full.")
+            case "40001", "40P01", "55P03", "57P01", "57P02", "57P03", "53300":
+                return RegistryError(.unavailable, "The metadata database is busy or restarting; retry shortly.")
+            default:
+                if state.hasPrefix("08") {
+                    return RegistryError(.unavailable, "The metadata database could not be reached; retry shortly.")
+                }
+                return RegistryError(.internalError, "The metadata database failed: \(state) \(message).")
+            }
+        case .queryCancelled:
+            return CancellationError()
+        default:
+            return RegistryError(
+                .unavailable, "The metadata database could not be reached (\(error.code)); retry shortly.")
+        }
+    }
+
+    /// Rows `[0, limit)` and the page token for the next page when a row beyond `limit` was fetched.
+    static func page<Item>(_ items: [Item], limit: Int, key: (Item) -> String) -> Page<Item> {
+        guard items.count > limit else { return Page(items: items, nextPageToken: nil) }
+        let kept = Array(items.prefix(limit))
+        return Page(items: kept, nextPageToken: kept.last.map { PageToken.make(key($0)) })
+    }
+}
