@@ -30,11 +30,11 @@ public struct ConformanceCase: Sendable, CustomTestStringConvertible {
 // MARK: Fixtures shared by the cases
 
 extension MetadataStoreConformance {
-    static func context(_ actor: String = "alice", time: Date = Timestamp.now()) -> MutationContext {
+    public static func context(_ actor: String = "alice", time: Date = Timestamp.now()) -> MutationContext {
         MutationContext(actor: actor, requestId: "req-\(UUID().uuidString.prefix(8))", time: time)
     }
 
-    static func model(
+    public static func model(
         _ name: String, createdBy: String = "alice", tags: [String: String] = [:], grants: [Grant]? = nil,
         policy: ApprovalPolicy = .init()
     ) -> Model {
@@ -47,19 +47,21 @@ extension MetadataStoreConformance {
         Digest(of: Array(seed.utf8))
     }
 
-    static func draft(_ model: String, tags: [String: String] = [:], seed: String = UUID().uuidString) -> ModelVersion {
+    public static func draft(_ model: String, tags: [String: String] = [:], seed: String = UUID().uuidString)
+        -> ModelVersion
+    {
         ModelVersion(
             model: model, version: 0, manifestDigest: digest(seed), size: 42, tags: tags, createdBy: "ignored",
             createdAt: Timestamp.now())
     }
 
     @discardableResult
-    static func createModel(_ store: any MetadataStore, _ model: Model) async throws -> Model {
+    public static func createModel(_ store: any MetadataStore, _ model: Model) async throws -> Model {
         try await store.createModel(model, context: context(model.createdBy))
     }
 
     @discardableResult
-    static func createVersion(
+    public static func createVersion(
         _ store: any MetadataStore, _ model: String, tags: [String: String] = [:], artifacts: [Digest] = [],
         by actor: String = "alice"
     ) async throws -> ModelVersion {
@@ -68,7 +70,7 @@ extension MetadataStoreConformance {
 
     /// Records `decision` by `subject` under the model's policy, as the server does.
     @discardableResult
-    static func decide(
+    public static func decide(
         _ store: any MetadataStore, _ model: String, _ number: Int, _ decision: Decision = .approve,
         by subject: String = "bob"
     ) async throws -> ModelVersion {
@@ -85,13 +87,13 @@ extension MetadataStoreConformance {
 
     /// Creates a version and approves it with the default policy.
     @discardableResult
-    static func approvedVersion(_ store: any MetadataStore, _ model: String) async throws -> ModelVersion {
+    public static func approvedVersion(_ store: any MetadataStore, _ model: String) async throws -> ModelVersion {
         let version = try await createVersion(store, model)
         return try await decide(store, model, version.version)
     }
 
     @discardableResult
-    static func promote(
+    public static func promote(
         _ store: any MetadataStore, _ model: String, _ stage: String, to version: Int,
         _ precondition: Transitions.StagePrecondition? = nil, reason: String? = nil, by actor: String = "dave"
     ) async throws -> Stage {
@@ -138,7 +140,7 @@ extension MetadataStoreConformance {
         return LogPosition(auditSequence: audit, lastEventId: events.last?.id ?? 0)
     }
 
-    static func allEvents(_ store: any MetadataStore, after: Int64 = 0) async throws -> [Event] {
+    public static func allEvents(_ store: any MetadataStore, after: Int64 = 0) async throws -> [Event] {
         var result: [Event] = []
         var cursor = after
         while true {
@@ -149,7 +151,7 @@ extension MetadataStoreConformance {
         }
     }
 
-    static func allAudit(_ store: any MetadataStore, model: String? = nil) async throws -> [AuditEntry] {
+    public static func allAudit(_ store: any MetadataStore, model: String? = nil) async throws -> [AuditEntry] {
         var result: [AuditEntry] = []
         var after: Int64 = 0
         while true {
