@@ -132,7 +132,8 @@ let package = Package(
         .executableTarget(
             name: "registry",
             dependencies: [
-                "RegistryCore", "RegistrySQLite", "RegistryFileStore", "RegistryS3", "RegistryServer", "RegistryClient",
+                "RegistryCore", "RegistrySQLite", "RegistryPostgres", "RegistryFileStore", "RegistryS3",
+                "RegistryServer", "RegistryClient",
                 "ModelServing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -32,7 +32,13 @@ public enum AdminBootstrap {
                 }
                 return nil
             }
-            try await store.createToken(bootstrapToken(hash: hash, time: context.time), context: context)
+            do {
+                try await store.createToken(bootstrapToken(hash: hash, time: context.time), context: context)
+            } catch let error as RegistryError where error.code == .invalidArgument {
+                // Several instances on one database starting together: another registered it first.
+                guard try await store.token(hash: hash) != nil else { throw error }
+                return nil
+            }
             try await revokeOtherBootstrapTokens(in: store, keeping: hash, context: context)
             return nil
         }
@@ -53,7 +59,11 @@ public enum AdminBootstrap {
         in store: some TokenStore, keeping hash: String, context: MutationContext
     ) async throws {
         for token in try await store.tokens() where token.bootstrap && token.tokenHash != hash {
-            try await store.revokeToken(id: token.id, context: context)
+            do {
+                try await store.revokeToken(id: token.id, context: context)
+            } catch let error as RegistryError where error.code == .notFound {
+                continue  // another instance starting together revoked it first
+            }
         }
     }
 

@@ -5,8 +5,9 @@ import Synchronization
 /// write through to `base`, dropping the entries the write touched once it has committed.
 ///
 /// Coherent when every write to `base` goes through this wrapper (one process owns the store, as on the embedded
-/// default); with several writers (several registry instances on one database) give it a `ttl` that bounds how long
-/// another instance's change can go unseen. Preconditions (`If-Match`) are always checked by `base` inside its
+/// default). With several writers (several registry instances on one database) the store must report the other
+/// instances' changes to `invalidate(model:)` (PostgreSQL's `LISTEN`), or the cache needs a `ttl` that bounds how
+/// long another instance's change can go unseen. Preconditions (`If-Match`) are always checked by `base` inside its
 /// transaction, never against the cache, so a stale read can never let a stale write through.
 public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
     public let base: Base
@@ -116,6 +117,21 @@ public final class CachedMetadataStore<Base: MetadataStore>: MetadataStore {
             return (writes.inFlight.min() ?? writes.next + 1) - 1
         }
         settled.advance(to: settledUpTo)
+    }
+
+    /// Drops everything cached of `model` (everything when nil): for a change this cache did not see, made by
+    /// another instance on a shared database. Call it before waking those who wait for that change's events.
+    public func invalidate(model: String?) {
+        invalidate { state in
+            guard let model else {
+                state.removeAll()
+                return
+            }
+            state.models[model] = nil
+            state.versions = state.versions.filter { $0.key.model != model }
+            state.stages = state.stages.filter { $0.key.model != model }
+            state.versionPages[model] = nil
+        }
     }
 
     private func invalidate(_ body: (inout CacheState) -> Void) {

@@ -63,7 +63,7 @@ extension PostgresMetadataStore {
     // MARK: Audit
 
     public func recordAudit(_ draft: AuditDraft, context: MutationContext) async throws {
-        try await write(context) { _ in ((), draft, []) }
+        try await write(context, changesState: false) { _ in ((), draft, []) }
     }
 
     /// One transaction for all `entries`: the last goes through `write` like any audit draft, the ones before it
@@ -72,7 +72,7 @@ extension PostgresMetadataStore {
         guard let last = entries.last else { return }
         let earlier = Array(entries.dropLast()).map { Pending(draft: $0.draft, context: $0.context) }
         let logger = self.logger
-        try await write(last.context) { connection in
+        try await write(last.context, changesState: false) { connection in
             for entry in earlier {
                 _ = try await Self.append(audit: entry.draft, events: [], context: entry.context, connection, logger)
             }

@@ -3,6 +3,7 @@ import Logging
 import PostgresNIO
 import RegistryCore
 import ServiceLifecycle
+import Synchronization
 
 /// A `MetadataStore` on PostgreSQL, which several stateless registry instances can share.
 ///
@@ -104,6 +105,9 @@ public final class PostgresMetadataStore: MetadataStore, Service {
     let signal = ChangeSignal()
     let logger: Logger
     private let configuration: Configuration
+    /// Tells this instance's own notifications from other instances'.
+    let instance = UUID().uuidString
+    private let remoteChangeHandler = Mutex<(@Sendable (String?) -> Void)?>(nil)
 
     public init(configuration: Configuration, logger: Logger = Logger(label: "registry.postgres")) {
         self.configuration = configuration
@@ -163,18 +167,40 @@ public final class PostgresMetadataStore: MetadataStore, Service {
 
     // MARK: Cross-instance wake-ups
 
-    /// Listens for commits of any instance and advances the signal; after a lost connection it reconnects and reads
-    /// the last event id, since notifications sent meanwhile are gone.
+    /// Sets what to call with each model another instance changed (nil: anything may have changed, after the
+    /// listener lost its connection), before those waiting for the change's events are woken: a cache drops what
+    /// the change made stale (`CachedMetadataStore.invalidate(model:)`).
+    public func onRemoteChange(_ handler: @escaping @Sendable (String?) -> Void) {
+        remoteChangeHandler.withLock { $0 = handler }
+    }
+
+    /// What a commit announces: `<last event id or 0> <instance> <model,model,...>`.
+    static func announcement(lastEvent: Int64?, instance: String, models: Set<String>) -> String {
+        "\(lastEvent ?? 0) \(instance) \(models.sorted().joined(separator: ","))"
+    }
+
+    /// Applies one announcement: another instance's models are dropped from the cache first, then waiters woken.
+    private func heard(_ payload: String) {
+        let parts = payload.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count >= 2, let id = Int64(parts[0]) else { return }
+        if parts[1] != instance, let handler = remoteChangeHandler.withLock({ $0 }) {
+            let models = parts.count > 2 ? parts[2].split(separator: ",") : []
+            for model in models { handler(String(model)) }
+        }
+        if id > 0 { signal.advance(to: id) }
+    }
+
+    /// Listens for commits of any instance; after a lost connection it reconnects, drops the whole cache (changes
+    /// announced meanwhile are gone) and reads the last event id.
     private func listen() async {
         while !Task.isCancelled {
             do {
                 try await client.withConnection { connection in
                     try await connection.listen(on: Self.eventChannel) { notifications in
-                        // Anything committed before the LISTEN took effect is caught by reading the head now.
+                        // Anything committed before the LISTEN took effect is caught here.
+                        self.remoteChangeHandler.withLock { $0 }?(nil)
                         self.signal.advance(to: try await self.lastEventId())
-                        for try await notification in notifications {
-                            if let id = Int64(notification.payload) { self.signal.advance(to: id) }
-                        }
+                        for try await notification in notifications { self.heard(notification.payload) }
                     }
                 }
             } catch {
@@ -188,12 +214,14 @@ public final class PostgresMetadataStore: MetadataStore, Service {
     // MARK: Transactions
 
     /// Runs `body` in a write transaction under `writeLock`, then appends the audit draft and events it returns,
-    /// announces the last event id, and commits.
+    /// announces the last event id and the models it changed (none for an audit-only write: `changesState` false),
+    /// and commits.
     func write<T: Sendable>(
-        _ context: MutationContext,
+        _ context: MutationContext, changesState: Bool = true,
         _ body: @Sendable @escaping (PostgresConnection) async throws -> (T, AuditDraft, [EventDraft])
     ) async throws -> T {
         let logger = self.logger
+        let instance = self.instance
         let (result, lastEvent) = try await transaction(locked: true) { connection in
             if let checked = context.checkedTrustPolicy {
                 try checked.verify(current: try await Self.loadModel(connection, checked.model, logger)?.trustPolicy)
@@ -201,9 +229,11 @@ public final class PostgresMetadataStore: MetadataStore, Service {
             let (result, audit, events) = try await body(connection)
             let lastEvent = try await Self.append(
                 audit: audit, events: events, context: context, connection, logger)
-            if let lastEvent {
-                try await connection.query(
-                    "SELECT pg_notify(\(Self.eventChannel), \(String(lastEvent)))", logger: logger)
+            // Sent on commit, in commit order: other instances drop what this made stale, then wake their waiters.
+            let models = changesState ? Set(([audit.model] + events.map(\.model)).compactMap { $0 }) : []
+            if lastEvent != nil || !models.isEmpty {
+                let payload = Self.announcement(lastEvent: lastEvent, instance: instance, models: models)
+                try await connection.query("SELECT pg_notify(\(Self.eventChannel), \(payload))", logger: logger)
             }
             return (result, lastEvent)
         }

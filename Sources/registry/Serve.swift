@@ -4,6 +4,7 @@ import Logging
 import NIOSSL
 import RegistryCore
 import RegistryFileStore
+import RegistryPostgres
 import RegistryS3
 import RegistrySQLite
 import RegistryServer
@@ -47,6 +48,22 @@ struct Serve: AsyncParsableCommand {
     var publicDataURL: String?
 
     @OptionGroup var s3: S3Options
+
+    @Option(
+        help: ArgumentHelp(
+            "Keep metadata in PostgreSQL instead of SQLite: postgres://user@host:port/database[?sslmode=...].",
+            discussion: """
+                Several instances may share the database (and an S3 bucket): they wake each other's watchers and \
+                drop each other's stale cache entries through LISTEN/NOTIFY. Without sslmode, TLS is required. The \
+                password comes from --database-password-file or REGISTRY_DATABASE_PASSWORD, never the command line.
+                """))
+    var database: String?
+
+    @Option(help: "A file holding the PostgreSQL password (its first line).")
+    var databasePasswordFile: String?
+
+    @Option(help: "Most connections to PostgreSQL this instance opens.")
+    var databasePoolSize = 16
 
     @Option(help: "Close a connection that sends nothing for this many seconds (0: never); never cuts a response.")
     var idleTimeoutSeconds = 60
@@ -97,6 +114,16 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError(
                 "--max-instances-per-rollout must be positive, --max-auth-failures-per-minute not negative.")
         }
+        guard (2...1000).contains(databasePoolSize) else {
+            throw ValidationError("--database-pool-size must be between 2 and 1000.")
+        }
+        if let database {
+            do {
+                _ = try PostgresMetadataStore.Configuration(url: database)
+            } catch let error as RegistryError {
+                throw ValidationError(error.message)
+            }
+        }
         guard maxConnections > 0, maxDataConnections > 0, maxLongPollsPerCaller > 0, maxWatchesPerCaller > 0 else {
             throw ValidationError(
                 "--max-connections, --max-data-connections and the per-caller limits must be positive.")
@@ -115,7 +142,51 @@ struct Serve: AsyncParsableCommand {
         // through it.
         let lock = try DataDirectoryLock(directory: dataDir)
         defer { withExtendedLifetime(lock) {} }
-        let metadata = CachedMetadataStore(try SQLiteMetadataStore(path: dataDir + "/metadata.sqlite"))
+        guard let database else {
+            try await serve(
+                metadata: CachedMetadataStore(try SQLiteMetadataStore(path: dataDir + "/metadata.sqlite")),
+                logger: logger)
+            return
+        }
+        let store = PostgresMetadataStore(
+            configuration: try .init(url: database, password: try databasePassword(), poolSize: databasePoolSize),
+            logger: logger)
+        // Other instances' changes reach this cache through the store's listener, before their waiters wake.
+        let metadata = CachedMetadataStore(store)
+        store.onRemoteChange { model in metadata.invalidate(model: model) }
+        // The store runs beside the service group and outlives it: requests finishing during a graceful shutdown
+        // still reach the database.
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await store.run() }
+            defer { tasks.cancelAll() }
+            try await store.prepare()
+            logger.info("Metadata in PostgreSQL", metadata: ["database": "\(Self.redacted(database))"])
+            try await serve(metadata: metadata, logger: logger)
+        }
+    }
+
+    /// The PostgreSQL password from --database-password-file or REGISTRY_DATABASE_PASSWORD, nil without either.
+    func databasePassword() throws -> String? {
+        if let databasePasswordFile {
+            do {
+                let text = try String(contentsOfFile: databasePasswordFile, encoding: .utf8)
+                return String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
+            } catch {
+                throw RegistryError(.invalidArgument, "Cannot read --database-password-file \(databasePasswordFile).")
+            }
+        }
+        return ProcessInfo.processInfo.environment["REGISTRY_DATABASE_PASSWORD"]
+    }
+
+    /// The database URL without a password, for the log.
+    static func redacted(_ url: String) -> String {
+        guard var components = URLComponents(string: url), components.password != nil else { return url }
+        components.password = "redacted"
+        return components.string ?? "postgres://…"
+    }
+
+    /// Runs the registry on `metadata` until SIGTERM or SIGINT.
+    func serve<Base: MetadataStore>(metadata: CachedMetadataStore<Base>, logger: Logger) async throws {
         let keyring = try MasterKeyring.open(keyFile: KeysCommand.keyFile(dataDir))
         let blobs = try await blobStore(keyring: keyring, logger: logger)
         let configured = ProcessInfo.processInfo.environment["REGISTRY_ADMIN_TOKEN"]
