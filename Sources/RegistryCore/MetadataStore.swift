@@ -331,3 +331,8 @@ extension AuditStore {
         return verifier.result(recordedHead: try await auditHead())
     }
 }
+
+/// Whether this instance holds a role that one instance at a time may hold (several instances share a database).
+public protocol Leadership: Sendable {
+    var isLeader: Bool { get }
+}

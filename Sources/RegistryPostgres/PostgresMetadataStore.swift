@@ -28,13 +28,13 @@ public final class PostgresMetadataStore: MetadataStore, Service {
         public var password: String?
         public var database: String
         /// Whether to use TLS (`sslmode=require` or `verify-full`), and whether to check the server's certificate.
-        public var tls: PostgresClient.Configuration.TLS
+        public var tls: TLSMode
         /// The most connections this instance opens.
         public var poolSize: Int
 
         public init(
             host: String, port: Int = 5432, username: String, password: String? = nil, database: String,
-            tls: PostgresClient.Configuration.TLS = .disable, poolSize: Int = 16
+            tls: TLSMode = .disable, poolSize: Int = 16
         ) {
             self.host = host
             self.port = port
@@ -61,7 +61,7 @@ public final class PostgresMetadataStore: MetadataStore, Service {
                 throw RegistryError.invalidArgument("The database URL names no database.", field: "database")
             }
             let mode = components.queryItems?.first { $0.name == "sslmode" }?.value ?? "require"
-            let tls: PostgresClient.Configuration.TLS
+            let tls: TLSMode
             switch mode {
             case "disable": tls = .disable
             case "prefer", "allow":
@@ -86,12 +86,39 @@ public final class PostgresMetadataStore: MetadataStore, Service {
         }
 
         var client: PostgresClient.Configuration {
+            let clientTLS: PostgresClient.Configuration.TLS =
+                switch tls {
+                case .disable: .disable
+                case .prefer(let configuration): .prefer(configuration)
+                case .require(let configuration): .require(configuration)
+                }
             var configuration = PostgresClient.Configuration(
-                host: host, port: port, username: username, password: password, database: database, tls: tls)
+                host: host, port: port, username: username, password: password, database: database, tls: clientTLS)
             configuration.options.maximumConnections = max(poolSize, 2)
             configuration.options.minimumConnections = 0
             return configuration
         }
+
+        /// For a connection of its own, outside the pool (a session lock must stay on one connection).
+        func connection() throws -> PostgresConnection.Configuration {
+            let connectionTLS: PostgresConnection.Configuration.TLS =
+                switch tls {
+                case .disable: .disable
+                case .prefer(let configuration): .prefer(try NIOSSLContext(configuration: configuration))
+                case .require(let configuration): .require(try NIOSSLContext(configuration: configuration))
+                }
+            return PostgresConnection.Configuration(
+                host: host, port: port, username: username, password: password, database: database,
+                tls: connectionTLS)
+        }
+    }
+
+    /// TLS to the database, as `sslmode` chooses it.
+    public enum TLSMode: Sendable {
+        case disable
+        /// TLS when the server offers it.
+        case prefer(TLSConfiguration)
+        case require(TLSConfiguration)
     }
 
     /// The advisory lock every mutation holds until it commits (an arbitrary constant: "registry" in ASCII).

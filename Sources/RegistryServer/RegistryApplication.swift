@@ -42,7 +42,8 @@ public enum RegistryApplication {
         if let interval = configuration.rolloutCheckInterval {
             services.append(
                 RolloutSupervisor(
-                    service: shared.service, interval: interval, logger: logger, checks: shared.metrics.rolloutChecks))
+                    service: shared.service, interval: interval, logger: logger, checks: shared.metrics.rolloutChecks,
+                    leadership: configuration.leadership, leading: shared.metrics.leading))
         }
         if let dataPort = configuration.dataPort {
             services.append(

@@ -7,14 +7,19 @@ import ServiceLifecycle
 /// Makes the decisions of active rollouts that no request triggers: advancing when a bake period ends, aborting
 /// when error reports cross the limit, exposing once the fleet is warm.
 ///
-/// Safe with several registry instances: each decision is an update at the rollout's revision, so when two
-/// instances decide at once one wins and the other's update is refused and dropped.
+/// With several registry instances on one database only the leader checks (`leadership`); should two ever decide
+/// at once (a leader that has not yet noticed it lost its lock), each decision is an update at the rollout's
+/// revision, so one wins and the other's update is refused and dropped.
 struct RolloutSupervisor: Service {
     let service: RegistryService
     let interval: Duration
     let logger: Logger
     /// Counts each finished check.
     var checks: Counter?
+    /// Whether this instance runs the checks (nil: always); the others stand by.
+    var leadership: (any Leadership)?
+    /// 1 while this instance runs the checks.
+    var leading: Gauge?
 
     static let actor = "registry:rollouts"
 
@@ -22,7 +27,9 @@ struct RolloutSupervisor: Service {
         do {
             try await cancelWhenGracefulShutdown {
                 while !Task.isCancelled {
-                    await checkOnce()
+                    let leads = leadership?.isLeader ?? true
+                    leading?.set(to: leads ? 1.0 : 0.0)
+                    if leads { await checkOnce() }
                     try await Task.sleep(for: interval)
                 }
             }

@@ -54,6 +54,9 @@ public struct ServerConfiguration: Sendable {
     /// How often active rollouts are checked for decisions nobody's request triggers (a bake period ending, reports
     /// going stale); nil turns the periodic check off (reports and requests still decide).
     public var rolloutCheckInterval: Duration?
+    /// Whether this instance runs the periodic rollout check, when several share a database
+    /// (`PostgresLeadership`); nil: it always does (one instance owns its store).
+    public var leadership: (any Leadership)?
 
     // Bounded resources: what one client, or many idle sockets, can hold of the server.
 

@@ -28,6 +28,7 @@ final class ServerMetrics: Sendable {
     /// Passes of the rollout supervisor over every active rollout, failed ones included (they are logged): an
     /// operator sees it is alive, a test that a check ran.
     let rolloutChecks: Counter
+    let leading: Gauge
 
     init() {
         openWatches = registry.makeGauge(
@@ -38,6 +39,11 @@ final class ServerMetrics: Sendable {
             descriptor: MetricNameDescriptor(
                 namespace: "registry", metricName: "rollout_checks", unitName: "total",
                 helpText: "Periodic checks of every active rollout by the rollout supervisor."))
+        leading = registry.makeGauge(
+            descriptor: MetricNameDescriptor(
+                namespace: "registry", metricName: "rollout_supervisor", unitName: "leading",
+                helpText:
+                    "1 while this instance runs the rollout supervisor (one instance among those sharing a database)."))
     }
 
     /// Counts one request; `route` is the route template, never the raw path, to bound cardinality.

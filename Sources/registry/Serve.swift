@@ -148,12 +148,14 @@ struct Serve: AsyncParsableCommand {
                 logger: logger)
             return
         }
-        let store = PostgresMetadataStore(
-            configuration: try .init(url: database, password: try databasePassword(), poolSize: databasePoolSize),
-            logger: logger)
+        let configuration = try PostgresMetadataStore.Configuration(
+            url: database, password: try databasePassword(), poolSize: databasePoolSize)
+        let store = PostgresMetadataStore(configuration: configuration, logger: logger)
         // Other instances' changes reach this cache through the store's listener, before their waiters wake.
         let metadata = CachedMetadataStore(store)
         store.onRemoteChange { model in metadata.invalidate(model: model) }
+        // One instance among those sharing the database runs the rollout supervisor.
+        let leadership = PostgresLeadership(configuration: configuration, logger: logger)
         // The store runs beside the service group and outlives it: requests finishing during a graceful shutdown
         // still reach the database.
         try await withThrowingTaskGroup(of: Void.self) { tasks in
@@ -161,7 +163,7 @@ struct Serve: AsyncParsableCommand {
             defer { tasks.cancelAll() }
             try await store.prepare()
             logger.info("Metadata in PostgreSQL", metadata: ["database": "\(Self.redacted(database))"])
-            try await serve(metadata: metadata, logger: logger)
+            try await serve(metadata: metadata, leadership: leadership, logger: logger)
         }
     }
 
@@ -186,7 +188,9 @@ struct Serve: AsyncParsableCommand {
     }
 
     /// Runs the registry on `metadata` until SIGTERM or SIGINT.
-    func serve<Base: MetadataStore>(metadata: CachedMetadataStore<Base>, logger: Logger) async throws {
+    func serve<Base: MetadataStore>(
+        metadata: CachedMetadataStore<Base>, leadership: PostgresLeadership? = nil, logger: Logger
+    ) async throws {
         let keyring = try MasterKeyring.open(keyFile: KeysCommand.keyFile(dataDir))
         let blobs = try await blobStore(keyring: keyring, logger: logger)
         let configured = ProcessInfo.processInfo.environment["REGISTRY_ADMIN_TOKEN"]
@@ -195,6 +199,7 @@ struct Serve: AsyncParsableCommand {
         }
         var configuration = ServerConfiguration(host: host, port: port, dataPort: dataPort, tls: try tls())
         applyResourceLimits(to: &configuration)
+        configuration.leadership = leadership
         (configuration.publicURL, configuration.publicArtifactsURL) = try ServerConfiguration.checkedPublicURLs(
             publicURL: publicURL, publicDataURL: publicDataURL)
         if ["", "0.0.0.0", "::", "[::]"].contains(host) && publicURL == nil && publicDataURL == nil {
@@ -216,8 +221,11 @@ struct Serve: AsyncParsableCommand {
         }
         // One group runs everything that lasts; SIGTERM or SIGINT shuts it down gracefully: in-flight requests
         // finish, long-polls and resolve watches end early, then the process exits.
+        // The leadership starts first and stops last, after the supervisor that consults it.
         let group = ServiceGroup(
-            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(
+                services: (leadership.map { [$0] } ?? []) + services, gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
         try await group.run()
         logger.info("Shut down gracefully")
     }
