@@ -135,6 +135,8 @@ public final class PostgresMetadataStore: MetadataStore, Service {
     /// Tells this instance's own notifications from other instances'.
     let instance = UUID().uuidString
     private let remoteChangeHandler = Mutex<(@Sendable (String?) -> Void)?>(nil)
+    /// Set once `prepare()` has migrated the schema: the listener reads the events table only after that.
+    private let prepared = Atomic<Bool>(false)
 
     public init(configuration: Configuration, logger: Logger = Logger(label: "registry.postgres")) {
         self.configuration = configuration
@@ -183,6 +185,7 @@ public final class PostgresMetadataStore: MetadataStore, Service {
                 }
             }
             signal.advance(to: try await lastEventId())
+            prepared.store(true, ordering: .releasing)
         } catch {
             throw Self.translate(error)
         }
@@ -220,6 +223,9 @@ public final class PostgresMetadataStore: MetadataStore, Service {
     /// Listens for commits of any instance; after a lost connection it reconnects, drops the whole cache (changes
     /// announced meanwhile are gone) and reads the last event id.
     private func listen() async {
+        while !Task.isCancelled, !prepared.load(ordering: .acquiring) {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
         while !Task.isCancelled {
             do {
                 try await client.withConnection { connection in
@@ -341,11 +347,16 @@ public final class PostgresMetadataStore: MetadataStore, Service {
         return lastEvent
     }
 
+    /// `UNAVAILABLE` (503) with a hint to retry in a couple of seconds (`Retry-After`).
+    static func unavailable(_ message: String) -> RegistryError {
+        RegistryError(.unavailable, message, details: ["retryAfterSeconds": .number(2)])
+    }
+
     /// Maps driver errors to registry errors at the boundary; registry errors and cancellation pass through.
     static func translate(_ error: any Error) -> any Error {
         if error is RegistryError || error is CancellationError { return error }
         guard let error = error as? PSQLError else {
-            return RegistryError(.unavailable, "The metadata database could not be reached: \(error)")
+            return unavailable("The metadata database could not be reached: \(error)")
         }
         switch error.code {
         case .server:
@@ -357,18 +368,17 @@ public final class PostgresMetadataStore: MetadataStore, Service {
             case "53100":
                 return RegistryError(.storageFull, "The metadata database's disk is full.")
             case "40001", "40P01", "55P03", "57P01", "57P02", "57P03", "53300":
-                return RegistryError(.unavailable, "The metadata database is busy or restarting; retry shortly.")
+                return unavailable("The metadata database is busy or restarting; retry shortly.")
             default:
                 if state.hasPrefix("08") {
-                    return RegistryError(.unavailable, "The metadata database could not be reached; retry shortly.")
+                    return unavailable("The metadata database could not be reached; retry shortly.")
                 }
                 return RegistryError(.internalError, "The metadata database failed: \(state) \(message).")
             }
         case .queryCancelled:
             return CancellationError()
         default:
-            return RegistryError(
-                .unavailable, "The metadata database could not be reached (\(error.code)); retry shortly.")
+            return unavailable("The metadata database could not be reached (\(error.code)); retry shortly.")
         }
     }
 

@@ -356,6 +356,10 @@ enum OpenAPIDocument {
             ("404", "MODEL_NOT_FOUND, VERSION_NOT_FOUND, STAGE_NOT_FOUND, BLOB_NOT_FOUND, NOT_FOUND"),
             ("429", "TOO_MANY_REQUESTS: too many invalid tokens from this address, or too many open long-polls"),
             ("500", "INTERNAL"),
+            (
+                "503",
+                "UNAVAILABLE: the metadata store cannot be reached (its database restarting); retry after Retry-After"
+            ),
         ] where responses[status] == nil {
             responses[status] = error(code)
         }

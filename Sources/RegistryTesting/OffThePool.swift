@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Runs blocking work (waiting for a child process, reading a pipe to its end) on a thread of its own.
 ///
@@ -13,11 +14,24 @@ public func offThePool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -
 }
 
 extension Process {
-    /// Waits for the process to exit without holding a thread of the cooperative pool; returns its exit status.
+    /// Waits for the process to exit without holding any thread; returns its exit status.
+    ///
+    /// Not `waitUntilExit()` on a thread of its own: off the main thread, Foundation's `waitUntilExit` spins its run
+    /// loop, which has no sources there, so every waiting test burned most of a core (seen: six waits holding the
+    /// machine at 2 × 90 %). The termination handler is set once; a process that exited before it was set is seen
+    /// by the `isRunning` check after.
     public func exited() async -> Int32 {
-        await offThePool {
-            self.waitUntilExit()
-            return self.terminationStatus
+        let pending = Mutex<CheckedContinuation<Int32, Never>?>(nil)
+        return await withCheckedContinuation { continuation in
+            pending.withLock { $0 = continuation }
+            let finish: @Sendable (Int32) -> Void = { status in
+                pending.withLock { waiting in
+                    waiting?.resume(returning: status)
+                    waiting = nil
+                }
+            }
+            terminationHandler = { process in finish(process.terminationStatus) }
+            if !isRunning { finish(terminationStatus) }
         }
     }
 }
