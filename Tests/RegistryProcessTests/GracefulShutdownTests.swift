@@ -82,8 +82,9 @@ struct GracefulShutdownTests {
     }
 }
 
-/// `registry serve` on a free port, to which the test sends signals of its choosing.
-private final class ServeProcess: RegistryEndpoint, @unchecked Sendable {  // Process is not Sendable; all access is from the test.
+/// `registry serve` on a free port, to which the test sends signals of its choosing. (`@unchecked`: Process is not
+/// Sendable; all access is from the test.)
+private final class ServeProcess: RegistryEndpoint, @unchecked Sendable {
     private let process: Process
     private let outputPath: String
     let baseURL: String
