@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "RegistryFileStore", targets: ["RegistryFileStore"]),
         .library(name: "RegistryS3", targets: ["RegistryS3"]),
         .library(name: "RegistryService", targets: ["RegistryService"]),
+        .library(name: "RegistryAPI", targets: ["RegistryAPI"]),
         .library(name: "RegistryServer", targets: ["RegistryServer"]),
         .library(name: "RegistryClient", targets: ["RegistryClient"]),
         .library(name: "RegistryTesting", targets: ["RegistryTesting"]),
@@ -84,10 +85,11 @@ let package = Package(
             ]
         ),
         .target(name: "RegistryService", dependencies: ["RegistryCore"]),
+        .target(name: "RegistryAPI", dependencies: ["RegistryCore"]),
         .target(
             name: "RegistryServer",
             dependencies: [
-                "RegistryCore", "RegistryService",
+                "RegistryCore", "RegistryAPI", "RegistryService",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -102,7 +104,7 @@ let package = Package(
         .target(
             name: "RegistryClient",
             dependencies: [
-                "RegistryCore",
+                "RegistryCore", "RegistryAPI",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -113,7 +115,7 @@ let package = Package(
         .target(
             name: "ModelServing",
             dependencies: [
-                "RegistryCore", "RegistryClient",
+                "RegistryCore", "RegistryAPI", "RegistryClient",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
@@ -229,7 +231,7 @@ let package = Package(
         .testTarget(
             name: "RegistryServerTests",
             dependencies: [
-                "RegistryCore", "RegistryServer", "RegistryClient", "RegistryTesting",
+                "RegistryCore", "RegistryAPI", "RegistryServer", "RegistryClient", "RegistryTesting",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

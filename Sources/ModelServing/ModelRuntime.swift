@@ -1,4 +1,5 @@
 import Foundation
+import RegistryAPI
 import RegistryClient
 import RegistryCore
 import ServiceLifecycle

@@ -1,20 +1,9 @@
 import AsyncHTTPClient
 import NIOCore
+import RegistryAPI
 import RegistryCore
 
 extension RegistryClient {
-    private struct CheckBody: Encodable {
-        var digests: [Digest]
-    }
-
-    private struct CheckResult: Decodable {
-        var missing: [Digest]
-    }
-
-    private struct StoredBlob: Decodable {
-        var digest: Digest
-    }
-
     /// The digests among `digests` that the registry does not hold yet, in batches the server accepts.
     public func missingBlobs(_ digests: [Digest]) async throws -> [Digest] {
         var missing: [Digest] = []
@@ -22,8 +11,8 @@ extension RegistryClient {
         while start < digests.count {
             let batch = Array(digests[start..<min(start + BlobCheck.maxDigests, digests.count)])
             var call = Call(.POST, "/v1/blobs/check")
-            try call.json(CheckBody(digests: batch))
-            missing += try await request(call, as: CheckResult.self).missing
+            try call.json(BlobCheckRequest(digests: batch))
+            missing += try await request(call, as: BlobCheckResult.self).missing
             start += batch.count
         }
         return missing
@@ -63,11 +52,11 @@ extension RegistryClient {
         var call = Call(.PUT, "/v1/manifests")
         call.body = .bytes(ByteBuffer(bytes: try JSONCoding.encode(manifest)))
         call.headers.append(("Content-Type", "application/json"))
-        return try await request(call, as: StoredBlob.self).digest
+        return try await request(call, as: BlobInfo.self).digest
     }
 
     /// Fetches a manifest, checks that its bytes hash to `digest`, and validates it (`MANIFEST_INVALID`).
-    public func manifest(_ digest: Digest, maxBytes: Int = 16 * 1024 * 1024) async throws -> Manifest {
+    public func manifest(_ digest: Digest, maxBytes: Int = Manifest.defaultMaxBytes) async throws -> Manifest {
         let response = try await send(Call(.GET, "/v1/manifests/\(digest)"))
         let buffer: ByteBuffer
         do {

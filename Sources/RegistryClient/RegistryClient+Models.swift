@@ -1,18 +1,7 @@
+import RegistryAPI
 import RegistryCore
 
 extension RegistryClient {
-    private struct ModelBody: Encodable {
-        var name: String?
-        var description: String?
-        var tags: [String: String]?
-        var approvalPolicy: ApprovalPolicy?
-        var trustPolicy: TrustPolicy?
-    }
-
-    private struct GrantsBody: Encodable {
-        var grants: [Grant]
-    }
-
     /// Creates a model; the caller becomes its owner. Throws `MODEL_EXISTS` when the name is taken.
     public func createModel(
         _ name: String, description: String? = nil, tags: [String: String]? = nil,
@@ -20,7 +9,7 @@ extension RegistryClient {
     ) async throws -> Model {
         var call = Call(.POST, "/v1/models")
         try call.json(
-            ModelBody(
+            CreateModelRequest(
                 name: name, description: description, tags: tags, approvalPolicy: approvalPolicy,
                 trustPolicy: trustPolicy))
         return try await request(call)
@@ -49,7 +38,8 @@ extension RegistryClient {
         var call = Call(.PATCH, "/v1/models/\(Self.escape(name))")
         call.ifMatch(revision)
         try call.json(
-            ModelBody(description: description, tags: tags, approvalPolicy: approvalPolicy, trustPolicy: trustPolicy))
+            UpdateModelRequest(
+                description: description, tags: tags, approvalPolicy: approvalPolicy, trustPolicy: trustPolicy))
         return try await request(call)
     }
 
@@ -62,7 +52,7 @@ extension RegistryClient {
     public func setAccessList(model: String, grants: [Grant], revision: Int) async throws -> AccessList {
         var call = Call(.PUT, "/v1/models/\(Self.escape(model))/acl")
         call.ifMatch(revision)
-        try call.json(GrantsBody(grants: grants))
+        try call.json(AccessListRequest(grants: grants))
         return try await request(call)
     }
 }

@@ -1,18 +1,8 @@
 import Foundation
+import RegistryAPI
 import RegistryCore
 
 extension RegistryClient {
-    private struct TokenBody: Encodable {
-        var subject: String
-        var admin: Bool
-        var canCreateModels: Bool
-        var expiresAt: Date?
-    }
-
-    private struct TokenList: Decodable {
-        var items: [TokenInfo]
-    }
-
     /// Events after `cursor` (from the start when nil), waiting up to `wait` seconds for the first one.
     public func events(after cursor: String? = nil, wait: Int? = nil, limit: Int? = nil) async throws -> EventPage {
         try await request(
@@ -44,13 +34,14 @@ extension RegistryClient {
         subject: String, admin: Bool = false, canCreateModels: Bool = false, expiresAt: Date? = nil
     ) async throws -> IssuedToken {
         var call = Call(.POST, "/v1/tokens")
-        try call.json(TokenBody(subject: subject, admin: admin, canCreateModels: canCreateModels, expiresAt: expiresAt))
+        try call.json(
+            CreateTokenRequest(subject: subject, admin: admin, canCreateModels: canCreateModels, expiresAt: expiresAt))
         return try await request(call)
     }
 
     /// Every token (admins), without secrets.
     public func tokens() async throws -> [TokenInfo] {
-        try await request(Call(.GET, "/v1/tokens"), as: TokenList.self).items
+        try await request(Call(.GET, "/v1/tokens"), as: ItemList<TokenInfo>.self).items
     }
 
     /// Revokes the token with `id` (admins).

@@ -1,66 +1,15 @@
+import RegistryAPI
 import RegistryCore
 
 extension RegistryClient {
     /// What a rollout is started with; nil fields take the registry's defaults.
-    public struct RolloutOptions: Sendable, Encodable {
-        public var version: Int
-        public var steps: [Double]?
-        public var bakeSeconds: Int?
-        public var autoAdvance: Bool?
-        public var minInstances: Int?
-        public var quorum: Double?
-        public var instanceWindowSeconds: Int?
-        public var maxErrorRateIncrease: Double?
-        public var minRequests: Int?
-
-        public init(
-            version: Int, steps: [Double]? = nil, bakeSeconds: Int? = nil, autoAdvance: Bool? = nil,
-            minInstances: Int? = nil, quorum: Double? = nil, instanceWindowSeconds: Int? = nil,
-            maxErrorRateIncrease: Double? = nil, minRequests: Int? = nil
-        ) {
-            self.version = version
-            self.steps = steps
-            self.bakeSeconds = bakeSeconds
-            self.autoAdvance = autoAdvance
-            self.minInstances = minInstances
-            self.quorum = quorum
-            self.instanceWindowSeconds = instanceWindowSeconds
-            self.maxErrorRateIncrease = maxErrorRateIncrease
-            self.minRequests = minRequests
-        }
-    }
+    public typealias RolloutOptions = StartRolloutRequest
 
     /// A serving instance's report to a rollout.
-    public struct RolloutReport: Sendable, Encodable {
-        public var instance: String
-        public var region: String?
-        public var state: InstanceReport.State
-        public var requests: Int
-        public var errors: Int
-        public var stableRequests: Int
-        public var stableErrors: Int
+    public typealias RolloutReport = InstanceReportRequest
 
-        public init(
-            instance: String, region: String? = nil, state: InstanceReport.State, requests: Int = 0, errors: Int = 0,
-            stableRequests: Int = 0, stableErrors: Int = 0
-        ) {
-            self.instance = instance
-            self.region = region
-            self.state = state
-            self.requests = requests
-            self.errors = errors
-            self.stableRequests = stableRequests
-            self.stableErrors = stableErrors
-        }
-    }
-
-    public enum RolloutAction: String, Sendable {
-        case advance, pause, resume, abort
-    }
-
-    private struct ReasonBody: Encodable {
-        var reason: String?
-    }
+    /// What a person can do to a rollout by hand.
+    public typealias RolloutAction = Rollout.Action
 
     /// Starts a rollout on `stage`, which must be at `stageRevision`; throws `ROLLOUT_IN_PROGRESS`,
     /// `REVISION_MISMATCH`, `VERSION_NOT_APPROVED`.
@@ -83,7 +32,7 @@ extension RegistryClient {
     ) async throws -> Rollout {
         var call = Call(.POST, rolloutsPath(model, stage) + "/\(Self.escape(id))/\(action.rawValue)")
         call.ifMatch(revision)
-        try call.json(ReasonBody(reason: reason))
+        try call.json(ReasonRequest(reason: reason))
         return try await request(call)
     }
 

@@ -1,27 +1,16 @@
+import RegistryAPI
 import RegistryCore
 
 extension RegistryClient {
-    private struct PromoteBody: Encodable {
-        var version: Int
-        var reason: String?
-    }
-
-    private struct ReasonBody: Encodable {
-        var reason: String?
-    }
-
-    private struct StageList: Decodable {
-        var items: [Stage]
-    }
-
     /// The stage and its revision; throws `STAGE_NOT_FOUND`.
     public func stage(model: String, name: String) async throws -> Stage {
-        try await request(Call(.GET, stagePath(model, name)))
+        try await request(Call(.GET, stagePath(model, name)), as: StageResponse.self).stage
     }
 
     /// Every stage of a model.
     public func stages(model: String) async throws -> [Stage] {
-        try await request(Call(.GET, "/v1/models/\(Self.escape(model))/stages"), as: StageList.self).items
+        try await request(Call(.GET, "/v1/models/\(Self.escape(model))/stages"), as: ItemList<StageResponse>.self)
+            .items.map(\.stage)
     }
 
     /// Points a stage at an approved version.
@@ -33,8 +22,8 @@ extension RegistryClient {
     ) async throws -> Stage {
         var call = Call(.PUT, stagePath(model, stage))
         if let revision { call.ifMatch(revision) } else { call.headers.append(("If-None-Match", "*")) }
-        try call.json(PromoteBody(version: version, reason: reason))
-        return try await request(call)
+        try call.json(PromotionRequest(version: version, reason: reason))
+        return try await request(call, as: StageResponse.self).stage
     }
 
     /// One page of a stage's moves, oldest first.
@@ -51,8 +40,8 @@ extension RegistryClient {
     public func rollback(model: String, stage: String, revision: Int, reason: String? = nil) async throws -> Stage {
         var call = Call(.POST, stagePath(model, stage) + "/rollback")
         call.ifMatch(revision)
-        try call.json(ReasonBody(reason: reason))
-        return try await request(call)
+        try call.json(ReasonRequest(reason: reason))
+        return try await request(call, as: StageResponse.self).stage
     }
 
     /// What the stage serves now; nil when `ifNoneMatch` is still current (HTTP 304).

@@ -1,26 +1,7 @@
+import RegistryAPI
 import RegistryCore
 
 extension RegistryClient {
-    private struct CreateVersionBody: Encodable {
-        var manifestDigest: Digest
-        var signature: String?
-        var metadata: JSONValue?
-        var tags: [String: String]?
-        var source: VersionSource?
-    }
-
-    private struct UpdateVersionBody: Encodable {
-        var tags: [String: String]?
-        var metadata: JSONValue?
-        var status: VersionStatus?
-        var signature: String?
-    }
-
-    private struct DecisionBody: Encodable {
-        var decision: Decision
-        var comment: String?
-    }
-
     /// Registers an uploaded manifest as the model's next version (status `pending`).
     ///
     /// Throws `ARTIFACT_INCOMPLETE` when the manifest or one of its chunks is not uploaded.
@@ -30,7 +11,7 @@ extension RegistryClient {
     ) async throws -> ModelVersion {
         var call = Call(.POST, "/v1/models/\(Self.escape(model))/versions")
         try call.json(
-            CreateVersionBody(
+            CreateVersionRequest(
                 manifestDigest: manifestDigest, signature: signature, metadata: metadata, tags: tags, source: source))
         return try await request(call)
     }
@@ -57,12 +38,12 @@ extension RegistryClient {
     public func updateVersion(
         model: String, number: Int, revision: Int, tags: [String: String]? = nil, metadata: JSONValue? = nil
     ) async throws -> ModelVersion {
-        try await patchVersion(model, number, revision, UpdateVersionBody(tags: tags, metadata: metadata))
+        try await patchVersion(model, number, revision, UpdateVersionRequest(tags: tags, metadata: metadata))
     }
 
     /// Archives a version at `revision`; throws `VERSION_IN_USE` while a stage points at it.
     public func archiveVersion(model: String, number: Int, revision: Int) async throws -> ModelVersion {
-        try await patchVersion(model, number, revision, UpdateVersionBody(status: .archived))
+        try await patchVersion(model, number, revision, UpdateVersionRequest(status: .archived))
     }
 
     /// Attaches `signature` (a DSSE envelope from `ArtifactSigning.sign`) to a version at `revision`, replacing any
@@ -70,7 +51,7 @@ extension RegistryClient {
     public func setSignature(
         model: String, number: Int, revision: Int, signature: String
     ) async throws -> ModelVersion {
-        try await patchVersion(model, number, revision, UpdateVersionBody(signature: signature))
+        try await patchVersion(model, number, revision, UpdateVersionRequest(signature: signature))
     }
 
     /// Records the caller's approval or rejection of a version at `revision`.
@@ -79,12 +60,12 @@ extension RegistryClient {
     ) async throws -> ModelVersion {
         var call = Call(.POST, "/v1/models/\(Self.escape(model))/versions/\(number)/approvals")
         call.ifMatch(revision)
-        try call.json(DecisionBody(decision: decision, comment: comment))
+        try call.json(DecisionRequest(decision: decision, comment: comment))
         return try await request(call)
     }
 
     private func patchVersion(
-        _ model: String, _ number: Int, _ revision: Int, _ body: UpdateVersionBody
+        _ model: String, _ number: Int, _ revision: Int, _ body: UpdateVersionRequest
     ) async throws -> ModelVersion {
         var call = Call(.PATCH, "/v1/models/\(Self.escape(model))/versions/\(number)")
         call.ifMatch(revision)
@@ -170,7 +151,7 @@ extension RegistryClient {
                 }
                 var pageToken: String?
                 repeat {
-                    let page = try await self.versions(model: model, limit: 100, pageToken: pageToken)
+                    let page = try await self.versions(model: model, limit: PageLimit.default, pageToken: pageToken)
                     for candidate in page.items where try passes(candidate) { return }
                     pageToken = page.nextPageToken
                 } while pageToken != nil

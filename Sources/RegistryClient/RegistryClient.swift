@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import RegistryAPI
 import RegistryCore
 
 /// A typed client for the registry's HTTP API v1.
@@ -109,20 +110,10 @@ public struct RegistryClient: Sendable {
     }
 
     private func decodeError(_ response: HTTPClientResponse) async -> RegistryError {
-        struct Envelope: Decodable {
-            struct Body: Decodable {
-                var code: String
-                var message: String
-                var details: [String: JSONValue]?
-            }
-            var error: Body
-        }
         let status = response.status
         let bytes = try? await response.body.collect(upTo: 1024 * 1024)
-        if let bytes, let envelope = try? JSONCoding.decode(Envelope.self, from: bytes.readableBytesView) {
-            return RegistryError(
-                RegistryError.Code(envelope.error.code), envelope.error.message,
-                details: envelope.error.details ?? [:])
+        if let bytes, let body = try? JSONCoding.decode(ErrorResponse.self, from: bytes.readableBytesView) {
+            return body.registryError
         }
         let code: RegistryError.Code =
             switch status.code {

@@ -64,9 +64,3 @@ public enum Hex {
         return String(decoding: out, as: UTF8.self)
     }
 }
-
-/// `POST /v1/blobs/check`: the server answers at most this many digests at once and clients batch by it, so the
-/// two cannot drift apart (the body of a full batch stays under the server's 1 MiB JSON limit).
-public enum BlobCheck {
-    public static let maxDigests = 10_000
-}

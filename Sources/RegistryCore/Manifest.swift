@@ -1,6 +1,8 @@
 /// The content-addressed description of a version's files: each file's size, digest and chunk list.
 public struct Manifest: Sendable, Equatable, Codable {
     public static let mediaType = "application/vnd.swift-model-registry.manifest.v1+json"
+    /// The largest manifest a registry stores and a client reads unless configured otherwise (16 MiB).
+    public static let defaultMaxBytes = 16 << 20
 
     public var schemaVersion: Int
     public var mediaType: String?

@@ -100,9 +100,4 @@ public enum PageToken {
         }
         return value
     }
-
-    /// Clamps a requested page size to 1…1000, defaulting to 100.
-    public static func limit(_ requested: Int?) -> Int {
-        min(max(requested ?? 100, 1), 1000)
-    }
 }

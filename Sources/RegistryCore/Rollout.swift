@@ -71,6 +71,24 @@ public struct Rollout: Sendable, Equatable, Codable {
     }
 }
 
+extension Rollout {
+    /// What a person can do to a rollout by hand: the last path segment of
+    /// `POST /v1/models/{model}/stages/{stage}/rollouts/{rollout}/{action}`.
+    public enum Action: String, Sendable, CaseIterable {
+        case advance, pause, resume, abort
+
+        /// The past tense, for the default reason ("paused by alice").
+        public var verb: String {
+            switch self {
+            case .advance: "advanced"
+            case .pause: "paused"
+            case .resume: "resumed"
+            case .abort: "aborted"
+            }
+        }
+    }
+}
+
 /// How a rollout decides on its own.
 public struct RolloutPolicy: Sendable, Equatable, Codable {
     /// Seconds each step is exposed before an automatic advance.

@@ -1,4 +1,5 @@
 import Hummingbird
+import RegistryAPI
 import RegistryCore
 
 /// The one place that turns `RegistryError` codes into HTTP statuses and error bodies.
@@ -82,18 +83,9 @@ enum HTTPErrorMapping {
         default:
             break
         }
-        let body = ErrorBody(error: .init(code: error.code.rawValue, message: error.message, details: error.details))
         let bytes =
-            (try? JSONCoding.encode(body)) ?? Array(#"{"error":{"code":"INTERNAL","message":"","details":{}}}"#.utf8)
+            (try? JSONCoding.encode(ErrorResponse(error)))
+            ?? Array(#"{"error":{"code":"INTERNAL","message":"","details":{}}}"#.utf8)
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
-    }
-
-    struct ErrorBody: Encodable {
-        struct Payload: Encodable {
-            let code: String
-            let message: String
-            let details: [String: JSONValue]
-        }
-        let error: Payload
     }
 }

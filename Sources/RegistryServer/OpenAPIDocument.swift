@@ -1,7 +1,10 @@
 import Hummingbird
+import RegistryAPI
 import RegistryCore
 
-/// The hand-written OpenAPI 3.1 description of API v1, served at `/openapi.json`.
+/// The hand-written OpenAPI 3.1 description of API v1, served at `/openapi.json`. The schemas of the request and
+/// response bodies in RegistryAPI are written beside those types (`schema`); the ones here describe RegistryCore
+/// values and the paths.
 enum OpenAPIDocument {
     static let bytes: ByteBuffer = ByteBuffer(bytes: (try? JSONCoding.encode(document)) ?? [])
 
@@ -32,7 +35,9 @@ enum OpenAPIDocument {
         let digest = param("digest", "sha256:<64 lowercase hex digits>", schema: digestSchema)
         let paging = [
             query(
-                "limit", "Page size, at least 1 (default 100); larger values are clamped to 1000",
+                "limit",
+                "Page size, at least 1 (default \(PageLimit.default)); larger values are clamped to "
+                    + "\(PageLimit.maximum)",
                 schema: ["type": "integer", "minimum": 1]),
             query("pageToken", "From nextPageToken"),
         ]
@@ -271,7 +276,9 @@ enum OpenAPIDocument {
                         query("after", "Cursor (nextCursor of the previous call; 0 for the start)"),
                         query("wait", "Seconds to wait for new events (long-poll)", schema: waitSchema),
                         query(
-                            "limit", "At most this many events, at least 1; larger values are clamped to 1000",
+                            "limit",
+                            "At most this many events, at least 1; larger values are clamped to "
+                                + "\(PageLimit.maximum)",
                             schema: ["type": "integer", "minimum": 1]),
                     ],
                     responses: ["200": json("EventPage")])
@@ -418,10 +425,8 @@ enum OpenAPIDocument {
         ]
     }
 
-    /// Model, stage and region names (400 INVALID_NAME otherwise).
-    static let nameSchema: JSONValue = ["type": "string", "pattern": "^[a-z0-9][a-z0-9._-]{0,127}$"]
-    /// Content digests (400 INVALID_DIGEST otherwise).
-    static let digestSchema: JSONValue = ["type": "string", "pattern": "^sha256:[0-9a-f]{64}$"]
+    static let nameSchema = Schema.name
+    static let digestSchema = Schema.digest
     /// Seconds to wait for a change (long-poll, watch); the server caps it (60 s by default).
     static let waitSchema: JSONValue = ["type": "integer", "minimum": 0]
 
@@ -429,7 +434,7 @@ enum OpenAPIDocument {
         ["description": .string(description), "schema": ["type": "string"]]
     }
 
-    static func ref(_ schema: String) -> JSONValue { ["$ref": .string("#/components/schemas/\(schema)")] }
+    static func ref(_ schema: String) -> JSONValue { Schema.ref(schema) }
 
     static func json(_ schema: String, etag: Bool = false, extra: [String: JSONValue] = [:]) -> JSONValue {
         var headers = extra
@@ -458,37 +463,22 @@ enum OpenAPIDocument {
 
     // MARK: Schemas
 
+    // The building blocks are `RegistryAPI.Schema`'s, shared with the schemas written beside the wire types.
     static func object(_ properties: [String: JSONValue], required: [String] = []) -> JSONValue {
-        var schema: [String: JSONValue] = ["type": "object", "properties": .object(properties)]
-        if !required.isEmpty { schema["required"] = .array(required.map(JSONValue.string)) }
-        return .object(schema)
+        Schema.object(properties, required: required)
     }
-
-    /// A response object: every property is sent unless listed in `optional` (then omitted when unset), and no
-    /// other property is, so a field the server starts or stops sending fails the contract test.
     static func record(_ properties: [String: JSONValue], optional: Set<String> = []) -> JSONValue {
-        var schema: [String: JSONValue] = [
-            "type": "object", "properties": .object(properties), "additionalProperties": false,
-        ]
-        let required = properties.keys.filter { !optional.contains($0) }.sorted()
-        if !required.isEmpty { schema["required"] = .array(required.map(JSONValue.string)) }
-        return .object(schema)
+        Schema.record(properties, optional: optional)
     }
-
-    static func page(_ item: String) -> JSONValue {
-        record([
-            "items": ["type": "array", "items": ref(item)], "nextPageToken": ["type": .array(["string", "null"])],
-        ])
-    }
-
-    static let string: JSONValue = ["type": "string"]
-    static let integer: JSONValue = ["type": "integer"]
-    static let boolean: JSONValue = ["type": "boolean"]
-    static let number: JSONValue = ["type": "number"]
-    static let time: JSONValue = ["type": "string", "format": "date-time"]
-    static let tags: JSONValue = ["type": "object", "additionalProperties": ["type": "string"]]
-    static let anyObject: JSONValue = ["type": "object"]
-    static let null: JSONValue = ["type": "null"]
+    static func page(_ item: String) -> JSONValue { Schema.page(item) }
+    static let string = Schema.string
+    static let integer = Schema.integer
+    static let boolean = Schema.boolean
+    static let number = Schema.number
+    static let time = Schema.time
+    static let tags = Schema.tags
+    static let anyObject = Schema.anyObject
+    static let null = Schema.null
 
     static var components: JSONValue {
         [
@@ -498,33 +488,14 @@ enum OpenAPIDocument {
     }
 
     static var schemas: [String: JSONValue] {
-        let role: JSONValue = ["type": "string", "enum": .array(Role.allCases.map { .string($0.rawValue) })]
-        let subject: JSONValue = [
-            "type": "string", "pattern": "^[!-9;-~]{1,128}$",
-            "description": "1–128 printable ASCII characters, no spaces or ':'",
-        ]
-        let positive: JSONValue = ["type": "integer", "minimum": 1]
-        // Cumulative request and error counts of a rollout report (errors never exceed their requests).
-        let count: JSONValue = ["type": "integer", "minimum": 0, "maximum": .number(Double(InstanceReport.maxCount))]
-        let grant = object(["subject": subject, "role": role], required: ["subject", "role"])
-        let policyProperties: [String: JSONValue] = [
-            "requiredApprovals": ["type": "integer", "minimum": 1, "maximum": 16], "allowSelfApproval": boolean,
-            "revokeApprovalOnMetadataChange": boolean,
-        ]
-        let policy = object(policyProperties)
-        let trustPolicyProperties: [String: JSONValue] = [
-            "requireSignature": boolean,
-            "trustedKeys": [
-                "type": "array", "maxItems": .number(Double(TrustPolicy.maxTrustedKeys)),
-                "items": ["type": "string", "description": "ed25519:<base64> or p256:<base64 of the X9.63 point>"],
-            ],
-        ]
-        let trustPolicy = object(trustPolicyProperties)
-        let source: [String: JSONValue] = ["runId": string, "dataset": string, "commit": string, "repository": string]
+        let count = Schema.count
+        let policyProperties = Schema.approvalPolicyProperties
+        let trustPolicyProperties = Schema.trustPolicyProperties
+        let source = Schema.versionSourceProperties
         let status: JSONValue = ["type": "string", "enum": .array(["pending", "approved", "rejected", "archived"])]
         let chunk = object(["digest": digestSchema, "size": integer], required: ["digest", "size"])
         return [
-            "Error": record(["error": record(["code": string, "message": string, "details": anyObject])]),
+            "Error": ErrorResponse.schema,
             "Status": record(["status": string]),
             "Model": record([
                 "name": string, "description": string, "tags": tags, "createdBy": string,
@@ -532,20 +503,10 @@ enum OpenAPIDocument {
                 "revision": integer, "createdAt": time, "updatedAt": time,
             ]),
             "ModelPage": page("Model"),
-            "CreateModel": object(
-                [
-                    "name": nameSchema, "description": string, "tags": tags, "approvalPolicy": policy,
-                    "trustPolicy": trustPolicy,
-                ], required: ["name"]),
-            "UpdateModel": object([
-                "description": string, "tags": tags, "approvalPolicy": policy, "trustPolicy": trustPolicy,
-            ]),
-            "AccessList": record([
-                "model": string, "grants": ["type": "array", "items": record(["subject": subject, "role": role])],
-                "revision": integer,
-            ]),
-            "AccessListUpdate": object(
-                ["grants": ["type": "array", "items": grant, "maxItems": 1000]], required: ["grants"]),
+            "CreateModel": CreateModelRequest.schema,
+            "UpdateModel": UpdateModelRequest.schema,
+            "AccessList": AccessList.schema,
+            "AccessListUpdate": AccessListRequest.schema,
             "Version": record(
                 [
                     "model": string, "version": integer, "status": status, "manifestDigest": digestSchema,
@@ -563,40 +524,13 @@ enum OpenAPIDocument {
                     ],
                 ], optional: ["signature"]),
             "VersionPage": page("Version"),
-            "CreateVersion": object(
-                [
-                    "manifestDigest": digestSchema, "signature": string, "metadata": anyObject, "tags": tags,
-                    "source": object(source),
-                ], required: ["manifestDigest"]),
-            "UpdateVersion": object([
-                "tags": tags, "metadata": anyObject, "status": ["type": "string", "enum": .array(["archived"])],
-                "signature": string,
-            ]),
-            "Decision": object(
-                ["decision": ["type": "string", "enum": .array(["approve", "reject"])], "comment": string],
-                required: ["decision"]),
-            "Stage": record([
-                "model": string, "stage": string, "version": integer, "revision": integer, "updatedBy": string,
-                "updatedAt": time, "rolloutId": ["type": .array(["string", "null"])],
-                "rollout": ["oneOf": .array([ref("Rollout"), null])],
-            ]),
-            "StartRollout": object(
-                [
-                    "version": positive, "steps": ["type": "array", "items": number],
-                    "bakeSeconds": ["type": "integer", "minimum": 0, "maximum": 86_400], "autoAdvance": boolean,
-                    "minInstances": ["type": "integer", "minimum": 0, "maximum": 100_000],
-                    "quorum": ["type": "number", "exclusiveMinimum": 0, "maximum": 1],
-                    "instanceWindowSeconds": ["type": "integer", "minimum": 1, "maximum": 86_400],
-                    "maxErrorRateIncrease": ["type": "number", "minimum": 0, "maximum": 1],
-                    "minRequests": ["type": "integer", "minimum": 0],
-                ], required: ["version"]),
-            "RolloutAction": object(["reason": string]),
-            "InstanceReport": object(
-                [
-                    "instance": string, "region": string,
-                    "state": ["type": "string", "enum": .array(["loaded", "serving", "failed"])],
-                    "requests": count, "errors": count, "stableRequests": count, "stableErrors": count,
-                ], required: ["instance", "state"]),
+            "CreateVersion": CreateVersionRequest.schema,
+            "UpdateVersion": UpdateVersionRequest.schema,
+            "Decision": DecisionRequest.schema,
+            "Stage": StageResponse.schema,
+            "StartRollout": StartRolloutRequest.schema,
+            "RolloutAction": ReasonRequest.schema,
+            "InstanceReport": InstanceReportRequest.schema,
             "Rollout": record(
                 [
                     "id": string, "model": string, "stage": string, "version": integer, "previousVersion": integer,
@@ -623,11 +557,11 @@ enum OpenAPIDocument {
                             ], optional: ["region"]),
                     ],
                 ], optional: ["stepStartedAt", "reason"]),
-            "CollectGarbage": object(["dryRun": boolean, "graceSeconds": ["type": "integer", "minimum": 0]]),
+            "CollectGarbage": CollectGarbageRequest.schema,
             "GarbageReport": anyObject,
-            "StageList": object(["items": ["type": "array", "items": ref("Stage")]], required: ["items"]),
-            "Promotion": object(["version": positive, "reason": string], required: ["version"]),
-            "Rollback": object(["reason": string]),
+            "StageList": StageResponse.listSchema,
+            "Promotion": PromotionRequest.schema,
+            "Rollback": ReasonRequest.schema,
             "HistoryEntry": record(
                 [
                     "sequence": integer, "model": string, "stage": string,
@@ -640,30 +574,11 @@ enum OpenAPIDocument {
                     "toVersion": integer, "revision": integer, "actor": string, "reason": string, "time": time,
                 ], optional: ["rolloutId", "weight", "fromVersion", "reason"]),
             "HistoryPage": page("HistoryEntry"),
-            "Resolution": record([
-                "model": string, "stage": string, "revision": integer,
-                "stable": record(["version": integer, "manifestDigest": digestSchema, "size": integer]),
-                "candidate": [
-                    "oneOf": .array([
-                        record([
-                            "version": integer, "manifestDigest": digestSchema, "size": integer, "weight": number,
-                            "state": ["type": "string", "enum": .array(["warming", "progressing", "paused"])],
-                        ]), null,
-                    ])
-                ],
-                "rolloutId": ["type": .array(["string", "null"])], "ttlSeconds": integer,
-                "artifactsURL": ["type": "string", "description": "Base URL to fetch blobs and manifests from"],
-            ]),
-            "BlobCheck": object(
-                [
-                    "digests": [
-                        "type": "array", "items": digestSchema, "maxItems": .number(Double(BlobCheck.maxDigests)),
-                    ]
-                ],
-                required: ["digests"]),
-            "BlobCheckResult": record(["missing": ["type": "array", "items": digestSchema]]),
-            "BlobInfo": record(["digest": digestSchema, "size": integer]),
-            "ManifestInfo": record(["digest": digestSchema, "size": integer]),
+            "Resolution": Resolution.schema,
+            "BlobCheck": BlobCheckRequest.schema,
+            "BlobCheckResult": BlobCheckResult.schema,
+            "BlobInfo": BlobInfo.schema,
+            "ManifestInfo": BlobInfo.schema,
             "Manifest": object(
                 [
                     "schemaVersion": integer, "mediaType": string, "annotations": tags,
@@ -680,7 +595,7 @@ enum OpenAPIDocument {
                 "id": string, "type": string, "time": time, "model": ["type": .array(["string", "null"])],
                 "data": anyObject,
             ]),
-            "EventPage": record(["items": ["type": "array", "items": ref("Event")], "nextCursor": string]),
+            "EventPage": EventPage.schema,
             "AuditEntry": record(
                 [
                     "sequence": integer, "time": time, "actor": string, "action": string, "target": string,
@@ -693,25 +608,9 @@ enum OpenAPIDocument {
                     "ok": boolean, "entries": integer, "headHash": string, "firstBadSequence": integer,
                     "problem": string,
                 ], optional: ["firstBadSequence", "problem"]),
-            "CreateToken": object(
-                ["subject": subject, "admin": boolean, "canCreateModels": boolean, "expiresAt": time],
-                required: ["subject"]),
-            "CreatedToken": record(
-                [
-                    "id": string, "subject": string, "admin": boolean, "canCreateModels": boolean, "expiresAt": time,
-                    "token": string, "createdAt": time,
-                ], optional: ["expiresAt"]),
-            "TokenList": record([
-                "items": [
-                    "type": "array",
-                    "items": record(
-                        [
-                            "id": string, "subject": string, "admin": boolean, "canCreateModels": boolean,
-                            "expiresAt": time, "bootstrap": boolean, "revokedAt": time, "createdBy": string,
-                            "createdAt": time,
-                        ], optional: ["expiresAt", "revokedAt", "bootstrap"]),
-                ]
-            ]),
+            "CreateToken": CreateTokenRequest.schema,
+            "CreatedToken": IssuedToken.schema,
+            "TokenList": TokenInfo.listSchema,
         ]
     }
 }

@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import RegistryAPI
 import RegistryCore
 import RegistryService
 import Synchronization
@@ -42,7 +43,7 @@ struct RegistryRoutes: Sendable {
 
         let versions: RenderedResponses<VersionKey, ModelVersion>
         let versionPages: RenderedResponses<VersionQuery, Page<ModelVersion>>
-        let resolutions: RenderedResponses<StageKey, ResolveResponse>
+        let resolutions: RenderedResponses<StageKey, Resolution>
 
         /// Three caches of at most `budget` bytes each.
         init(budget: Int) {

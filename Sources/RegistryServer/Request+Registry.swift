@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import NIOCore
+import RegistryAPI
 import RegistryCore
 
 extension Request {
@@ -64,9 +65,9 @@ extension Request {
         return value
     }
 
-    /// The page size from `?limit=`, clamped to 1…1000 (default 100).
+    /// The page size from `?limit=`, clamped to 1…`PageLimit.maximum` (default `PageLimit.default`).
     func pageLimit() throws -> Int {
-        PageToken.limit(try intQuery("limit", in: 1...Int.max))
+        PageLimit.clamp(try intQuery("limit", in: 1...Int.max))
     }
 
     /// The bearer secret from `Authorization`, nil when there is none.

@@ -1,20 +1,16 @@
 import Hummingbird
+import RegistryAPI
 import RegistryCore
 import RegistryService
 
 extension RegistryRoutes {
-    struct CollectGarbageBody: Decodable, Sendable {
-        var dryRun: Bool?
-        var graceSeconds: Int?
-    }
-
     /// Operations for administrators: garbage collection of unreferenced blobs.
     func registerAdmin(on router: Router<RegistryRequestContext>) {
         add(router, .post, "/v1/admin/gc") { request, context in
             let principal = try await authenticate(request)
             try await requireAdmin(principal, request, context)
             let body = try await request.decodeJSON(
-                CollectGarbageBody.self, maxBytes: configuration.maxJSONBodyBytes, allowEmpty: true)
+                CollectGarbageRequest.self, maxBytes: configuration.maxJSONBodyBytes, allowEmpty: true)
             let graceSeconds = body.graceSeconds ?? Int(GarbageCollector.defaultGrace.components.seconds)
             guard graceSeconds >= 0 else {
                 throw RegistryError.invalidArgument("graceSeconds cannot be negative.", field: "graceSeconds")

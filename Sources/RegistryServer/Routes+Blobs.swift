@@ -1,28 +1,16 @@
 import Foundation
 import Hummingbird
+import RegistryAPI
 import RegistryCore
 import RegistryService
 
 extension RegistryRoutes {
-    struct CheckBody: Decodable, Sendable {
-        var digests: [Digest]
-    }
-
-    struct CheckResponse: Encodable {
-        var missing: [Digest]
-    }
-
-    struct BlobResponse: Encodable {
-        var digest: Digest
-        var size: Int64
-    }
-
     /// The content-addressed chunk store: check, upload (streamed), download (streamed, with ranges).
     func registerBlobs(on router: Router<RegistryRequestContext>) {
         add(router, .post, "/v1/blobs/check") { request, context in
             let principal = try await authenticate(request)
             try await authorizeUpload(principal, request, context)
-            let body = try await request.decodeJSON(CheckBody.self, maxBytes: configuration.maxJSONBodyBytes)
+            let body = try await request.decodeJSON(BlobCheckRequest.self, maxBytes: configuration.maxJSONBodyBytes)
             guard body.digests.count <= BlobCheck.maxDigests else {
                 throw RegistryError.invalidArgument(
                     "At most \(BlobCheck.maxDigests) digests can be checked at once.", field: "digests")
@@ -36,7 +24,7 @@ extension RegistryRoutes {
             let present = digests.filter(visible.contains)
             try await touchPresent(present, missing: [])
             try await pinUploads(present, by: principal)
-            return try .json(CheckResponse(missing: digests.filter { !visible.contains($0) }))
+            return try .json(BlobCheckResult(missing: digests.filter { !visible.contains($0) }))
         }
 
         add(router, .put, "/v1/blobs/:digest") { request, context in
@@ -57,7 +45,7 @@ extension RegistryRoutes {
             var headers = HTTPFields()
             headers[.location] = "/v1/blobs/\(digest)"
             return try .json(
-                BlobResponse(digest: digest, size: size), status: existed ? .ok : .created, headers: headers)
+                BlobInfo(digest: digest, size: size), status: existed ? .ok : .created, headers: headers)
         }
 
         add(router, .get, "/v1/blobs/:digest") { request, context in

@@ -1,14 +1,9 @@
 import Hummingbird
+import RegistryAPI
 import RegistryCore
 import ServiceLifecycle
 
 extension RegistryRoutes {
-    struct EventsResponse: Encodable {
-        var items: [Event]
-        /// The id of the last event looked at (also of events the caller may not see), as a string cursor.
-        var nextCursor: String
-    }
-
     /// `GET /v1/events?after=&wait=&limit=`: the durable event log, with long-polling.
     func registerEvents(on router: Router<RegistryRequestContext>) {
         add(router, .get, "/v1/events") { request, context in
@@ -37,7 +32,7 @@ extension RegistryRoutes {
                     let done = !visible.isEmpty || (events.count == limit && wait == 0)
                     let remaining = deadline - ContinuousClock.now
                     if done || (events.count < limit && (remaining <= .zero || Task.isShuttingDownGracefully)) {
-                        return try .json(EventsResponse(items: visible, nextCursor: String(cursor)))
+                        return try .json(EventPage(items: visible, nextCursor: String(cursor)))
                     }
                     if events.count < limit { try await waitForEvents(after: cursor, timeout: remaining) }
                 }

@@ -1,13 +1,9 @@
 import Hummingbird
+import RegistryAPI
 import RegistryCore
 import RegistryService
 
 extension RegistryRoutes {
-    struct ManifestResponse: Encodable {
-        var digest: Digest
-        var size: Int
-    }
-
     /// Manifests: validated JSON documents stored in the blob store under their own digest.
     func registerManifests(on router: Router<RegistryRequestContext>) {
         add(router, .put, "/v1/manifests") { request, context in
@@ -35,7 +31,7 @@ extension RegistryRoutes {
             try await pinUploads([digest], by: principal)
             var headers = HTTPFields()
             headers[.location] = "/v1/manifests/\(digest)"
-            return try .json(ManifestResponse(digest: digest, size: bytes.count), status: .created, headers: headers)
+            return try .json(BlobInfo(digest: digest, size: Int64(bytes.count)), status: .created, headers: headers)
         }
 
         add(router, .get, "/v1/manifests/:digest") { request, context in

@@ -1,32 +1,8 @@
 import Hummingbird
+import RegistryAPI
 import RegistryCore
 
 extension RegistryRoutes {
-    struct CreateModelBody: Decodable, Sendable {
-        var name: String
-        var description: String?
-        var tags: [String: String]?
-        var approvalPolicy: ApprovalPolicy?
-        var trustPolicy: TrustPolicy?
-    }
-
-    struct UpdateModelBody: Decodable, Sendable {
-        var description: String?
-        var tags: [String: String]?
-        var approvalPolicy: ApprovalPolicy?
-        var trustPolicy: TrustPolicy?
-    }
-
-    struct AccessListBody: Codable, Sendable {
-        var grants: [Grant]
-    }
-
-    struct AccessListResponse: Encodable {
-        var model: String
-        var grants: [Grant]
-        var revision: Int
-    }
-
     /// Models and their access lists.
     func registerModels(on router: Router<RegistryRequestContext>) {
         add(router, .post, "/v1/models") { request, context in
@@ -39,7 +15,7 @@ extension RegistryRoutes {
                 await auditDenial(error, model: nil, principal, request, context)
                 throw error
             }
-            let body = try await request.decodeJSON(CreateModelBody.self, maxBytes: configuration.maxJSONBodyBytes)
+            let body = try await request.decodeJSON(CreateModelRequest.self, maxBytes: configuration.maxJSONBodyBytes)
             try Names.validate(body.name, kind: "model")
             try validate(description: body.description, tags: body.tags, policy: body.approvalPolicy)
             let trustPolicy = try validated(body.trustPolicy) ?? .init()
@@ -77,7 +53,7 @@ extension RegistryRoutes {
         add(router, .patch, "/v1/models/:model") { request, context in
             let (principal, model) = try await authorizedModel(.manage, request, context)
             let revision = try request.requiredIfMatch()
-            let body = try await request.decodeJSON(UpdateModelBody.self, maxBytes: configuration.maxJSONBodyBytes)
+            let body = try await request.decodeJSON(UpdateModelRequest.self, maxBytes: configuration.maxJSONBodyBytes)
             try validate(description: body.description, tags: body.tags, policy: body.approvalPolicy)
             let trustPolicy = try validated(body.trustPolicy)
             let updated = try await metadata.updateModel(
@@ -95,16 +71,17 @@ extension RegistryRoutes {
         add(router, .get, "/v1/models/:model/acl") { request, context in
             let (_, model) = try await authorizedModel(.manage, request, context)
             return try .json(
-                AccessListResponse(model: model.name, grants: model.grants, revision: model.revision),
+                AccessList(model: model.name, grants: model.grants, revision: model.revision),
                 revision: model.revision)
         }
 
         add(router, .put, "/v1/models/:model/acl") { request, context in
             let (principal, model) = try await authorizedModel(.manage, request, context)
             let revision = try request.requiredIfMatch()
-            let body = try await request.decodeJSON(AccessListBody.self, maxBytes: configuration.maxJSONBodyBytes)
-            guard body.grants.count <= 1000 else {
-                throw RegistryError.invalidArgument("An access list holds at most 1000 grants.", field: "grants")
+            let body = try await request.decodeJSON(AccessListRequest.self, maxBytes: configuration.maxJSONBodyBytes)
+            guard body.grants.count <= AccessListRequest.maxGrants else {
+                throw RegistryError.invalidArgument(
+                    "An access list holds at most \(AccessListRequest.maxGrants) grants.", field: "grants")
             }
             for grant in body.grants { try Names.validateSubject(grant.subject) }
             var seen = Set<Grant>()
@@ -117,7 +94,7 @@ extension RegistryRoutes {
             }
             authenticator.forgetAccess()
             return try .json(
-                AccessListResponse(model: updated.name, grants: updated.grants, revision: updated.revision),
+                AccessList(model: updated.name, grants: updated.grants, revision: updated.revision),
                 revision: updated.revision)
         }
     }

@@ -1,55 +1,12 @@
 import Foundation
 import Hummingbird
 import NIOCore
+import RegistryAPI
 import RegistryCore
 import RegistryService
 import ServiceLifecycle
 
 extension RegistryRoutes {
-    struct ResolveResponse: Encodable, Equatable, Sendable {
-        struct Target: Encodable, Equatable, Sendable {
-            var version: Int
-            var manifestDigest: Digest
-            var size: Int64
-        }
-
-        struct Candidate: Encodable, Equatable, Sendable {
-            var version: Int
-            var manifestDigest: Digest
-            var size: Int64
-            /// Percent of traffic (0 while the fleet warms up).
-            var weight: Double
-            var state: Rollout.State
-        }
-
-        var model: String
-        var stage: String
-        var revision: Int
-        var stable: Target
-        var candidate: Candidate?
-        var rolloutId: String?
-        var ttlSeconds: Int
-        /// The base URL to fetch blobs and manifests from (the data-plane port, or this server).
-        var artifactsURL: String
-
-        enum CodingKeys: String, CodingKey {
-            case model, stage, revision, stable, candidate, rolloutId, ttlSeconds, artifactsURL
-        }
-
-        /// `candidate` and `rolloutId` are explicit nulls when there is no rollout, as the contract spells them.
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(model, forKey: .model)
-            try container.encode(stage, forKey: .stage)
-            try container.encode(revision, forKey: .revision)
-            try container.encode(stable, forKey: .stable)
-            try container.encode(candidate, forKey: .candidate)
-            try container.encode(rolloutId, forKey: .rolloutId)
-            try container.encode(ttlSeconds, forKey: .ttlSeconds)
-            try container.encode(artifactsURL, forKey: .artifactsURL)
-        }
-    }
-
     /// `GET /v1/resolve/{model}/{stage}`: what a serving system should load, cacheable for `ttlSeconds`.
     func registerResolve(on router: Router<RegistryRequestContext>) {
         add(router, .get, "/v1/resolve/:model/:stage") { request, context in
@@ -98,16 +55,16 @@ extension RegistryRoutes {
 
     /// What `stage` of `model` resolves to now as the API shows it, and its entity tag (which changes with every
     /// change of answer).
-    func resolution(model: Model, stage name: String, local: SocketAddress?) async throws -> (String, ResolveResponse) {
+    func resolution(model: Model, stage name: String, local: SocketAddress?) async throws -> (String, Resolution) {
         let resolution = try await service.resolve(model: model.name, stage: name)
         let stable = resolution.stable
-        let body = ResolveResponse(
+        let body = Resolution(
             model: model.name, stage: name, revision: resolution.stage.revision,
             stable: .init(version: stable.version, manifestDigest: stable.manifestDigest, size: stable.size),
             candidate: resolution.candidate.map {
                 .init(
                     version: $0.version.version, manifestDigest: $0.version.manifestDigest, size: $0.version.size,
-                    weight: $0.weight, state: $0.state)
+                    weight: $0.weight, state: $0.state.rawValue)
             },
             rolloutId: resolution.candidate?.rolloutId, ttlSeconds: configuration.resolveTTLSeconds,
             artifactsURL: dataPlane.artifactsURL(local: local))

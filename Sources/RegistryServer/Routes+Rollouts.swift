@@ -1,35 +1,10 @@
 import Foundation
 import Hummingbird
+import RegistryAPI
 import RegistryCore
 import RegistryService
 
 extension RegistryRoutes {
-    struct StartRolloutBody: Decodable, Sendable {
-        var version: Int
-        var steps: [Double]?
-        var bakeSeconds: Int?
-        var autoAdvance: Bool?
-        var minInstances: Int?
-        var quorum: Double?
-        var instanceWindowSeconds: Int?
-        var maxErrorRateIncrease: Double?
-        var minRequests: Int?
-    }
-
-    struct RolloutActionBody: Decodable, Sendable {
-        var reason: String?
-    }
-
-    struct ReportBody: Decodable, Sendable {
-        var instance: String
-        var region: String?
-        var state: InstanceReport.State
-        var requests: Int?
-        var errors: Int?
-        var stableRequests: Int?
-        var stableErrors: Int?
-    }
-
     /// Progressive rollouts on a stage: start, read, move by hand, and the serving fleet's reports.
     func registerRollouts(on router: Router<RegistryRequestContext>) {
         let base = "/v1/models/:model/stages/:stage/rollouts"
@@ -38,7 +13,7 @@ extension RegistryRoutes {
             let (principal, model) = try await authorizedModel(.deploy, request, context)
             let name = try stageName(context)
             let stageRevision = try request.requiredIfMatch()
-            let body = try await request.decodeJSON(StartRolloutBody.self, maxBytes: configuration.maxJSONBodyBytes)
+            let body = try await request.decodeJSON(StartRolloutRequest.self, maxBytes: configuration.maxJSONBodyBytes)
             guard body.version > 0 else {
                 throw RegistryError.invalidArgument("version must be a positive integer.", field: "version")
             }
@@ -74,7 +49,7 @@ extension RegistryRoutes {
                 let current = try await rolloutInPath(model: model, context)
                 let revision = try request.requiredIfMatch()
                 let body = try await request.decodeJSON(
-                    RolloutActionBody.self, maxBytes: configuration.maxJSONBodyBytes, allowEmpty: true)
+                    ReasonRequest.self, maxBytes: configuration.maxJSONBodyBytes, allowEmpty: true)
                 try validate(reason: body.reason)
                 let rollout = try await service.act(
                     action, on: current, expectedRevision: revision, reason: body.reason,
@@ -88,10 +63,11 @@ extension RegistryRoutes {
             let (principal, model) = try await authorizedModel(.report, request, context)
             let stage = try stageName(context)
             let id = context.parameters.required("rollout")
-            let body = try await request.decodeJSON(ReportBody.self, maxBytes: configuration.maxJSONBodyBytes)
+            let body = try await request.decodeJSON(
+                InstanceReportRequest.self, maxBytes: configuration.maxJSONBodyBytes)
             try InstanceReport.validateCounts(
-                requests: body.requests ?? 0, errors: body.errors ?? 0, stableRequests: body.stableRequests ?? 0,
-                stableErrors: body.stableErrors ?? 0)
+                requests: body.requests, errors: body.errors, stableRequests: body.stableRequests,
+                stableErrors: body.stableErrors)
             guard (1...128).contains(body.instance.utf8.count), !body.instance.contains(where: \.isNewline) else {
                 throw RegistryError.invalidArgument("instance is 1–128 characters on one line.", field: "instance")
             }
@@ -99,9 +75,8 @@ extension RegistryRoutes {
                 throw RegistryError.invalidArgument("region is at most 128 characters.", field: "region")
             }
             let report = InstanceReport(
-                instance: body.instance, region: body.region, state: body.state, requests: body.requests ?? 0,
-                errors: body.errors ?? 0, stableRequests: body.stableRequests ?? 0,
-                stableErrors: body.stableErrors ?? 0,
+                instance: body.instance, region: body.region, state: body.state, requests: body.requests,
+                errors: body.errors, stableRequests: body.stableRequests, stableErrors: body.stableErrors,
                 time: Timestamp.now())
             let rollout = try await service.report(
                 report, rollout: id, model: model, stage: stage, caller: caller(principal, request, context))

@@ -1,54 +1,14 @@
 import Foundation
 import Hummingbird
+import RegistryAPI
 import RegistryCore
 import RegistryService
 
 extension RegistryRoutes {
-    struct PromoteBody: Decodable, Sendable {
-        var version: Int
-        var reason: String?
-    }
-
-    struct RollbackBody: Decodable, Sendable {
-        var reason: String?
-    }
-
-    /// A stage as the API shows it, with its rollout in progress (or null).
-    struct StageResponse: Encodable {
-        var model: String
-        var stage: String
-        var version: Int
-        var revision: Int
-        var updatedBy: String
-        var updatedAt: Date
-        /// The id of the rollout in progress, an explicit null without one (as `rollout`).
-        var rolloutId: JSONValue = .null
-        var rollout: JSONValue = .null
-
-        init(_ stage: Stage) {
-            model = stage.model
-            self.stage = stage.stage
-            version = stage.version
-            revision = stage.revision
-            updatedBy = stage.updatedBy
-            updatedAt = stage.updatedAt
-            rolloutId = stage.rolloutId.map(JSONValue.string) ?? .null
-        }
-
-        init(_ stage: Stage, rollout: Rollout?) throws {
-            self.init(stage)
-            if let rollout { self.rollout = try JSONValue(encoding: rollout) }
-        }
-    }
-
     /// `stage` as the API shows it, its active rollout loaded.
     func stageResponse(_ stage: Stage) async throws -> StageResponse {
         let (stage, rollout) = try await service.stageWithRollout(stage)
-        return try StageResponse(stage, rollout: rollout)
-    }
-
-    struct StageList: Encodable {
-        var items: [StageResponse]
+        return StageResponse(stage, rollout: rollout)
     }
 
     /// Stages, their history and rollback.
@@ -57,7 +17,7 @@ extension RegistryRoutes {
             let (_, model) = try await authorizedModel(.read, request, context)
             var items: [StageResponse] = []
             for stage in try await metadata.stages(model: model.name) { items.append(try await stageResponse(stage)) }
-            return try .json(StageList(items: items))
+            return try .json(ItemList(items: items))
         }
 
         add(router, .get, "/v1/models/:model/stages/:stage") { request, context in
@@ -85,7 +45,7 @@ extension RegistryRoutes {
                 }
                 precondition = .revision(try request.requiredIfMatch())
             }
-            let body = try await request.decodeJSON(PromoteBody.self, maxBytes: configuration.maxJSONBodyBytes)
+            let body = try await request.decodeJSON(PromotionRequest.self, maxBytes: configuration.maxJSONBodyBytes)
             guard body.version > 0 else {
                 throw RegistryError.invalidArgument("version must be a positive integer.", field: "version")
             }
@@ -113,7 +73,7 @@ extension RegistryRoutes {
             let name = try stageName(context)
             let revision = try request.requiredIfMatch()
             let body = try await request.decodeJSON(
-                RollbackBody.self, maxBytes: configuration.maxJSONBodyBytes, allowEmpty: true)
+                ReasonRequest.self, maxBytes: configuration.maxJSONBodyBytes, allowEmpty: true)
             try validate(reason: body.reason)
             let stage = try await service.rollback(
                 model, stage: name, expectedRevision: revision, reason: body.reason,

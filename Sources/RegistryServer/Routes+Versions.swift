@@ -1,33 +1,14 @@
 import Hummingbird
+import RegistryAPI
 import RegistryCore
 import RegistryService
 
 extension RegistryRoutes {
-    struct CreateVersionBody: Decodable, Sendable {
-        var manifestDigest: Digest
-        var signature: String?
-        var metadata: JSONValue?
-        var tags: [String: String]?
-        var source: VersionSource?
-    }
-
-    struct UpdateVersionBody: Decodable, Sendable {
-        var tags: [String: String]?
-        var metadata: JSONValue?
-        var status: VersionStatus?
-        var signature: String?
-    }
-
-    struct DecisionBody: Decodable, Sendable {
-        var decision: Decision
-        var comment: String?
-    }
-
     /// Versions of a model and their reviews.
     func registerVersions(on router: Router<RegistryRequestContext>) {
         add(router, .post, "/v1/models/:model/versions") { request, context in
             let (principal, model) = try await authorizedModel(.write, request, context)
-            let body = try await request.decodeJSON(CreateVersionBody.self, maxBytes: configuration.maxJSONBodyBytes)
+            let body = try await request.decodeJSON(CreateVersionRequest.self, maxBytes: configuration.maxJSONBodyBytes)
             try validate(metadata: body.metadata, tags: body.tags)
             try validate(signature: body.signature)
             // The manifest must be one the caller may see (its own upload, or content of a model it can read): a
@@ -70,7 +51,7 @@ extension RegistryRoutes {
             let principal = try await authenticate(request)
             let model = try await model(context)
             let number = try intParameter("version", context)
-            let body = try await request.decodeJSON(UpdateVersionBody.self, maxBytes: configuration.maxJSONBodyBytes)
+            let body = try await request.decodeJSON(UpdateVersionRequest.self, maxBytes: configuration.maxJSONBodyBytes)
             if let status = body.status, status != .archived {
                 throw RegistryError.invalidArgument(
                     "Only status 'archived' can be set here; approvals decide the other states.", field: "status")
@@ -94,7 +75,7 @@ extension RegistryRoutes {
             let (principal, model) = try await authorizedModel(.approve, request, context)
             let number = try intParameter("version", context)
             let revision = try request.requiredIfMatch()
-            let body = try await request.decodeJSON(DecisionBody.self, maxBytes: configuration.maxJSONBodyBytes)
+            let body = try await request.decodeJSON(DecisionRequest.self, maxBytes: configuration.maxJSONBodyBytes)
             if let comment = body.comment, comment.utf8.count > 4096 {
                 throw RegistryError.invalidArgument("The comment is at most 4096 bytes.", field: "comment")
             }

@@ -80,7 +80,7 @@ public struct ServerConfiguration: Sendable {
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, maxJSONBodyBytes: Int = 1 << 20,
-        maxManifestBytes: Int = 16 << 20, maxBlobBytes: Int64 = 2 << 30, resolveTTLSeconds: Int = 60,
+        maxManifestBytes: Int = Manifest.defaultMaxBytes, maxBlobBytes: Int64 = 2 << 30, resolveTTLSeconds: Int = 60,
         maxEventWaitSeconds: Int = 60, authCacheSeconds: Int = 5, dataPort: Int? = nil, dataThreads: Int = 1,
         maxDataConnections: Int = 256, publicArtifactsURL: String? = nil,
         rolloutCheckInterval: Duration? = .seconds(1), tls: TLSConfiguration? = nil

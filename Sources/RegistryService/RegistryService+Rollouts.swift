@@ -15,20 +15,8 @@ extension RegistryService {
         return try await decide(rollout, actor: caller.principal.subject) ?? rollout
     }
 
-    /// What a person can do to a rollout by hand.
-    public enum RolloutAction: String, Sendable, CaseIterable {
-        case advance, pause, resume, abort
-
-        /// The past tense, for the default reason ("paused by alice").
-        public var verb: String {
-            switch self {
-            case .advance: "advanced"
-            case .pause: "paused"
-            case .resume: "resumed"
-            case .abort: "aborted"
-            }
-        }
-    }
+    /// What a person can do to a rollout by hand (one definition with the client's, in RegistryCore).
+    public typealias RolloutAction = Rollout.Action
 
     /// Applies `action` to `rollout` at `expectedRevision`. An advance that completes the rollout promotes the
     /// candidate, so it first checks the candidate against the model's trust policy as it is now (`TrustConflict`

@@ -25,7 +25,7 @@ public struct RegistryService: Sendable {
         /// Most serving instances one rollout keeps reports from (`TOO_MANY_INSTANCES` beyond).
         public var maxInstancesPerRollout: Int
 
-        public init(maxManifestBytes: Int = 16 << 20, maxInstancesPerRollout: Int = 10_000) {
+        public init(maxManifestBytes: Int = Manifest.defaultMaxBytes, maxInstancesPerRollout: Int = 10_000) {
             self.maxManifestBytes = maxManifestBytes
             self.maxInstancesPerRollout = maxInstancesPerRollout
         }

@@ -176,13 +176,6 @@ import Testing
     @Test func nonNumericKeysAreRejectedWhereNumbersAreExpected() {
         #expect(throws: RegistryError.self) { try PageToken.parseInt(PageToken.make("abc")) }
     }
-
-    @Test func limitsAreClampedWithADefault() {
-        #expect(PageToken.limit(nil) == 100)
-        #expect(PageToken.limit(0) == 1)
-        #expect(PageToken.limit(5000) == 1000)
-        #expect(PageToken.limit(25) == 25)
-    }
 }
 
 @Suite(.timeLimit(.minutes(10))) struct TimestampTests {
