@@ -57,6 +57,9 @@ public struct RegistryError: Error, Sendable, Equatable, CustomStringConvertible
         public static let masterKeyUnknown: Code = "MASTER_KEY_UNKNOWN"
         // Operations
         public static let unavailable: Code = "UNAVAILABLE"
+        /// The metadata store cannot take the request right now (its database restarting or unreachable); retry
+        /// after `details.retryAfterSeconds`.
+        public static let storeUnavailable: Code = "STORE_UNAVAILABLE"
         /// Too many requests of one kind from one caller or address; `details.retryAfterSeconds` says when to retry.
         public static let tooManyRequests: Code = "TOO_MANY_REQUESTS"
         public static let tokenExpired: Code = "TOKEN_EXPIRED"

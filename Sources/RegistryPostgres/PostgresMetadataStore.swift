@@ -347,9 +347,9 @@ public final class PostgresMetadataStore: MetadataStore, Service {
         return lastEvent
     }
 
-    /// `UNAVAILABLE` (503) with a hint to retry in a couple of seconds (`Retry-After`).
+    /// `STORE_UNAVAILABLE` (503) with a hint to retry in a couple of seconds (`Retry-After`).
     static func unavailable(_ message: String) -> RegistryError {
-        RegistryError(.unavailable, message, details: ["retryAfterSeconds": .number(2)])
+        RegistryError(.storeUnavailable, message, details: ["retryAfterSeconds": .number(2)])
     }
 
     /// Maps driver errors to registry errors at the boundary; registry errors and cancellation pass through.

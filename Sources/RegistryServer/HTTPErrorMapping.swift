@@ -27,7 +27,7 @@ enum HTTPErrorMapping {
         case .artifactIncomplete, .signatureRequired: .unprocessableContent
         case .signatureInvalid: .badRequest
         case .preconditionRequired: .preconditionRequired
-        case .unavailable: .serviceUnavailable
+        case .unavailable, .storeUnavailable: .serviceUnavailable
         case .storageFull: HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
         case .internalError, .blobCorrupt, .masterKeyUnknown: .internalServerError
         default:
@@ -68,7 +68,7 @@ enum HTTPErrorMapping {
         switch error.code {
         case .unauthenticated, .tokenExpired:
             headers[.wwwAuthenticate] = "Bearer realm=\"registry\""
-        case .tooManyRequests, .unavailable:
+        case .tooManyRequests, .unavailable, .storeUnavailable:
             if case .number(let seconds)? = error.details["retryAfterSeconds"] {
                 headers[.retryAfter] = String(Int(seconds.rounded(.up)))
             }

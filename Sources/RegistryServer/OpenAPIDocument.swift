@@ -365,7 +365,7 @@ enum OpenAPIDocument {
             ("500", "INTERNAL"),
             (
                 "503",
-                "UNAVAILABLE: the metadata store cannot be reached (its database restarting); retry after Retry-After"
+                "STORE_UNAVAILABLE: the metadata store cannot be reached (its database restarting); retry after Retry-After"
             ),
         ] where responses[status] == nil {
             responses[status] = error(code)
