@@ -90,3 +90,20 @@ public enum Timestamp {
         return parsed.map { fromMilliseconds(milliseconds($0)) }
     }
 }
+
+extension JSONCoding {
+    /// A value as the JSON text a store keeps in a column (byte for byte what `encode` gives: the audit chain hashes
+    /// what it records).
+    public static func text(_ value: some Encodable) throws -> String {
+        String(decoding: try encode(value), as: UTF8.self)
+    }
+
+    /// A value from JSON text a store kept; a failure is `INTERNAL`, as the stored row is damaged.
+    public static func decodeStored<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
+        do {
+            return try sharedDecoder.decode(T.self, from: Data(text.utf8))
+        } catch {
+            throw RegistryError(.internalError, "A stored \(T.self) could not be decoded: \(error)")
+        }
+    }
+}

@@ -57,6 +57,19 @@ public struct Page<Item: Sendable>: Sendable {
 extension Page: Equatable where Item: Equatable {}
 
 extension Page {
+    /// A store's page from rows fetched with `LIMIT limit + 1`: the first `limit` rows, and the token of the next
+    /// page (the `key` of the last kept row) when a row beyond `limit` came back.
+    public init(fetched items: [Item], limit: Int, key: (Item) -> String) {
+        guard items.count > limit else {
+            self.init(items: items, nextPageToken: nil)
+            return
+        }
+        let kept = Array(items.prefix(limit))
+        self.init(items: kept, nextPageToken: kept.last.map { PageToken.make(key($0)) })
+    }
+}
+
+extension Page {
     enum CodingKeys: String, CodingKey { case items, nextPageToken }
 }
 

@@ -90,7 +90,7 @@ extension PostgresMetadataStore {
         let entries = try await read { connection in
             try await connection.rows(statement, logger).map(Rows.auditEntry)
         }
-        return Self.page(entries, limit: limit) { String($0.sequence) }
+        return Page(fetched: entries, limit: limit) { String($0.sequence) }
     }
 
     public func auditHead() async throws -> (sequence: Int64, hash: String)? {

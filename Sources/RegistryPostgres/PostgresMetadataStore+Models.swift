@@ -14,9 +14,9 @@ extension PostgresMetadataStore {
             try await connection.query(
                 """
                 INSERT INTO models (\(unescaped: Rows.modelColumns))
-                VALUES (\(created.name), \(created.description), \(try Rows.json(created.tags)), \(created.createdBy),
-                    \(try Rows.json(created.approvalPolicy)), \(try Rows.json(created.trustPolicy)),
-                    \(try Rows.json(created.grants)), \(created.revision), \(Rows.time(created.createdAt)),
+                VALUES (\(created.name), \(created.description), \(try JSONCoding.text(created.tags)), \(created.createdBy),
+                    \(try JSONCoding.text(created.approvalPolicy)), \(try JSONCoding.text(created.trustPolicy)),
+                    \(try JSONCoding.text(created.grants)), \(created.revision), \(Rows.time(created.createdAt)),
                     \(Rows.time(created.updatedAt)))
                 """, logger: logger)
             try await Self.writeIndexes(connection, model: created, replacing: false, logger)
@@ -49,7 +49,7 @@ extension PostgresMetadataStore {
         let models = try await read { connection in
             try await connection.rows(statement, logger).map(Rows.model)
         }
-        return Self.page(models, limit: limit) { $0.name }
+        return Page(fetched: models, limit: limit) { $0.name }
     }
 
     public func updateModel(
@@ -65,9 +65,9 @@ extension PostgresMetadataStore {
                 current, expectedRevision: expectedRevision, context: context, change)
             try await connection.query(
                 """
-                UPDATE models SET description = \(updated.description), tags = \(try Rows.json(updated.tags)),
-                    approval_policy = \(try Rows.json(updated.approvalPolicy)),
-                    trust_policy = \(try Rows.json(updated.trustPolicy)), grants = \(try Rows.json(updated.grants)),
+                UPDATE models SET description = \(updated.description), tags = \(try JSONCoding.text(updated.tags)),
+                    approval_policy = \(try JSONCoding.text(updated.approvalPolicy)),
+                    trust_policy = \(try JSONCoding.text(updated.trustPolicy)), grants = \(try JSONCoding.text(updated.grants)),
                     revision = \(updated.revision), updated_at = \(Rows.time(updated.updatedAt))
                 WHERE name = \(name)
                 """, logger: logger)

@@ -45,7 +45,7 @@ extension PostgresMetadataStore {
                 """
                 SELECT body FROM rollouts WHERE state IN ('warming', 'progressing', 'paused') ORDER BY created_at, id
                 """, logger
-            ).map { try Rows.decode(Rollout.self, try $0.decode(String.self)) }
+            ).map { try JSONCoding.decodeStored(Rollout.self, try $0.decode(String.self)) }
         }
     }
 
@@ -149,7 +149,7 @@ extension PostgresMetadataStore {
             let text = try await connection.first(
                 "SELECT body FROM rollouts WHERE id = \(id)", logger, { try $0.decode(String.self) })
         else { return nil }
-        var rollout = try Rows.decode(Rollout.self, text)
+        var rollout = try JSONCoding.decodeStored(Rollout.self, text)
         if withReports {
             let reports = try await connection.rows(
                 "SELECT \(unescaped: Rows.reportColumns) FROM rollout_reports WHERE rollout_id = \(id)", logger
@@ -163,7 +163,7 @@ extension PostgresMetadataStore {
     static func body(_ rollout: Rollout) throws -> String {
         var document = rollout
         document.reports = [:]
-        return try Rows.json(document)
+        return try JSONCoding.text(document)
     }
 
     /// Writes the reports of `rollout` that are new or changed since `previous`.

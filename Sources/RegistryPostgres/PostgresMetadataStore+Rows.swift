@@ -5,18 +5,6 @@ import RegistryCore
 /// Conversions between domain values and rows: times as BIGINT milliseconds, structured fields as JSON text (kept
 /// byte for byte, as the audit chain hashes what it records).
 enum Rows {
-    static func json(_ value: some Encodable) throws -> String {
-        String(decoding: try JSONCoding.encode(value), as: UTF8.self)
-    }
-
-    static func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
-        do {
-            return try JSONCoding.sharedDecoder.decode(T.self, from: Data(text.utf8))
-        } catch {
-            throw RegistryError(.internalError, "A stored \(T.self) could not be decoded: \(error)")
-        }
-    }
-
     static func time(_ date: Date) -> Int64 { Timestamp.milliseconds(date) }
 
     static let modelColumns =
@@ -26,10 +14,10 @@ enum Rows {
         let row = Columns(row)
         return Model(
             name: try row("name"), description: try row("description"),
-            tags: try decode([String: String].self, row("tags")), createdBy: try row("created_by"),
-            approvalPolicy: try decode(ApprovalPolicy.self, row("approval_policy")),
-            trustPolicy: try decode(TrustPolicy.self, row("trust_policy")),
-            grants: try decode([Grant].self, row("grants")), revision: try row("revision"),
+            tags: try JSONCoding.decodeStored([String: String].self, row("tags")), createdBy: try row("created_by"),
+            approvalPolicy: try JSONCoding.decodeStored(ApprovalPolicy.self, row("approval_policy")),
+            trustPolicy: try JSONCoding.decodeStored(TrustPolicy.self, row("trust_policy")),
+            grants: try JSONCoding.decodeStored([Grant].self, row("grants")), revision: try row("revision"),
             createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"))
     }
 
@@ -47,10 +35,12 @@ enum Rows {
         return ModelVersion(
             model: try row("model"), version: try row("version"), status: status,
             manifestDigest: try Digest(parsing: row("manifest_digest") as String), size: try row("size"),
-            signature: try row("signature"), metadata: try decode(JSONValue.self, row("metadata")),
-            tags: try decode([String: String].self, row("tags")), source: try decode(VersionSource.self, row("source")),
+            signature: try row("signature"), metadata: try JSONCoding.decodeStored(JSONValue.self, row("metadata")),
+            tags: try JSONCoding.decodeStored([String: String].self, row("tags")),
+            source: try JSONCoding.decodeStored(VersionSource.self, row("source")),
             createdBy: try row("created_by"), createdAt: try row.date("created_at"),
-            updatedAt: try row.date("updated_at"), approvals: try decode([Approval].self, row("approvals")),
+            updatedAt: try row.date("updated_at"),
+            approvals: try JSONCoding.decodeStored([Approval].self, row("approvals")),
             revision: try row("revision"))
     }
 
@@ -110,7 +100,7 @@ enum Rows {
         let row = Columns(row)
         return Event(
             id: try row("id"), type: try row("type"), time: try row.date("time"), model: try row("model"),
-            data: try decode(JSONValue.self, row("data")))
+            data: try JSONCoding.decodeStored(JSONValue.self, row("data")))
     }
 
     static let reportColumns = "instance, region, state, requests, errors, stable_requests, stable_errors, time"

@@ -29,7 +29,7 @@ extension PostgresMetadataStore {
                 """, logger
             ).map(Rows.historyEntry)
         }
-        return Self.page(entries, limit: limit) { String($0.sequence) }
+        return Page(fetched: entries, limit: limit) { String($0.sequence) }
     }
 
     public func promote(

@@ -17,10 +17,10 @@ extension PostgresMetadataStore {
             ) { try $0.decode(Int?.self) }
             let (version, audit, events) = try Transitions.createVersion(
                 draft, number: (highest.flatMap { $0 } ?? 0) + 1, context: context)
-            let metadata = try Rows.json(version.metadata)
-            let tags = try Rows.json(version.tags)
-            let source = try Rows.json(version.source)
-            let approvals = try Rows.json(version.approvals)
+            let metadata = try JSONCoding.text(version.metadata)
+            let tags = try JSONCoding.text(version.tags)
+            let source = try JSONCoding.text(version.source)
+            let approvals = try JSONCoding.text(version.approvals)
             try await connection.query(
                 """
                 INSERT INTO versions (\(unescaped: Rows.versionColumns))
@@ -64,7 +64,7 @@ extension PostgresMetadataStore {
         let versions = try await read { connection in
             try await connection.rows(statement, logger).map(Rows.version)
         }
-        return Self.page(versions, limit: limit) { String($0.version) }
+        return Page(fetched: versions, limit: limit) { String($0.version) }
     }
 
     public func updateVersion(
@@ -85,10 +85,10 @@ extension PostgresMetadataStore {
             let (updated, audit, events) = try Transitions.updateVersion(
                 current, expectedRevision: expectedRevision,
                 in: VersionChangeContext(model: owner, stagesPointingAtVersion: pointing), context: context, change)
-            let metadata = try Rows.json(updated.metadata)
-            let tags = try Rows.json(updated.tags)
-            let source = try Rows.json(updated.source)
-            let approvals = try Rows.json(updated.approvals)
+            let metadata = try JSONCoding.text(updated.metadata)
+            let tags = try JSONCoding.text(updated.tags)
+            let source = try JSONCoding.text(updated.source)
+            let approvals = try JSONCoding.text(updated.approvals)
             try await connection.query(
                 """
                 UPDATE versions SET status = \(updated.status.rawValue), size = \(updated.size),

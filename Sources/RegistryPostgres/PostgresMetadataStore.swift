@@ -131,7 +131,6 @@ public final class PostgresMetadataStore: MetadataStore, Service {
     let client: PostgresClient
     let signal = ChangeSignal()
     let logger: Logger
-    private let configuration: Configuration
     /// Tells this instance's own notifications from other instances'.
     let instance = UUID().uuidString
     private let remoteChangeHandler = Mutex<(@Sendable (String?) -> Void)?>(nil)
@@ -139,7 +138,6 @@ public final class PostgresMetadataStore: MetadataStore, Service {
     private let prepared = Atomic<Bool>(false)
 
     public init(configuration: Configuration, logger: Logger = Logger(label: "registry.postgres")) {
-        self.configuration = configuration
         self.logger = logger
         client = PostgresClient(configuration: configuration.client, backgroundLogger: logger)
     }
@@ -335,7 +333,7 @@ public final class PostgresMetadataStore: MetadataStore, Service {
             """, logger: logger)
         var lastEvent: Int64?
         for event in events {
-            let data = try Rows.json(event.data)
+            let data = try JSONCoding.text(event.data)
             let rows = try await connection.query(
                 """
                 INSERT INTO events (type, time, model, data)
@@ -380,12 +378,5 @@ public final class PostgresMetadataStore: MetadataStore, Service {
         default:
             return unavailable("The metadata database could not be reached (\(error.code)); retry shortly.")
         }
-    }
-
-    /// Rows `[0, limit)` and the page token for the next page when a row beyond `limit` was fetched.
-    static func page<Item>(_ items: [Item], limit: Int, key: (Item) -> String) -> Page<Item> {
-        guard items.count > limit else { return Page(items: items, nextPageToken: nil) }
-        let kept = Array(items.prefix(limit))
-        return Page(items: kept, nextPageToken: kept.last.map { PageToken.make(key($0)) })
     }
 }

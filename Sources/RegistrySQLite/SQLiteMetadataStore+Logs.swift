@@ -95,7 +95,7 @@ extension SQLiteMetadataStore {
                         sql: "SELECT \(Rows.auditColumns) FROM audit WHERE sequence > ? ORDER BY sequence LIMIT ?"),
                     arguments: [query.after, limit + 1])
             }
-            return Self.page(rows.map(Rows.auditEntry), limit: limit) { String($0.sequence) }
+            return Page(fetched: rows.map(Rows.auditEntry), limit: limit) { String($0.sequence) }
         }
     }
 

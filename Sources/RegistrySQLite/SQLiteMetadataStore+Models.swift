@@ -53,7 +53,7 @@ extension SQLiteMetadataStore {
                 arguments: arguments)
             let grants = try Self.loadGrants(db, from: rows.first?["name"], to: rows.last?["name"])
             let models = try rows.map { row in try Rows.model(row, grants: grants[row["name"] as String] ?? []) }
-            return Self.page(models, limit: limit) { $0.name }
+            return Page(fetched: models, limit: limit) { $0.name }
         }
     }
 
@@ -72,8 +72,8 @@ extension SQLiteMetadataStore {
                     WHERE name = ?
                     """
             ).execute(arguments: [
-                updated.description, try Rows.json(updated.tags), try Rows.json(updated.approvalPolicy),
-                try Rows.json(updated.trustPolicy), updated.revision, Rows.time(updated.updatedAt), name,
+                updated.description, try JSONCoding.text(updated.tags), try JSONCoding.text(updated.approvalPolicy),
+                try JSONCoding.text(updated.trustPolicy), updated.revision, Rows.time(updated.updatedAt), name,
             ])
             if updated.tags != current.tags {
                 try Self.writeTags(db, model: name, tags: updated.tags, replacing: true)
@@ -115,8 +115,8 @@ extension SQLiteMetadataStore {
 
     private static func modelArguments(_ model: Model) throws -> StatementArguments {
         [
-            model.name, model.description, try Rows.json(model.tags), model.createdBy,
-            try Rows.json(model.approvalPolicy), try Rows.json(model.trustPolicy), model.revision,
+            model.name, model.description, try JSONCoding.text(model.tags), model.createdBy,
+            try JSONCoding.text(model.approvalPolicy), try JSONCoding.text(model.trustPolicy), model.revision,
             Rows.time(model.createdAt), Rows.time(model.updatedAt),
         ]
     }

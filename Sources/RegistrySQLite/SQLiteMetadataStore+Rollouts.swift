@@ -127,7 +127,7 @@ extension SQLiteMetadataStore {
         guard
             var rollout = try String.fetchOne(
                 db.cachedStatement(sql: "SELECT body FROM rollouts WHERE id = ?"), arguments: [id]
-            ).map({ try Rows.decode(Rollout.self, $0) })
+            ).map({ try JSONCoding.decodeStored(Rollout.self, $0) })
         else { return nil }
         if withReports {
             let rows = try Row.fetchAll(
@@ -146,7 +146,7 @@ extension SQLiteMetadataStore {
     static func body(_ rollout: Rollout) throws -> String {
         var document = rollout
         document.reports = [:]
-        return try Rows.json(document)
+        return try JSONCoding.text(document)
     }
 
     /// Writes the reports of `rollout` that are new or changed since `previous`.

@@ -4,18 +4,6 @@ import RegistryCore
 
 /// Conversions between domain values and rows: times as Int64 milliseconds, structured fields as JSON text.
 enum Rows {
-    static func json(_ value: some Encodable) throws -> String {
-        String(decoding: try JSONCoding.encode(value), as: UTF8.self)
-    }
-
-    static func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
-        do {
-            return try JSONCoding.sharedDecoder.decode(T.self, from: Data(text.utf8))
-        } catch {
-            throw RegistryError(.internalError, "A stored \(T.self) could not be decoded: \(error)")
-        }
-    }
-
     static func time(_ date: Date) -> Int64 { Timestamp.milliseconds(date) }
 
     static func date(_ row: Row, _ column: String) -> Date { Timestamp.fromMilliseconds(row[column]) }
@@ -30,9 +18,12 @@ enum Rows {
     /// A model from its row; its grants are loaded separately and passed in.
     static func model(_ row: Row, grants: [Grant]) throws -> Model {
         Model(
-            name: row["name"], description: row["description"], tags: try decode([String: String].self, row["tags"]),
-            createdBy: row["created_by"], approvalPolicy: try decode(ApprovalPolicy.self, row["approval_policy"]),
-            trustPolicy: try decode(TrustPolicy.self, row["trust_policy"]), grants: grants, revision: row["revision"],
+            name: row["name"], description: row["description"],
+            tags: try JSONCoding.decodeStored([String: String].self, row["tags"]),
+            createdBy: row["created_by"],
+            approvalPolicy: try JSONCoding.decodeStored(ApprovalPolicy.self, row["approval_policy"]),
+            trustPolicy: try JSONCoding.decodeStored(TrustPolicy.self, row["trust_policy"]), grants: grants,
+            revision: row["revision"],
             createdAt: date(row, "created_at"), updatedAt: date(row, "updated_at"))
     }
 
@@ -49,10 +40,11 @@ enum Rows {
         return ModelVersion(
             model: row["model"], version: row["version"], status: status,
             manifestDigest: try Digest(parsing: row["manifest_digest"] as String), size: row["size"],
-            signature: row["signature"], metadata: try decode(JSONValue.self, row["metadata"]),
-            tags: try decode([String: String].self, row["tags"]), source: try decode(VersionSource.self, row["source"]),
+            signature: row["signature"], metadata: try JSONCoding.decodeStored(JSONValue.self, row["metadata"]),
+            tags: try JSONCoding.decodeStored([String: String].self, row["tags"]),
+            source: try JSONCoding.decodeStored(VersionSource.self, row["source"]),
             createdBy: row["created_by"], createdAt: date(row, "created_at"), updatedAt: date(row, "updated_at"),
-            approvals: try decode([Approval].self, row["approvals"]), revision: row["revision"])
+            approvals: try JSONCoding.decodeStored([Approval].self, row["approvals"]), revision: row["revision"])
     }
 
     static let stageColumns = "model, stage, version, revision, updated_by, updated_at, rollout_id"
@@ -104,6 +96,6 @@ enum Rows {
     static func event(_ row: Row) throws -> Event {
         Event(
             id: row["id"], type: row["type"], time: date(row, "time"), model: row["model"],
-            data: try decode(JSONValue.self, row["data"]))
+            data: try JSONCoding.decodeStored(JSONValue.self, row["data"]))
     }
 }

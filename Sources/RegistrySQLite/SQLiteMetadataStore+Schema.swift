@@ -202,7 +202,7 @@ extension SQLiteMetadataStore {
                     ) WITHOUT ROWID;
                     """)
             for row in try Row.fetchAll(db, sql: "SELECT id, body FROM rollouts") {
-                let rollout = try Rows.decode(Rollout.self, row["body"])
+                let rollout = try JSONCoding.decodeStored(Rollout.self, row["body"])
                 try saveReports(db, rollout, changedFrom: nil)
                 try db.execute(
                     sql: "UPDATE rollouts SET body = ? WHERE id = ?", arguments: [try body(rollout), rollout.id])

@@ -26,7 +26,7 @@ extension SQLiteMetadataStore {
                         """),
                 arguments: [model, stage, after ?? 0, limit + 1]
             ).map(Rows.historyEntry)
-            return Self.page(entries, limit: limit) { String($0.sequence) }
+            return Page(fetched: entries, limit: limit) { String($0.sequence) }
         }
     }
 

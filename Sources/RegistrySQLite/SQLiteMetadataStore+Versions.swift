@@ -16,9 +16,10 @@ extension SQLiteMetadataStore {
                 sql: "INSERT INTO versions (\(Rows.versionColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ).execute(arguments: [
                 version.model, version.version, version.status.rawValue, version.manifestDigest.description,
-                version.size, version.signature, try Rows.json(version.metadata), try Rows.json(version.tags),
-                try Rows.json(version.source), version.createdBy, Rows.time(version.createdAt),
-                Rows.time(version.updatedAt), try Rows.json(version.approvals), version.revision,
+                version.size, version.signature, try JSONCoding.text(version.metadata),
+                try JSONCoding.text(version.tags),
+                try JSONCoding.text(version.source), version.createdBy, Rows.time(version.createdAt),
+                Rows.time(version.updatedAt), try JSONCoding.text(version.approvals), version.revision,
             ])
             try Self.writeTags(db, version: version, replacing: false)
             let reference = try db.cachedStatement(
@@ -56,7 +57,7 @@ extension SQLiteMetadataStore {
                 ORDER BY version DESC LIMIT ?
                 """
             let versions = try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).map(Rows.version)
-            return Self.page(versions, limit: limit) { String($0.version) }
+            return Page(fetched: versions, limit: limit) { String($0.version) }
         }
     }
 
@@ -82,9 +83,9 @@ extension SQLiteMetadataStore {
                     WHERE model = ? AND version = ?
                     """
             ).execute(arguments: [
-                updated.status.rawValue, updated.size, updated.signature, try Rows.json(updated.metadata),
-                try Rows.json(updated.tags), try Rows.json(updated.source), Rows.time(updated.updatedAt),
-                try Rows.json(updated.approvals), updated.revision, model, number,
+                updated.status.rawValue, updated.size, updated.signature, try JSONCoding.text(updated.metadata),
+                try JSONCoding.text(updated.tags), try JSONCoding.text(updated.source), Rows.time(updated.updatedAt),
+                try JSONCoding.text(updated.approvals), updated.revision, model, number,
             ])
             if updated.tags != current.tags {
                 try Self.writeTags(db, version: updated, replacing: true)

@@ -211,7 +211,7 @@ public final class SQLiteMetadataStore: MetadataStore {
             sql: "INSERT INTO events (type, time, model, data) VALUES (?, ?, ?, ?)")
         for event in events {
             try insertEvent.execute(arguments: [
-                event.type, Rows.time(context.time), event.model, try Rows.json(event.data),
+                event.type, Rows.time(context.time), event.model, try JSONCoding.text(event.data),
             ])
             lastEvent = db.lastInsertedRowID
         }
@@ -236,13 +236,6 @@ public final class SQLiteMetadataStore: MetadataStore {
             return RegistryError(
                 .internalError, "The metadata database failed: \(error.message ?? error.resultCode.description).")
         }
-    }
-
-    /// Rows `[0, limit)` and the page token for the next page when a row beyond `limit` was fetched.
-    static func page<Item>(_ items: [Item], limit: Int, key: (Item) -> String) -> Page<Item> {
-        guard items.count > limit else { return Page(items: items, nextPageToken: nil) }
-        let kept = Array(items.prefix(limit))
-        return Page(items: kept, nextPageToken: kept.last.map { PageToken.make(key($0)) })
     }
 }
 
