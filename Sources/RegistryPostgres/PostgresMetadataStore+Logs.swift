@@ -87,7 +87,7 @@ extension PostgresMetadataStore {
         if let model = query.model { sql.add("model = ? AND ", model) }
         sql.add("sequence > ? ORDER BY sequence LIMIT ?", query.after, limit + 1)
         let statement = sql.query
-        let entries = try await read { connection in
+        let entries = try await read(replica: true) { connection in
             try await connection.rows(statement, logger).map(Rows.auditEntry)
         }
         return Page(fetched: entries, limit: limit) { String($0.sequence) }

@@ -46,7 +46,7 @@ extension PostgresMetadataStore {
         if let after = query.after { sql.add(" AND name > ?", after) }
         sql.add(" ORDER BY name LIMIT ?", limit + 1)
         let statement = sql.query
-        let models = try await read { connection in
+        let models = try await read(replica: true) { connection in
             try await connection.rows(statement, logger).map(Rows.model)
         }
         return Page(fetched: models, limit: limit) { $0.name }

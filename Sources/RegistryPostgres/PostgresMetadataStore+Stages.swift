@@ -10,7 +10,7 @@ extension PostgresMetadataStore {
 
     public func stages(model: String) async throws -> [Stage] {
         let logger = self.logger
-        return try await read { connection in
+        return try await read(replica: true) { connection in
             try await connection.rows(
                 "SELECT \(unescaped: Rows.stageColumns) FROM stages WHERE model = \(model) ORDER BY stage", logger
             ).map(Rows.stage)
@@ -20,7 +20,7 @@ extension PostgresMetadataStore {
     public func history(model: String, stage: String, after: Int?, limit: Int) async throws -> Page<StageHistoryEntry> {
         let logger = self.logger
         let limit = max(limit, 0)
-        let entries = try await read { connection in
+        let entries = try await read(replica: true) { connection in
             try await connection.rows(
                 """
                 SELECT \(unescaped: Rows.historyColumns) FROM stage_history

@@ -31,6 +31,9 @@ public final class PostgresMetadataStore: MetadataStore, Service {
         public var tls: TLSMode
         /// The most connections this instance opens.
         public var poolSize: Int
+        /// How long a call waits for a connection before it fails with `STORE_UNAVAILABLE`, while the database is
+        /// believed up (a busy pool); while it cannot be reached, a call fails within a quarter of a second.
+        public var leaseTimeout: Duration = .seconds(30)
 
         public init(
             host: String, port: Int = 5432, username: String, password: String? = nil, database: String,
@@ -128,7 +131,9 @@ public final class PostgresMetadataStore: MetadataStore, Service {
     /// The channel commits are announced on, with the last event id as payload.
     static let eventChannel = "registry_events"
 
-    let client: PostgresClient
+    let pools: ConnectionPools
+    let replicas: ReadReplicas
+    private let listenerConfiguration: Configuration
     let signal = ChangeSignal()
     let logger: Logger
     /// Tells this instance's own notifications from other instances'.
@@ -137,28 +142,41 @@ public final class PostgresMetadataStore: MetadataStore, Service {
     /// Set once `prepare()` has migrated the schema: the listener reads the events table only after that.
     private let prepared = Atomic<Bool>(false)
 
-    public init(configuration: Configuration, logger: Logger = Logger(label: "registry.postgres")) {
+    /// A store on the primary `configuration`; lists, searches, histories and audit queries of requests that only
+    /// read may be served by `replicas` (streaming replicas of that primary) that have replayed what the request
+    /// must see, as `ReadConsistency` tells.
+    public init(
+        configuration: Configuration, replicas: [Configuration] = [],
+        logger: Logger = Logger(label: "registry.postgres")
+    ) {
         self.logger = logger
-        client = PostgresClient(configuration: configuration.client, backgroundLogger: logger)
+        self.replicas = ReadReplicas(replicas, logger: logger)
+        pools = ConnectionPools(configuration.client, leaseTimeout: configuration.leaseTimeout, logger: logger)
+        listenerConfiguration = configuration
     }
 
-    /// Runs the connection pool and the listener for other instances' commits until the task is cancelled or a
-    /// graceful shutdown begins.
+    /// Runs the connection pool (and each replacement of it) and the listener for other instances' commits until
+    /// the task is cancelled or a graceful shutdown begins.
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
-                group.addTask { await self.client.run() }
                 group.addTask { await self.listen() }
+                group.addTask { await self.replicas.run(primary: self.pools) }
+                for await pool in self.pools.started {
+                    group.addTask { await pool.run(grace: .seconds(30)) }
+                }
+                group.cancelAll()
             }
         }
     }
 
     /// Runs `body` with `store` running: for tests and one-shot commands.
     public static func with<T: Sendable>(
-        _ configuration: Configuration, logger: Logger = Logger(label: "registry.postgres"),
+        _ configuration: Configuration, replicas: [Configuration] = [],
+        logger: Logger = Logger(label: "registry.postgres"),
         _ body: @Sendable (PostgresMetadataStore) async throws -> T
     ) async throws -> T {
-        let store = PostgresMetadataStore(configuration: configuration, logger: logger)
+        let store = PostgresMetadataStore(configuration: configuration, replicas: replicas, logger: logger)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await store.run() }
             defer { group.cancelAll() }
@@ -170,8 +188,10 @@ public final class PostgresMetadataStore: MetadataStore, Service {
     /// Migrates the schema (under an advisory lock, so instances starting together do not race) and reads the last
     /// event id. Call once the store runs, before serving.
     public func prepare() async throws {
+        let logger = self.logger
+        await pools.untilRunning()
         do {
-            try await client.withConnection { connection in
+            try await pools.withConnection { connection in
                 try await connection.query("SELECT pg_advisory_lock(\(Self.migrationLock))", logger: logger)
                 do {
                     try await Self.migrate(connection, logger: logger)
@@ -187,6 +207,11 @@ public final class PostgresMetadataStore: MetadataStore, Service {
         } catch {
             throw Self.translate(error)
         }
+    }
+
+    /// Reads of requests that only read, by where they were served: for `/metrics`.
+    public var readsServed: (primary: Int, replica: Int) {
+        (replicas.servedByPrimary.load(ordering: .relaxed), replicas.servedByReplica.load(ordering: .relaxed))
     }
 
     public func ping() async throws {
@@ -218,27 +243,89 @@ public final class PostgresMetadataStore: MetadataStore, Service {
         if id > 0 { signal.advance(to: id) }
     }
 
-    /// Listens for commits of any instance; after a lost connection it reconnects, drops the whole cache (changes
-    /// announced meanwhile are gone) and reads the last event id.
+    /// Listens for commits of any instance on a connection of its own, which doubles as the probe of the
+    /// database's health. After a lost connection it retries every half second; once back it drops the whole cache
+    /// (changes announced meanwhile are gone), replaces the connection pool (whose own retries back off for up to a
+    /// minute) and reads the last event id.
     private func listen() async {
         while !Task.isCancelled, !prepared.load(ordering: .acquiring) {
             try? await Task.sleep(for: .milliseconds(20))
         }
+        var attempt = 0
+        var lost = false
         while !Task.isCancelled {
+            attempt += 1
             do {
-                try await client.withConnection { connection in
-                    try await connection.listen(on: Self.eventChannel) { notifications in
-                        // Anything committed before the LISTEN took effect is caught here.
-                        self.remoteChangeHandler.withLock { $0 }?(nil)
-                        self.signal.advance(to: try await self.lastEventId())
-                        for try await notification in notifications { self.heard(notification.payload) }
+                let connection = try await PostgresConnection.connect(
+                    configuration: try listenerConfiguration.connection(), id: attempt, logger: logger)
+                try await withTaskCancellationHandler {
+                    do {
+                        try await connection.listen(on: Self.eventChannel) { notifications in
+                            if lost {
+                                await self.pools.replace()
+                                self.pools.unreachable.set(false)
+                                self.logger.info("The metadata database is back; reconnected")
+                                lost = false
+                            }
+                            // Anything committed before the LISTEN took effect is caught here.
+                            self.remoteChangeHandler.withLock { $0 }?(nil)
+                            self.signal.advance(to: try await self.lastEventId())
+                            try await withThrowingTaskGroup(of: Void.self) { group in
+                                group.addTask {
+                                    for try await notification in notifications { self.heard(notification.payload) }
+                                }
+                                // A server that vanished without closing the socket is noticed within seconds.
+                                group.addTask { try await self.heartbeat(connection) }
+                                defer { group.cancelAll() }
+                                try await group.next()
+                            }
+                        }
+                        try? await connection.close()
+                    } catch {
+                        try? await connection.close()
+                        throw error
                     }
+                } onCancel: {
+                    _ = connection.close() as EventLoopFuture<Void>
                 }
             } catch {
                 if Task.isCancelled { return }
-                logger.warning("Lost the PostgreSQL event listener; reconnecting", metadata: ["error": "\(error)"])
+                // A server that answers with a refusal (too many connections, a bad password) is up: the pool is not
+                // at fault and callers may still get connections from it.
+                let refused = (error as? PSQLError)?.serverInfo?[.sqlState].map(Self.refusals.contains) ?? false
+                if !lost {
+                    logger.warning(
+                        "Lost the metadata database's event listener; reconnecting",
+                        metadata: ["error": "\(Self.describe(error))"])
+                }
+                if !refused {
+                    lost = true
+                    pools.unreachable.set(true)
+                }
             }
             try? await Task.sleep(for: .milliseconds(500))
+        }
+    }
+
+    /// A driver error for the log: its kind and the server's SQLSTATE and message, never the query or its values.
+    static func describe(_ error: any Error) -> String {
+        guard let error = error as? PSQLError else { return "\(error)" }
+        let state = error.serverInfo?[.sqlState].map { " \($0)" } ?? ""
+        let message = error.serverInfo?[.message].map { ": \($0)" } ?? ""
+        return "\(error.code)\(state)\(message)"
+    }
+
+    /// SQLSTATEs of a server that is up but refused the connection: too many connections, authentication, no such
+    /// database.
+    static let refusals: Set<String> = ["53300", "28000", "28P01", "3D000"]
+
+    /// Asks the listener's connection for an answer every second; throws when one does not come within two.
+    private func heartbeat(_ connection: PostgresConnection) async throws {
+        while true {
+            try await Task.sleep(for: .seconds(1))
+            try await connection.answered(within: .seconds(2), logger: logger) {
+                _ = try await connection.query("SELECT 1", logger: self.logger)
+            }
         }
     }
 
@@ -278,8 +365,9 @@ public final class PostgresMetadataStore: MetadataStore, Service {
         locked: Bool, _ body: @Sendable @escaping (PostgresConnection) async throws -> T
     ) async throws -> T {
         let logger = self.logger
+        let reportsPosition = !replicas.isEmpty
         do {
-            return try await client.withConnection { connection in
+            return try await pools.withConnection { connection in
                 try await connection.query("BEGIN", logger: logger)
                 let result: T
                 do {
@@ -292,6 +380,14 @@ public final class PostgresMetadataStore: MetadataStore, Service {
                     throw error
                 }
                 try await connection.query("COMMIT", logger: logger)
+                if locked, reportsPosition, let commits = ReadConsistency.commits {
+                    // The insert position is at or past this commit's record: a replica that has replayed it has
+                    // the commit.
+                    let position = try await connection.query(
+                        "SELECT pg_current_wal_insert_lsn()::text", logger: logger
+                    ).collect().first?.decode(String.self)
+                    if let position { commits.record(position) }
+                }
                 return result
             }
         } catch {
@@ -299,9 +395,32 @@ public final class PostgresMetadataStore: MetadataStore, Service {
         }
     }
 
-    func read<T: Sendable>(_ body: @Sendable @escaping (PostgresConnection) async throws -> T) async throws -> T {
+    /// Runs `body` on the primary, or, when `replica` is allowed and the request only reads
+    /// (`ReadConsistency.replicaRead`), on a replica that has replayed what it must see. A replica that fails is
+    /// left for the primary.
+    func read<T: Sendable>(
+        replica allowed: Bool = false, _ body: @Sendable @escaping (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        if allowed, !replicas.isEmpty, let request = ReadConsistency.replicaRead {
+            // A position that does not parse is not one this store made: the primary answers it.
+            let minimum = request.minimumPosition.map { WALPosition($0) ?? WALPosition(.max) }
+            if let replica = replicas.replica(forMinimum: minimum) {
+                do {
+                    let result = try await replica.pools.withConnection { connection in try await body(connection) }
+                    replicas.servedByReplica.add(1, ordering: .relaxed)
+                    return result
+                } catch let error as PSQLError {
+                    logger.debug(
+                        "A replica read failed; reading the primary",
+                        metadata: ["replica": "\(replica.name)", "error": "\(Self.describe(error))"])
+                } catch let error as RegistryError where error.code == .storeUnavailable {
+                    logger.debug("A replica read failed; reading the primary", metadata: ["replica": "\(replica.name)"])
+                }
+            }
+            replicas.servedByPrimary.add(1, ordering: .relaxed)
+        }
         do {
-            return try await client.withConnection { connection in try await body(connection) }
+            return try await pools.withConnection { connection in try await body(connection) }
         } catch {
             throw Self.translate(error)
         }

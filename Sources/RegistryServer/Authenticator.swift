@@ -6,7 +6,9 @@ import Synchronization
 /// Turns `Authorization: Bearer` secrets into principals, caching lookups for `ttl`.
 ///
 /// Only hashes are kept, never secrets. A token revoked through another server keeps working here for up to `ttl`;
-/// revocations through this server take effect at once. The cache also holds, per subject, which models it may
+/// revocations through this server take effect at once. While the metadata store is unavailable (a database
+/// restart), an expired entry is used rather than failing the call: reads keep being served from the cache, and no
+/// token can be revoked meanwhile. The cache also holds, per subject, which models it may
 /// read and whether it may write anywhere (for the blob routes, which are not tied to one model).
 final class Authenticator: Sendable {
     /// What a subject may do across all models.
@@ -43,10 +45,17 @@ final class Authenticator: Sendable {
         let hash = TokenSecret.hash(secret)
         let now = ContinuousClock.now
         let token: AccessToken
-        if let cached = tokens.withLock({ $0[hash] }), cached.expires > now {
+        let cached = tokens.withLock { $0[hash] }
+        if let cached, cached.expires > now {
             token = cached.value
         } else {
-            guard let stored = try await store.token(hash: hash), stored.revokedAt == nil else {
+            let stored: AccessToken?
+            do {
+                stored = try await store.token(hash: hash)
+            } catch let error as RegistryError where error.code == .storeUnavailable && cached != nil {
+                stored = cached?.value
+            }
+            guard let stored, stored.revokedAt == nil else {
                 tokens.withLock { _ = $0.removeValue(forKey: hash) }
                 throw RegistryError(.unauthenticated, "The bearer token is not known to this registry.")
             }
@@ -79,19 +88,25 @@ final class Authenticator: Sendable {
     /// Which models `principal` may read and whether it may write to any; cached for `ttl`.
     func access(of principal: Principal) async throws -> Access {
         let now = ContinuousClock.now
-        if let cached = access.withLock({ $0[principal.subject] }), cached.expires > now {
+        let cached = access.withLock { $0[principal.subject] }
+        if let cached, cached.expires > now {
             return cached.value
         }
         var summary = Access(readable: [], writesAnywhere: false)
         var after: String?
-        repeat {
-            let page = try await store.models(ModelQuery(visibleTo: principal.subject, after: after, limit: 1000))
-            for model in page.items {
-                if principal.can(.read, on: model) { summary.readable.insert(model.name) }
-                if principal.can(.write, on: model) { summary.writesAnywhere = true }
-            }
-            after = page.nextPageToken == nil ? nil : page.items.last?.name
-        } while after != nil
+        do {
+            repeat {
+                let page = try await store.models(ModelQuery(visibleTo: principal.subject, after: after, limit: 1000))
+                for model in page.items {
+                    if principal.can(.read, on: model) { summary.readable.insert(model.name) }
+                    if principal.can(.write, on: model) { summary.writesAnywhere = true }
+                }
+                after = page.nextPageToken == nil ? nil : page.items.last?.name
+            } while after != nil
+        } catch let error as RegistryError where error.code == .storeUnavailable {
+            guard let cached else { throw error }
+            return cached.value
+        }
         access.withLock { cache in
             if cache.count >= maxEntries { cache.removeAll(keepingCapacity: true) }
             cache[principal.subject] = Cached(value: summary, expires: now.advanced(by: ttl))

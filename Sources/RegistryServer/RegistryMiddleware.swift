@@ -22,7 +22,7 @@ struct RegistryMiddleware: RouterMiddleware {
         let presentedToken = request.headers[.authorization] != nil
         do {
             if presentedToken { try authFailures.check(context.clientAddress) }
-            response = try await next(request, context)
+            response = try await Self.withConsistency(request) { try await next(request, context) }
         } catch let error as RegistryError {
             response = HTTPErrorMapping.response(for: error)
         } catch let conflict as TrustConflict {
@@ -52,6 +52,21 @@ struct RegistryMiddleware: RouterMiddleware {
         metrics.record(
             method: request.method.rawValue, route: context.endpointPath ?? "NotFound", status: response.status.code,
             duration: ContinuousClock.now - start)
+        return response
+    }
+
+    /// Runs `body` with what the store needs for read replicas: a read may be served by a replica that has replayed
+    /// the `Registry-Position` it presents; a write's response carries the position of its commit.
+    static func withConsistency(
+        _ request: Request, _ body: () async throws -> Response
+    ) async throws -> Response {
+        if request.method == .get || request.method == .head {
+            let read = ReplicaRead(minimumPosition: request.headers[.registryPosition])
+            return try await ReadConsistency.$replicaRead.withValue(read) { try await body() }
+        }
+        let commits = CommitPositions()
+        var response = try await ReadConsistency.$commits.withValue(commits) { try await body() }
+        if let position = commits.last { response.headers[.registryPosition] = position }
         return response
     }
 

@@ -12,7 +12,9 @@ import RegistryPostgres
 /// The cluster is made with `initdb` in a temporary directory and its server runs as a child of a watchdog shell:
 /// when the test process is gone, the server is stopped (immediate shutdown) and the directory removed. PostgreSQL
 /// refuses to run as root, so as root the binaries run as the `postgres` user (`runuser`), as Debian installs it.
-/// Test settings trade durability for speed (`fsync = off`); benchmarks start their own durable cluster.
+/// Test settings trade durability against a machine crash for speed (`fsync = off`), but a commit is written before it
+/// is acknowledged (`synchronous_commit` stays on), so a server crash (`takeDown()`) loses no acknowledged write.
+/// Benchmarks start their own durable cluster.
 ///
 /// One shared cluster serves the whole test process (`shared()`); tests keep apart by database (`makeDatabase()`).
 /// The binaries come from `$PGBIN`, the highest `/usr/lib/postgresql/*/bin`, or the `PATH`.
@@ -65,11 +67,21 @@ public final class PostgresCluster: Sendable {
     /// Starts a cluster of its own (for tests that stop or restart it); it lives until `stop()` or the test
     /// process ends.
     public static func start() async throws -> PostgresCluster {
+        try await startRetrying(primary: nil)
+    }
+
+    /// Starts a streaming replica of this cluster (a base backup, then a hot standby that follows it); it lives
+    /// until `stop()` or the test process ends.
+    public func startReplica() async throws -> PostgresCluster {
+        try await Self.startRetrying(primary: port)
+    }
+
+    private static func startRetrying(primary: Int?) async throws -> PostgresCluster {
         var attempt = 0
         while true {
             attempt += 1
             do {
-                return try await startOnce()
+                return try await startOnce(primary: primary)
             } catch let error as RegistryProcessError where attempt < 3 {
                 // A port taken between the check and the server binding it: try another.
                 FileHandle.standardError.write(Data("PostgreSQL failed to start (attempt \(attempt)): \(error)\n".utf8))
@@ -77,7 +89,7 @@ public final class PostgresCluster: Sendable {
         }
     }
 
-    private static func startOnce() async throws -> PostgresCluster {
+    private static func startOnce(primary: Int?) async throws -> PostgresCluster {
         guard let binaries else {
             throw RegistryProcessError(
                 "PostgreSQL is required (CI is set) but initdb and postgres were not found: install Debian's "
@@ -89,64 +101,112 @@ public final class PostgresCluster: Sendable {
         repeat {
             port = Int.random(in: 10000..<30000)
         } while RegistryProcess.canConnect(port: port)
-        // The watchdog: initdb, then the server as its child; when the test process is gone (or the server has
-        // stopped), the server is stopped and the directory removed.
+        // The watchdog: initdb (or a base backup of the primary), then the server as its child. While the file
+        // `down` exists the server is stopped (immediately, as a crash would) and started again once it is gone.
+        // When the test process is gone or `stop` appears, the server is stopped and the directory removed.
         let script = """
-            dir=$1; bin=$2; port=$3; parent=$4
+            dir=$1; bin=$2; port=$3; parent=$4; primary=$5
             cd "$dir" || exit 1
             run() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
             [ "$(id -u)" = 0 ] && chown -R postgres: "$dir"
-            if ! run "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C --no-sync \
+            if [ -n "$primary" ]; then
+                run "$bin/pg_basebackup" -h 127.0.0.1 -p "$primary" -U postgres -D "$dir/data" -R -X stream \
+                    -c fast --no-sync > "$dir/initdb.log" 2>&1 || { echo failed > "$dir/state"; exit 1; }
+            elif ! run "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C --no-sync \
                 > "$dir/initdb.log" 2>&1; then
                 echo failed > "$dir/state"; exit 1
             fi
             cat >> "$dir/data/postgresql.conf" <<CONF
             fsync = off
-            synchronous_commit = off
             full_page_writes = off
             wal_level = replica
             max_wal_senders = 5
-            max_connections = 300
+            max_connections = 1000
+            hot_standby = on
+            hot_standby_feedback = on
             listen_addresses = '127.0.0.1'
             unix_socket_directories = '$dir'
             port = $port
             CONF
-            run "$bin/postgres" -D "$dir/data" > "$dir/server.log" 2>&1 &
-            server=$!
+            server=
+            up() { run "$bin/postgres" -D "$dir/data" >> "$dir/server.log" 2>&1 & server=$!; }
+            halt() {
+                [ -f "$dir/data/postmaster.pid" ] && kill -QUIT "$(head -1 "$dir/data/postmaster.pid")" 2>/dev/null
+                wait $server; server=
+            }
+            up
             echo started > "$dir/state"
-            while kill -0 "$parent" 2>/dev/null && [ ! -f "$dir/stop" ]; do sleep 1; done
-            [ -f "$dir/data/postmaster.pid" ] && kill -QUIT "$(head -1 "$dir/data/postmaster.pid")" 2>/dev/null
-            wait $server
+            while kill -0 "$parent" 2>/dev/null && [ ! -f "$dir/stop" ]; do
+                if [ -f "$dir/down" ]; then
+                    [ -n "$server" ] && { halt; echo down > "$dir/state"; }
+                elif [ -z "$server" ]; then
+                    up; echo started > "$dir/state"
+                fi
+                sleep 0.1
+            done
+            [ -n "$server" ] && halt
             cd / && rm -rf "$dir"
             """
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", script, "sh", directory, binaries, String(port), String(getpid())]
+        process.arguments = [
+            "-c", script, "sh", directory, binaries, String(port), String(getpid()), primary.map(String.init) ?? "",
+        ]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
         let cluster = PostgresCluster(port: port, directory: directory, watchdog: process.processIdentifier)
-        let deadline = ContinuousClock.now + .seconds(120)
+        do {
+            try await cluster.waitUntilServing(within: .seconds(120), while: { process.isRunning })
+            return cluster
+        } catch {
+            let log = ["initdb.log", "server.log"].map {
+                (try? String(contentsOfFile: directory + "/" + $0, encoding: .utf8)) ?? ""
+            }
+            .joined(separator: "\n")
+            cluster.stop()
+            throw RegistryProcessError("PostgreSQL (port \(port)): \(error)\n" + log.suffix(4000))
+        }
+    }
+
+    /// Waits until the server answers a query.
+    private func waitUntilServing(
+        within limit: Duration, while alive: @Sendable () -> Bool = { true }
+    ) async throws {
+        let deadline = ContinuousClock.now + limit
         var lastError: (any Error)?
-        while ContinuousClock.now < deadline, process.isRunning {
+        while ContinuousClock.now < deadline, alive() {
             if RegistryProcess.canConnect(port: port) {
                 do {
-                    try await cluster.execute("SELECT 1")
-                    return cluster
+                    try await execute("SELECT 1")
+                    return
                 } catch {
                     lastError = error  // still starting up
                 }
             }
             try await Task.sleep(for: .milliseconds(100))
         }
-        let log = ["initdb.log", "server.log"].map {
-            (try? String(contentsOfFile: directory + "/" + $0, encoding: .utf8)) ?? ""
-        }
-        .joined(separator: "\n")
-        cluster.stop()
         throw RegistryProcessError(
-            "PostgreSQL (port \(port)) did not become ready within 120 s (last error: \(String(describing: lastError))):\n"
-                + log.suffix(4000))
+            "did not become ready within \(limit) (last error: \(String(describing: lastError)))")
+    }
+
+    /// Stops the server at once, as a crash would (immediate shutdown: clients' connections are cut, and the next
+    /// start recovers from the write-ahead log), and returns when it no longer accepts connections.
+    public func takeDown() async throws {
+        _ = FileManager.default.createFile(atPath: directory + "/down", contents: nil)
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            let state = (try? String(contentsOfFile: directory + "/state", encoding: .utf8)) ?? ""
+            if state.hasPrefix("down") && !RegistryProcess.canConnect(port: port) { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw RegistryProcessError("PostgreSQL (port \(port)) did not stop within 30 s")
+    }
+
+    /// Starts the server stopped by `takeDown()` again and returns once it answers queries.
+    public func bringUp() async throws {
+        try? FileManager.default.removeItem(atPath: directory + "/down")
+        try await waitUntilServing(within: .seconds(60))
     }
 
     /// The connection URL of `database` on this cluster.
@@ -161,10 +221,10 @@ public final class PostgresCluster: Sendable {
         return url(database: name)
     }
 
-    /// Runs one statement in the `postgres` database as the superuser.
-    public func execute(_ sql: String) async throws {
+    /// Runs one statement in `database` (the `postgres` database unless named) as the superuser.
+    public func execute(_ sql: String, database: String = "postgres") async throws {
         let configuration = PostgresConnection.Configuration(
-            host: "127.0.0.1", port: port, username: "postgres", password: nil, database: "postgres", tls: .disable)
+            host: "127.0.0.1", port: port, username: "postgres", password: nil, database: database, tls: .disable)
         let connection = try await PostgresConnection.connect(
             configuration: configuration, id: 1, logger: Logger(label: "registry.test.postgres"))
         do {

@@ -222,10 +222,14 @@ struct Serve: AsyncParsableCommand {
         // One group runs everything that lasts; SIGTERM or SIGINT shuts it down gracefully: in-flight requests
         // finish, long-polls and resolve watches end early, then the process exits.
         // The leadership starts first and stops last, after the supervisor that consults it.
-        let group = ServiceGroup(
-            configuration: .init(
-                services: (leadership.map { [$0] } ?? []) + services, gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
+        // A last resort: requests still running five minutes after SIGTERM (a large transfer to a slow reader) are
+        // cancelled, so that a stop always ends the process.
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: (leadership.map { [$0] } ?? []) + services, gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(300)
+        groupConfiguration.maximumCancellationDuration = .seconds(10)
+        let group = ServiceGroup(configuration: groupConfiguration)
         try await group.run()
         logger.info("Shut down gracefully")
     }
