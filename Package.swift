@@ -186,7 +186,7 @@ let package = Package(
         .testTarget(
             name: "RegistryProcessTests",
             dependencies: [
-                "registry", "RegistryCore", "RegistryTesting",
+                "registry", "RegistryCore", "RegistryTesting", "RegistryClient",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),

@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import RegistryAPI
 import RegistryCore
+import Synchronization
 
 /// A typed client for the registry's HTTP API v1.
 ///
@@ -22,11 +23,18 @@ public struct RegistryClient: Sendable {
     /// to (a data plane under another name). Empty by default: an `artifactsURL` on another host is refused with
     /// `UNTRUSTED_ARTIFACT_URL`, and so is one that is `http://` when `baseURL` is `https://`, whatever this says.
     public var allowedArtifactHosts: Set<String>
+    /// The newest `Registry-Position` a write through this client (or a copy of it, or another client given the
+    /// same session) answered with, presented on every read: a registry on PostgreSQL with read replicas then
+    /// serves the reads from a replica that has replayed the writes, or from the primary, so the client always
+    /// reads its own writes, through any instance.
+    public let session: WriteSession
 
     public init(
         baseURL: String, token: String?, httpClient: HTTPClient = .shared, timeout: TimeAmount = .seconds(300),
-        maxResponseBytes: Int = 64 * 1024 * 1024, allowedArtifactHosts: Set<String> = []
+        maxResponseBytes: Int = 64 * 1024 * 1024, allowedArtifactHosts: Set<String> = [],
+        session: WriteSession = WriteSession()
     ) {
+        self.session = session
         var base = baseURL
         while base.hasSuffix("/") { base.removeLast() }
         self.baseURL = base
@@ -70,6 +78,9 @@ public struct RegistryClient: Sendable {
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         request.headers.add(name: "Accept", value: "application/json")
         for (name, value) in call.headers { request.headers.add(name: name, value: value) }
+        if call.method == .GET || call.method == .HEAD, let position = session.position {
+            request.headers.add(name: WriteSession.header, value: position)
+        }
         if let body = call.body { request.body = body }
         let response: HTTPClientResponse
         do {
@@ -77,6 +88,7 @@ public struct RegistryClient: Sendable {
         } catch {
             throw Self.transportError(error, call: call)
         }
+        if let position = response.headers.first(name: WriteSession.header) { session.advance(to: position) }
         guard (200..<400).contains(response.status.code) else {
             throw await decodeError(response)
         }
@@ -147,5 +159,30 @@ public struct RegistryClient: Sendable {
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-._~")
         return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+    }
+}
+
+/// Where this client's writes committed, so that its reads can ask to see them (`Registry-Position`).
+public final class WriteSession: Sendable {
+    static let header = "Registry-Position"
+    private let newest = Mutex<String?>(nil)
+
+    public init() {}
+
+    /// The newest position a write answered with, nil before the first write (or against a registry without read
+    /// replicas).
+    public var position: String? { newest.withLock { $0 } }
+
+    /// Keeps `position` when it is newer than the one held. Positions are PostgreSQL log positions (`16/B374D848`);
+    /// one that does not parse as such replaces the held one.
+    public func advance(to position: String) {
+        newest.withLock { held in
+            if let held, let old = ReadConsistency.order(of: held), let new = ReadConsistency.order(of: position),
+                new <= old
+            {
+                return
+            }
+            held = position
+        }
     }
 }

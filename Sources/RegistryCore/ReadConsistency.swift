@@ -12,6 +12,16 @@ public enum ReadConsistency {
     @TaskLocal public static var replicaRead: ReplicaRead?
     /// Set while serving a write: the store records the position of each commit here.
     @TaskLocal public static var commits: CommitPositions?
+
+    /// A PostgreSQL log position (`16/B374D848`, two hexadecimal halves) as a number that orders positions; nil for
+    /// anything else.
+    public static func order(of position: String) -> UInt64? {
+        let halves = position.split(separator: "/", omittingEmptySubsequences: false)
+        guard halves.count == 2, halves.allSatisfy({ !$0.isEmpty && $0.count <= 8 }),
+            let high = UInt64(halves[0], radix: 16), let low = UInt64(halves[1], radix: 16)
+        else { return nil }
+        return high << 32 | low
+    }
 }
 
 /// A read that may be served by a replica that has replayed `minimumPosition` (any reasonably fresh one when nil).

@@ -11,17 +11,10 @@ struct WALPosition: Comparable, Sendable {
         self.value = value
     }
 
-    /// Parses PostgreSQL's text form, `16/B374D848` (two hexadecimal halves).
+    /// Parses PostgreSQL's text form, `16/B374D848`.
     init?(_ text: String) {
-        let halves = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard halves.count == 2, halves.allSatisfy({ !$0.isEmpty && $0.count <= 8 }),
-            let high = UInt64(halves[0], radix: 16), let low = UInt64(halves[1], radix: 16)
-        else { return nil }
-        value = high << 32 | low
-    }
-
-    var text: String {
-        String(value >> 32, radix: 16, uppercase: true) + "/" + String(value & 0xFFFF_FFFF, radix: 16, uppercase: true)
+        guard let value = ReadConsistency.order(of: text) else { return nil }
+        self.value = value
     }
 
     static func < (lhs: WALPosition, rhs: WALPosition) -> Bool { lhs.value < rhs.value }
@@ -139,23 +132,12 @@ final class ReadReplicas: Sendable {
             do {
                 let connection = try await PostgresConnection.connect(
                     configuration: try replica.configuration.connection(), id: attempt, logger: logger)
-                defer { _ = connection.close() as EventLoopFuture<Void> }
-                while !Task.isCancelled {
-                    let text = try await connection.answered(within: .seconds(1), logger: logger) {
-                        try await connection.query("SELECT pg_last_wal_replay_lsn()::text", logger: self.logger)
-                            .collect().first?.decode(String?.self)
-                    }
-                    guard let text, let position = WALPosition(text) else {
-                        // Not in recovery: a primary, or a server that stopped following one. Never read from it.
-                        throw PostgresMetadataStore.unavailable(
-                            "\(replica.name) is not a streaming replica (pg_last_wal_replay_lsn() is null).")
-                    }
-                    replica.replayed.store(position.value, ordering: .releasing)
-                    if !replica.healthy.exchange(true, ordering: .acquiringAndReleasing) {
-                        logger.info("Reading from the replica", metadata: ["replica": "\(replica.name)"])
-                        reported = false
-                    }
-                    try await Task.sleep(for: pollInterval)
+                do {
+                    try await follow(replica, on: connection, reported: &reported)
+                    try? await connection.close()
+                } catch {
+                    try? await connection.close()
+                    throw error
                 }
             } catch {
                 if Task.isCancelled { return }
@@ -168,6 +150,27 @@ final class ReadReplicas: Sendable {
                 }
             }
             try? await Task.sleep(for: .milliseconds(500))
+        }
+    }
+
+    /// Reads the replica's replayed position every `pollInterval` until a check fails or the task is cancelled.
+    private func follow(_ replica: Replica, on connection: PostgresConnection, reported: inout Bool) async throws {
+        while !Task.isCancelled {
+            let text = try await connection.answered(within: .seconds(1), logger: logger) {
+                try await connection.query("SELECT pg_last_wal_replay_lsn()::text", logger: self.logger)
+                    .collect().first?.decode(String?.self)
+            }
+            guard let text, let position = WALPosition(text) else {
+                // Not in recovery: a primary, or a server that stopped following one. Never read from it.
+                throw PostgresMetadataStore.unavailable(
+                    "\(replica.name) is not a streaming replica (pg_last_wal_replay_lsn() is null).")
+            }
+            replica.replayed.store(position.value, ordering: .releasing)
+            if !replica.healthy.exchange(true, ordering: .acquiringAndReleasing) {
+                logger.info("Reading from the replica", metadata: ["replica": "\(replica.name)"])
+                reported = false
+            }
+            try await Task.sleep(for: pollInterval)
         }
     }
 }

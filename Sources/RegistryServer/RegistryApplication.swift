@@ -87,7 +87,7 @@ public enum RegistryApplication {
         let configuration: ServerConfiguration
         let metadata: any MetadataStore
         let blobs: any BlobStore
-        let metrics = ServerMetrics()
+        let metrics: ServerMetrics
         let authenticator: Authenticator
         let authFailures: AuthFailureLimiter
         let dataPlane: DataPlaneEndpoint
@@ -102,6 +102,7 @@ public enum RegistryApplication {
             self.configuration = configuration
             self.metadata = metadata
             self.blobs = blobs
+            metrics = ServerMetrics(readsServed: configuration.readsServed)
             authenticator = Authenticator(store: metadata, ttl: .seconds(configuration.authCacheSeconds))
             rendered = .init(budget: configuration.renderedCacheBytes)
             service = RegistryService(

@@ -57,6 +57,9 @@ public struct ServerConfiguration: Sendable {
     /// Whether this instance runs the periodic rollout check, when several share a database
     /// (`PostgresLeadership`); nil: it always does (one instance owns its store).
     public var leadership: (any Leadership)?
+    /// Reads of requests that only read, by where the store served them (primary or a read replica), for
+    /// `registry_database_reads_total`; nil for a store without replicas.
+    public var readsServed: (@Sendable () -> (primary: Int, replica: Int))?
 
     // Bounded resources: what one client, or many idle sockets, can hold of the server.
 

@@ -30,7 +30,8 @@ final class ServerMetrics: Sendable {
     let rolloutChecks: Counter
     let leading: Gauge
 
-    init() {
+    init(readsServed: (@Sendable () -> (primary: Int, replica: Int))? = nil) {
+        self.readsServed = readsServed
         openWatches = registry.makeGauge(
             descriptor: MetricNameDescriptor(
                 namespace: "registry", metricName: "resolve_watches", unitName: "open",
@@ -56,7 +57,22 @@ final class ServerMetrics: Sendable {
     }
 
     /// The Prometheus text exposition.
+    /// Where the store served reads, sampled at each scrape.
+    let readsServed: (@Sendable () -> (primary: Int, replica: Int))?
+
     func render() -> [UInt8] {
-        registry.emitToBuffer()
+        var bytes = registry.emitToBuffer()
+        if let readsServed {
+            let (primary, replica) = readsServed()
+            bytes += Array(
+                """
+                # HELP registry_database_reads_total Reads of requests that only read, by the database that served them.
+                # TYPE registry_database_reads_total counter
+                registry_database_reads_total{served_by="primary"} \(primary)
+                registry_database_reads_total{served_by="replica"} \(replica)
+
+                """.utf8)
+        }
+        return bytes
     }
 }

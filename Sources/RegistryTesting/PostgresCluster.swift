@@ -241,3 +241,14 @@ public final class PostgresCluster: Sendable {
         _ = FileManager.default.createFile(atPath: directory + "/stop", contents: nil)
     }
 }
+
+extension PostgresMetadataStore.Configuration {
+    /// A store's configuration for tests. The whole suite shares two cores, so a burst of writers serialised on the
+    /// write lock can queue for a connection much longer than in production: such waits are not cut at the
+    /// production limit (30 s). An unreachable database still fails callers within a quarter of a second.
+    public static func testing(url: String, poolSize: Int = 8) throws -> Self {
+        var configuration = try Self(url: url, poolSize: poolSize)
+        configuration.leaseTimeout = .seconds(300)
+        return configuration
+    }
+}

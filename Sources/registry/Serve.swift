@@ -59,6 +59,18 @@ struct Serve: AsyncParsableCommand {
                 """))
     var database: String?
 
+    @Option(
+        name: .customLong("database-replica"),
+        help: ArgumentHelp(
+            "A streaming replica of --database to serve reads from (repeat for several).",
+            discussion: """
+                Lists, searches, stage histories and audit queries of requests that only read go to a replica that \
+                has replayed what the caller must see: the Registry-Position a write answered with, when the read \
+                presents it, otherwise the primary's position two seconds ago. Anything else reads the primary. \
+                Same credentials as --database.
+                """))
+    var databaseReplicas: [String] = []
+
     @Option(help: "A file holding the PostgreSQL password (its first line).")
     var databasePasswordFile: String?
 
@@ -117,9 +129,12 @@ struct Serve: AsyncParsableCommand {
         guard (2...1000).contains(databasePoolSize) else {
             throw ValidationError("--database-pool-size must be between 2 and 1000.")
         }
-        if let database {
+        if database == nil, !databaseReplicas.isEmpty {
+            throw ValidationError("--database-replica needs --database (the primary it replicates).")
+        }
+        for url in (database.map { [$0] } ?? []) + databaseReplicas {
             do {
-                _ = try PostgresMetadataStore.Configuration(url: database)
+                _ = try PostgresMetadataStore.Configuration(url: url)
             } catch let error as RegistryError {
                 throw ValidationError(error.message)
             }
@@ -150,7 +165,11 @@ struct Serve: AsyncParsableCommand {
         }
         let configuration = try PostgresMetadataStore.Configuration(
             url: database, password: try databasePassword(), poolSize: databasePoolSize)
-        let store = PostgresMetadataStore(configuration: configuration, logger: logger)
+        let replicas = try databaseReplicas.map {
+            try PostgresMetadataStore.Configuration(
+                url: $0, password: try databasePassword(), poolSize: databasePoolSize)
+        }
+        let store = PostgresMetadataStore(configuration: configuration, replicas: replicas, logger: logger)
         // Other instances' changes reach this cache through the store's listener, before their waiters wake.
         let metadata = CachedMetadataStore(store)
         store.onRemoteChange { model in metadata.invalidate(model: model) }
@@ -158,12 +177,18 @@ struct Serve: AsyncParsableCommand {
         let leadership = PostgresLeadership(configuration: configuration, logger: logger)
         // The store runs beside the service group and outlives it: requests finishing during a graceful shutdown
         // still reach the database.
+        var readsServed: (@Sendable () -> (primary: Int, replica: Int))?
+        if !replicas.isEmpty { readsServed = { @Sendable in store.readsServed } }
+        let described: Logger.Metadata = [
+            "database": .string(Self.redacted(database)),
+            "replicas": .string(databaseReplicas.map { Self.redacted($0) }.joined(separator: ", ")),
+        ]
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await store.run() }
             defer { tasks.cancelAll() }
             try await store.prepare()
-            logger.info("Metadata in PostgreSQL", metadata: ["database": "\(Self.redacted(database))"])
-            try await serve(metadata: metadata, leadership: leadership, logger: logger)
+            logger.info("Metadata in PostgreSQL", metadata: described)
+            try await serve(metadata: metadata, leadership: leadership, readsServed: readsServed, logger: logger)
         }
     }
 
@@ -189,7 +214,8 @@ struct Serve: AsyncParsableCommand {
 
     /// Runs the registry on `metadata` until SIGTERM or SIGINT.
     func serve<Base: MetadataStore>(
-        metadata: CachedMetadataStore<Base>, leadership: PostgresLeadership? = nil, logger: Logger
+        metadata: CachedMetadataStore<Base>, leadership: PostgresLeadership? = nil,
+        readsServed: (@Sendable () -> (primary: Int, replica: Int))? = nil, logger: Logger
     ) async throws {
         let keyring = try MasterKeyring.open(keyFile: KeysCommand.keyFile(dataDir))
         let blobs = try await blobStore(keyring: keyring, logger: logger)
@@ -200,6 +226,7 @@ struct Serve: AsyncParsableCommand {
         var configuration = ServerConfiguration(host: host, port: port, dataPort: dataPort, tls: try tls())
         applyResourceLimits(to: &configuration)
         configuration.leadership = leadership
+        configuration.readsServed = readsServed
         (configuration.publicURL, configuration.publicArtifactsURL) = try ServerConfiguration.checkedPublicURLs(
             publicURL: publicURL, publicDataURL: publicDataURL)
         if ["", "0.0.0.0", "::", "[::]"].contains(host) && publicURL == nil && publicDataURL == nil {

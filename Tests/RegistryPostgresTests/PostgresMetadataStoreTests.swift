@@ -11,7 +11,7 @@ struct PostgresMetadataStoreTests {
     @Test(arguments: MetadataStoreConformance.cases)
     func conforms(_ conformance: ConformanceCase) async throws {
         let url = try await PostgresCluster.shared().makeDatabase()
-        try await PostgresMetadataStore.with(try .init(url: url, poolSize: 8)) { store in
+        try await PostgresMetadataStore.with(try .testing(url: url, poolSize: 8)) { store in
             try await conformance.run(store)
         }
     }

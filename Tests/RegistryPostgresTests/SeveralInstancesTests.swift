@@ -17,8 +17,8 @@ struct SeveralInstancesTests {
         _ body: @Sendable (PostgresMetadataStore, PostgresMetadataStore) async throws -> Void
     ) async throws {
         let url = try await PostgresCluster.shared().makeDatabase()
-        try await PostgresMetadataStore.with(try .init(url: url, poolSize: 12)) { a in
-            try await PostgresMetadataStore.with(try .init(url: url, poolSize: 12)) { b in
+        try await PostgresMetadataStore.with(try .testing(url: url, poolSize: 12)) { a in
+            try await PostgresMetadataStore.with(try .testing(url: url, poolSize: 12)) { b in
                 try await body(a, b)
             }
         }
