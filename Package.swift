@@ -149,7 +149,7 @@ let package = Package(
         .executableTarget(
             name: "RegistryBenchmark",
             dependencies: [
-                "RegistryCore", "RegistrySQLite", "RegistryFileStore", "RegistryServer",
+                "RegistryCore", "RegistrySQLite", "RegistryFileStore", "RegistryServer", "RegistryPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),

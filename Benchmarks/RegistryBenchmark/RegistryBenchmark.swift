@@ -4,10 +4,12 @@ import Foundation
 import Logging
 import RegistryCore
 import RegistryFileStore
+import RegistryPostgres
 import RegistrySQLite
 import RegistryServer
 
-/// Measures the control plane over real HTTP on loopback against the embedded default (SQLite + files).
+/// Measures the control plane over real HTTP on loopback against the embedded default (SQLite + files), or against
+/// several in-process instances sharing one PostgreSQL database (`--database`, `--instances`).
 @main
 struct RegistryBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -27,6 +29,12 @@ struct RegistryBenchmark: AsyncParsableCommand {
         help: "Instead of the operations: the cost of one rollout report at these fleet sizes, comma separated.")
     var reportFleet: String?
     @Option(help: "Reports measured at each fleet size (with --report-fleet).") var reportSamples = 300
+    @Option(help: "Keep metadata in this PostgreSQL database instead of SQLite (postgres://…; it must be empty).")
+    var database: String?
+    @Option(help: "Registry instances sharing --database; workers and requests are spread over them.")
+    var instances = 1
+    @Option(help: "Promotions on one instance timed until a resolve watch on another sees them (with --instances 2+).")
+    var propagation = 200
 
     func run() async throws {
         let levels = concurrency.split(separator: ",").compactMap { Int($0) }
@@ -35,15 +43,42 @@ struct RegistryBenchmark: AsyncParsableCommand {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { if dataDir == nil { try? FileManager.default.removeItem(atPath: directory) } }
 
-        let metadata = CachedMetadataStore(try SQLiteMetadataStore(path: directory + "/metadata.sqlite"))
         let blobs = try FileSystemBlobStore(root: directory + "/blobs")
         let adminSecret = "bench-admin-" + UUID().uuidString
-        _ = try await AdminBootstrap.ensureAdminToken(in: metadata, configuredSecret: adminSecret)
         var logger = Logger(label: "benchmark")
         logger.logLevel = .error
-        let server = try await RegistryApplication.start(
-            configuration: ServerConfiguration(host: "127.0.0.1", port: 0), metadata: metadata, blobs: blobs,
-            logger: logger)
+        guard instances >= 1, database != nil || instances == 1 else {
+            throw ValidationError("--instances above 1 needs --database: SQLite is one process's store.")
+        }
+        var stores: [PostgresMetadataStore] = []
+        var servers: [RunningRegistryServer] = []
+        var storeTasks: [Task<Void, any Error>] = []
+        for _ in 0..<instances {
+            let server: RunningRegistryServer
+            if let database {
+                let store = PostgresMetadataStore(
+                    configuration: try .init(url: database, poolSize: 16), logger: logger)
+                storeTasks.append(Task { try await store.run() })
+                try await store.prepare()
+                stores.append(store)
+                let metadata = CachedMetadataStore(store)
+                store.onRemoteChange { model in metadata.invalidate(model: model) }
+                _ = try await AdminBootstrap.ensureAdminToken(in: metadata, configuredSecret: adminSecret)
+                server = try await RegistryApplication.start(
+                    configuration: ServerConfiguration(host: "127.0.0.1", port: 0), metadata: metadata, blobs: blobs,
+                    logger: logger)
+            } else {
+                let metadata = CachedMetadataStore(try SQLiteMetadataStore(path: directory + "/metadata.sqlite"))
+                _ = try await AdminBootstrap.ensureAdminToken(in: metadata, configuredSecret: adminSecret)
+                server = try await RegistryApplication.start(
+                    configuration: ServerConfiguration(host: "127.0.0.1", port: 0), metadata: metadata, blobs: blobs,
+                    logger: logger)
+            }
+            servers.append(server)
+        }
+        let server = servers[0]
+        let baseURLs = servers.map(\.baseURL)
+        defer { for task in storeTasks { task.cancel() } }
 
         var httpConfiguration = HTTPClient.Configuration()
         httpConfiguration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
@@ -52,13 +87,16 @@ struct RegistryBenchmark: AsyncParsableCommand {
             let http = BenchmarkHTTP(client: client, baseURL: server.baseURL, token: adminSecret)
             let seed = try await Seed.run(http: http, models: models, versions: versions)
             print(Machine.describe())
+            print(
+                "store: " + (database == nil ? "SQLite" : "PostgreSQL, \(instances) instance(s)")
+                    + ", requests spread over \(baseURLs.count) server(s)")
             print("seeded \(models) models × \(versions) versions in \(String(format: "%.1f", seed.seconds)) s\n")
             if let reportFleet {
                 let sizes = reportFleet.split(separator: ",").compactMap { Int($0) }
                 try await ReportBenchmark(baseURL: server.baseURL, token: adminSecret, seed: seed)
                     .run(fleetSizes: sizes, samples: reportSamples, http: http)
                 try await client.shutdown()
-                await server.shutdown()
+                for server in servers { await server.shutdown() }
                 return
             }
             print("| operation | concurrency | requests | p50 ms | p95 ms | p99 ms | req/s |")
@@ -67,11 +105,11 @@ struct RegistryBenchmark: AsyncParsableCommand {
                 for operation in Operation.allCases where selected.contains(operation.key) {
                     if warmup > 0 {
                         _ = try await measure(
-                            operation, concurrency: level, requests: warmup, baseURL: server.baseURL,
+                            operation, concurrency: level, requests: warmup, baseURLs: baseURLs,
                             token: adminSecret, seed: seed)
                     }
                     let result = try await measure(
-                        operation, concurrency: level, requests: requests, baseURL: server.baseURL,
+                        operation, concurrency: level, requests: requests, baseURLs: baseURLs,
                         token: adminSecret, seed: seed)
                     print(
                         "| \(operation.rawValue) | \(level) | \(requests) | "
@@ -81,13 +119,23 @@ struct RegistryBenchmark: AsyncParsableCommand {
                                 result.throughput))
                 }
             }
+            if servers.count > 1, propagation > 0 {
+                let times = try await Propagation.measure(
+                    samples: propagation, from: servers[0].baseURL, to: servers[1].baseURL, token: adminSecret,
+                    seed: seed, client: client)
+                print(
+                    "\npromotion on instance A → resolve watch on instance B, \(propagation) samples: "
+                        + String(
+                            format: "p50 %.2f ms, p95 %.2f ms, p99 %.2f ms", times.percentile(0.50),
+                            times.percentile(0.95), times.percentile(0.99)))
+            }
         } catch {
             try? await client.shutdown()
-            await server.shutdown()
+            for server in servers { await server.shutdown() }
             throw error
         }
         try await client.shutdown()
-        await server.shutdown()
+        for server in servers { await server.shutdown() }
     }
 
     enum Operation: String, CaseIterable {
@@ -114,14 +162,15 @@ struct RegistryBenchmark: AsyncParsableCommand {
     }
 
     func measure(
-        _ operation: Operation, concurrency: Int, requests: Int, baseURL: String, token: String, seed: Seed
+        _ operation: Operation, concurrency: Int, requests: Int, baseURLs: [String], token: String, seed: Seed
     ) async throws -> Result {
         let perWorker = max(1, requests / concurrency)
         let run = UInt32.random(in: 0...UInt32.max)  // warm-up and measured runs promote fresh stages
         let body = Array(#"{"manifestDigest":"\#(seed.manifestDigest)","metadata":{"bench":true}}"#.utf8)
         let start = ContinuousClock.now
         let recorders = try await onThreads(concurrency) { worker -> LatencyRecorder in
-            let connection = try RawHTTPConnection(baseURL: baseURL)
+            // Workers are spread over the instances, as a load balancer spreads connections.
+            let connection = try RawHTTPConnection(baseURL: baseURLs[worker % baseURLs.count])
             var recorder = LatencyRecorder()
             recorder.reserve(requests)
             var generator = SystemRandomNumberGenerator()

@@ -227,12 +227,8 @@ public final class PostgresMetadataStore: MetadataStore, Service {
         remoteChangeHandler.withLock { $0 = handler }
     }
 
-    /// What a commit announces: `<last event id or 0> <instance> <model,model,...>`.
-    static func announcement(lastEvent: Int64?, instance: String, models: Set<String>) -> String {
-        "\(lastEvent ?? 0) \(instance) \(models.sorted().joined(separator: ","))"
-    }
-
-    /// Applies one announcement: another instance's models are dropped from the cache first, then waiters woken.
+    /// Applies one announcement (`<last event id or 0> <instance> <model,model,...>`, sent by `append`): another
+    /// instance's models are dropped from the cache first, then waiters woken.
     private func heard(_ payload: String) {
         let parts = payload.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
         guard parts.count >= 2, let id = Int64(parts[0]) else { return }
@@ -345,14 +341,10 @@ public final class PostgresMetadataStore: MetadataStore, Service {
                 try checked.verify(current: try await Self.loadModel(connection, checked.model, logger)?.trustPolicy)
             }
             let (result, audit, events) = try await body(connection)
-            let lastEvent = try await Self.append(
-                audit: audit, events: events, context: context, connection, logger)
             // Sent on commit, in commit order: other instances drop what this made stale, then wake their waiters.
             let models = changesState ? Set(([audit.model] + events.map(\.model)).compactMap { $0 }) : []
-            if lastEvent != nil || !models.isEmpty {
-                let payload = Self.announcement(lastEvent: lastEvent, instance: instance, models: models)
-                try await connection.query("SELECT pg_notify(\(Self.eventChannel), \(payload))", logger: logger)
-            }
+            let lastEvent = try await Self.append(
+                audit: audit, events: events, context: context, announcing: (instance, models), connection, logger)
             return (result, lastEvent)
         }
         if let lastEvent { signal.advance(to: lastEvent) }
@@ -426,9 +418,13 @@ public final class PostgresMetadataStore: MetadataStore, Service {
         }
     }
 
-    /// Appends the sealed audit entry, moves the recorded head, and inserts the events; returns the last event id.
+    /// Appends the sealed audit entry, moves the recorded head, inserts the events and, with `announcing`, sends
+    /// the announcement of the last event id and the changed models (when there is either); returns the last event
+    /// id. Two round trips whatever the number of events: the head is read, then everything else is one statement
+    /// of data-modifying CTEs (every mutation holds the write lock meanwhile, so each round trip saved is throughput).
     static func append(
-        audit draft: AuditDraft, events: [EventDraft], context: MutationContext, _ connection: PostgresConnection,
+        audit draft: AuditDraft, events: [EventDraft], context: MutationContext,
+        announcing announcement: (instance: String, models: Set<String>)? = nil, _ connection: PostgresConnection,
         _ logger: Logger
     ) async throws -> Int64? {
         let head = try await connection.query(
@@ -437,31 +433,39 @@ public final class PostgresMetadataStore: MetadataStore, Service {
         let sequence = (head?.0 ?? 0) + 1
         let previousHash = head?.1 ?? AuditChain.genesis
         let entry = AuditChain.seal(draft, sequence: sequence, previousHash: previousHash, context: context)
-        try await connection.query(
+        let types = events.map(\.type)
+        // Event models are names or absent; names are never empty, so '' stands for absent in the array.
+        let models = events.map { $0.model ?? "" }
+        let data = try events.map { try JSONCoding.text($0.data) }
+        let eventTime = Rows.time(context.time)
+        // The announcement: `<last event id or 0> <instance> <models>`, sent only when there is something to say.
+        let announce = announcement.map { !events.isEmpty || !$0.models.isEmpty } ?? false
+        let suffix = announcement.map { " \($0.instance) \($0.models.sorted().joined(separator: ","))" } ?? ""
+        let rows = try await connection.query(
             """
-            INSERT INTO audit (sequence, time, actor, action, target, model, before, after, request_id,
-                previous_hash, hash)
-            VALUES (\(entry.sequence), \(Rows.time(entry.time)), \(entry.actor), \(entry.action), \(entry.target),
-                \(entry.model), \(entry.before), \(entry.after), \(entry.requestId), \(entry.previousHash),
-                \(entry.hash))
-            """, logger: logger)
-        try await connection.query(
-            """
-            INSERT INTO audit_head (id, sequence, hash) VALUES (1, \(entry.sequence), \(entry.hash))
-            ON CONFLICT (id) DO UPDATE SET sequence = excluded.sequence, hash = excluded.hash
-            """, logger: logger)
-        var lastEvent: Int64?
-        for event in events {
-            let data = try JSONCoding.text(event.data)
-            let rows = try await connection.query(
-                """
+            WITH audit_row AS (
+                INSERT INTO audit (sequence, time, actor, action, target, model, before, after, request_id,
+                    previous_hash, hash)
+                VALUES (\(entry.sequence), \(Rows.time(entry.time)), \(entry.actor), \(entry.action), \(entry.target),
+                    \(entry.model), \(entry.before), \(entry.after), \(entry.requestId), \(entry.previousHash),
+                    \(entry.hash))
+            ), head AS (
+                INSERT INTO audit_head (id, sequence, hash) VALUES (1, \(entry.sequence), \(entry.hash))
+                ON CONFLICT (id) DO UPDATE SET sequence = excluded.sequence, hash = excluded.hash
+            ), inserted AS (
                 INSERT INTO events (type, time, model, data)
-                VALUES (\(event.type), \(Rows.time(context.time)), \(event.model), \(data)) RETURNING id
-                """, logger: logger
-            ).collect()
-            lastEvent = try rows.first?.decode(Int64.self)
-        }
-        return lastEvent
+                SELECT e.type, \(eventTime), NULLIF(e.model, ''), e.data
+                FROM unnest(\(types)::text[], \(models)::text[], \(data)::text[]) WITH ORDINALITY
+                    AS e(type, model, data, position)
+                ORDER BY e.position
+                RETURNING id
+            )
+            SELECT last, CASE WHEN \(announce)
+                THEN pg_notify(\(Self.eventChannel), COALESCE(last, 0)::text || \(suffix))::text END
+            FROM (SELECT max(id) AS last FROM inserted) AS summary
+            """, logger: logger
+        ).collect()
+        return try rows.first?.decode((Int64?, String?).self).0
     }
 
     /// `STORE_UNAVAILABLE` (503) with a hint to retry in a couple of seconds (`Retry-After`).
