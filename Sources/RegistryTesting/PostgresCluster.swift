@@ -190,6 +190,30 @@ public final class PostgresCluster: Sendable {
             "did not become ready within \(limit) (last error: \(String(describing: lastError)))")
     }
 
+    /// A cluster of its own holding an empty `database`, and a streaming replica of it that has the database too:
+    /// for tests of read replicas. Both live until `stop()` or the test process ends.
+    public static func startWithReplica(database: String) async throws -> (
+        primary: PostgresCluster, replica: PostgresCluster
+    ) {
+        let primary = try await start()
+        do {
+            try await primary.execute("CREATE DATABASE \(database)")
+            let replica = try await primary.startReplica()
+            do {
+                try await waitUntil("the replica has the database", timeout: .seconds(60)) {
+                    (try? await replica.execute("SELECT 1", database: database)) != nil
+                }
+                return (primary, replica)
+            } catch {
+                replica.stop()
+                throw error
+            }
+        } catch {
+            primary.stop()
+            throw error
+        }
+    }
+
     /// Stops the server at once, as a crash would (immediate shutdown: clients' connections are cut, and the next
     /// start recovers from the write-ahead log), and returns when it no longer accepts connections.
     public func takeDown() async throws {

@@ -28,13 +28,10 @@ struct ReadReplicaTests {
     }
 
     @Test func readsFollowThePositionTheyPresentAndNeverUseALaggingReplica() async throws {
-        let primary = try await PostgresCluster.start()
-        defer { primary.stop() }
-        try await primary.execute("CREATE DATABASE registry")
-        let replica = try await primary.startReplica()
-        defer { replica.stop() }
-        try await waitUntil("the replica has the database") {
-            (try? await replica.execute("SELECT 1", database: "registry")) != nil
+        let (primary, replica) = try await PostgresCluster.startWithReplica(database: "registry")
+        defer {
+            replica.stop()
+            primary.stop()
         }
         let replicas = [try PostgresMetadataStore.Configuration(url: replica.url(database: "registry"))]
         try await PostgresMetadataStore.with(

@@ -13,13 +13,10 @@ struct ReadReplicaProcessTests {
     static let replicaReads = #"registry_database_reads_total{served_by="replica"}"#
 
     @Test func aReadPresentingAWritesPositionSeesItThroughAnotherInstance() async throws {
-        let primary = try await PostgresCluster.start()
-        defer { primary.stop() }
-        try await primary.execute("CREATE DATABASE registry")
-        let replica = try await primary.startReplica()
-        defer { replica.stop() }
-        try await waitUntil("the replica has the database") {
-            (try? await replica.execute("SELECT 1", database: "registry")) != nil
+        let (primary, replica) = try await PostgresCluster.startWithReplica(database: "registry")
+        defer {
+            replica.stop()
+            primary.stop()
         }
         let directory = NSTemporaryDirectory() + "registry-replica-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
