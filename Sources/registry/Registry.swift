@@ -12,6 +12,7 @@ struct Registry: AsyncParsableCommand {
             Serve.self, ModelCommand.self, VersionCommand.self, Approve.self, StageCommand.self, Resolve.self,
             Events.self, AuditCommand.self, TokenCommand.self, Push.self, Pull.self, Sign.self, Verify.self,
             KeysCommand.self, GCCommand.self, Backup.self, Restore.self, RolloutCommand.self, Agent.self,
+            MigrateCommand.self,
         ])
 
     /// Runs the parsed command; registry errors print as `error: CODE: message` and exit 1.
